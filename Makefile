@@ -1,0 +1,52 @@
+# Two commands set everything up on a fresh machine:
+#   make test     find Python 3.13, create .venv from uv.lock, run every test
+#   make invoke   run the real handler once on embedded defaults (EVENT=infra/events/<file>)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+EVENT ?= infra/events/ok.json
+export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
+
+# uv from PATH, else a pinned copy bootstrapped into .tools with Python 3.13's pip.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: help test lint check invoke requirements clean
+
+help:
+	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
+	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
+	@echo "make lint          ruff + mypy"
+	@echo "make check         lint + test"
+	@echo "make requirements  export handler/requirements.txt from uv.lock"
+
+.tools/bin/uv:
+	@py=$$(infra/scripts/find-python313.sh) && "$$py" -m venv .tools && \
+		.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
+	@py=$$(infra/scripts/find-python313.sh) && \
+		$(UV) sync --frozen --python "$$py" --quiet
+	@touch $@
+
+test: $(VENV)/.synced
+	$(PY) -m pytest
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff format --check handler tests infra
+	$(VENV)/bin/ruff check handler tests infra
+	$(VENV)/bin/mypy handler
+
+check: lint test
+
+invoke: $(VENV)/.synced
+	@EVENT=$(EVENT) $(PY) infra/local/invoke.py
+
+requirements: $(VENV)/.synced
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

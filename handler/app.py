@@ -1,0 +1,39 @@
+"""AWS Lambda entry point (`Handler: app.lambda_handler`): wiring only.
+
+Init (once per container, during Lambda's init phase): validate configuration and build the
+service. Per request: Powertools context (correlation id, cold start, trace, metrics flush),
+then `endpoint.handle`, which maps every outcome to a response and never raises.
+"""
+
+import gc
+import os
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from linktoken.endpoint import Invocation, handle
+from linktoken.observability import logger, metrics, trace_span, tracer
+from linktoken.runtime import build_runtime
+
+RUNTIME = build_runtime(os.environ, span=trace_span)
+if RUNTIME.config_error:
+    logger.error("configuration_invalid", extra={"cause": RUNTIME.config_error})
+
+try:  # SnapStart: no credential, connection or jitter seed may outlive a snapshot
+    from snapshot_restore_py import register_after_restore  # provided by the Lambda runtime
+except ImportError:  # pragma: no cover - outside Lambda and without the test package
+    pass
+else:
+    register_after_restore(RUNTIME.reset)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: Invocation) -> dict[str, Any]:
+    return handle(event, context, RUNTIME)
+
+
+# Everything allocated so far lives for the container's lifetime: move it out of the
+# collector's sight so per-request collections stay short.
+gc.freeze()

@@ -1,0 +1,151 @@
+"""API Gateway HTTP API (payload format 2.0) in and out: the only module that knows its shape.
+
+Checks run in a fixed order, each with its own status: event shape (400), identity (401),
+decoded body size (413), content type (415), JSON (400).
+"""
+
+import base64
+import binascii
+import codecs
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from linktoken.identity import MAX_SUB_LENGTH
+from linktoken.problems import Problem
+
+MAX_BODY_BYTES: Final = 16 * 1024
+_MAX_ENCODED = (MAX_BODY_BYTES + 2) // 3 * 4  # base64 length of the largest accepted body
+_JSON_TYPES: Final = frozenset({"application/json"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What the service needs from an event: the caller and the decoded JSON body."""
+
+    request_id: str
+    sub: str
+    body: Any  # decoded JSON, None for an empty body
+
+
+def request_id_of(event: Any) -> str | None:
+    """API Gateway's request id, if the event has one (the correlation id for everything)."""
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        if isinstance(context, Mapping) and isinstance(context.get("requestId"), str):
+            return str(context["requestId"])
+    return None
+
+
+def parse_event(event: Any) -> HttpRequest:
+    """Validate an HTTP API v2 event and decode its body; raise `Problem` at the first fault."""
+    if not isinstance(event, Mapping) or event.get("version") != "2.0":
+        raise Problem("INVALID_REQUEST", "Not an API Gateway HTTP API (payload 2.0) request.")
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    request_id = request_id_of(event)
+    if not isinstance(context, Mapping) or not isinstance(http, Mapping) or request_id is None:
+        raise Problem("INVALID_REQUEST", "The event has no requestContext.http/requestId.")
+    if http.get("method") != "POST":
+        raise Problem("INVALID_REQUEST", "Only POST creates a link token.")
+
+    sub = _sub(context)
+    raw = _body_bytes(event)
+    if not raw.strip():
+        return HttpRequest(request_id, sub, None)
+    charset = _charset(_header(event, "content-type"))
+    try:
+        body = json.loads(raw.decode(charset))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem("INVALID_REQUEST", f"The body is not valid JSON: {_brief(exc)}.") from None
+    return HttpRequest(request_id, sub, body)
+
+
+def _sub(context: Mapping[str, Any]) -> str:
+    """The JWT `sub` claim the authorizer verified; the body can never claim an identity."""
+    claims: Any = context.get("authorizer")
+    for key in ("jwt", "claims"):
+        claims = claims.get(key) if isinstance(claims, Mapping) else None
+    sub = claims.get("sub") if isinstance(claims, Mapping) else None
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_LENGTH:
+        raise Problem("UNAUTHENTICATED", "The request carries no usable identity (JWT 'sub').")
+    return sub
+
+
+def _body_bytes(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise Problem("INVALID_REQUEST", "The event body is not a string.")
+    if event.get("isBase64Encoded") is True:
+        if len(body) > _MAX_ENCODED + 4:
+            raise _too_large(len(body) * 3 // 4)
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise Problem("INVALID_REQUEST", "The body is not valid base64.") from None
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise _too_large(len(raw))
+    return raw
+
+
+def _too_large(size: int) -> Problem:
+    return Problem(
+        "PAYLOAD_TOO_LARGE", f"The body is about {size} bytes; the limit is {MAX_BODY_BYTES}."
+    )
+
+
+def _header(event: Mapping[str, Any], name: str) -> str | None:
+    headers = event.get("headers")
+    if not isinstance(headers, Mapping):
+        return None
+    for key, value in headers.items():  # API Gateway lowercases names; direct invokes may not
+        if isinstance(key, str) and key.lower() == name and isinstance(value, str):
+            return value
+    return None
+
+
+def _charset(content_type: str | None) -> str:
+    """The charset to decode with; 415 unless the media type is JSON (or absent)."""
+    if content_type is None or not content_type.strip():
+        return "utf-8"
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() not in _JSON_TYPES:
+        raise Problem("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"') or "utf-8"
+            try:
+                codecs.lookup(charset)
+            except LookupError:
+                raise Problem(
+                    "UNSUPPORTED_MEDIA_TYPE", f"Unknown charset {charset[:40]!r}."
+                ) from None
+            return charset
+    return "utf-8"
+
+
+def _brief(exc: Exception) -> str:
+    return str(exc).split("\n", 1)[0][:120]
+
+
+def respond(
+    status: int, body: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """An HTTP API v2 Lambda response; problems get application/problem+json."""
+    content_type = "application/problem+json" if status >= 400 else "application/json"
+    return {
+        "statusCode": status,
+        "headers": {
+            "Content-Type": content_type,
+            "Cache-Control": "no-store",
+            **(extra_headers or {}),
+        },
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }

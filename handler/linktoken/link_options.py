@@ -1,0 +1,70 @@
+"""The app's optional request body: what an app may choose, checked against configuration."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from linktoken.catalog import LANGUAGES, PLATFORMS
+from linktoken.config import Config
+from linktoken.problems import Problem
+
+_FIELDS = frozenset({"platform", "products", "language"})
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOptions:
+    """What this particular Link session asks for."""
+
+    platform: str
+    products: tuple[str, ...]
+    language: str
+
+
+def parse_link_options(body: Any, config: Config) -> LinkOptions:
+    """Validate the decoded JSON body (None for an empty body) against the configuration.
+
+    Example:
+        >>> from linktoken.config import load_config
+        >>> cfg = load_config({"PLAID_SECRET_ID": "s", "PLAID_CLIENT_NAME": "Acme",
+        ...                    "PLAID_PRODUCTS": "auth,transactions"})
+        >>> parse_link_options({"products": ["auth"], "language": "fr"}, cfg)
+        LinkOptions(platform='web', products=('auth',), language='fr')
+    """
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise _invalid("The body must be a JSON object.")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise _invalid(f"Unknown field(s) {unknown}; accepted: {sorted(_FIELDS)}.")
+
+    platform = body.get("platform", "web")
+    if platform not in PLATFORMS:
+        raise _invalid(f"'platform' must be one of {sorted(PLATFORMS)}.")
+    if platform == "android" and config.android_package_name is None:
+        raise _invalid("'platform' android is not available: no Android package is configured.")
+
+    products = body.get("products", list(config.products))
+    if (
+        not isinstance(products, list)
+        or not products
+        or not all(isinstance(p, str) for p in products)
+    ):
+        raise _invalid("'products' must be a non-empty array of strings.")
+    not_offered = sorted(set(products) - set(config.products))
+    if not_offered:
+        raise _invalid(
+            f"'products' {not_offered} are not offered; choose from {list(config.products)}."
+        )
+
+    language = body.get("language", config.language)
+    if not isinstance(language, str) or language not in LANGUAGES:
+        raise _invalid(f"'language' must be one of {sorted(LANGUAGES)}.")
+
+    return LinkOptions(
+        platform=platform, products=tuple(dict.fromkeys(products)), language=language
+    )
+
+
+def _invalid(detail: str) -> Problem:
+    return Problem("INVALID_REQUEST", detail)

@@ -1,0 +1,59 @@
+"""Powertools Logger, Tracer and Metrics, configured once per container.
+
+Logs: JSON, no event logging, correlation id from the API Gateway request id.
+Traces: only `requests` and `botocore` are patched (patching every supported library costs
+cold-start time for modules this service never imports); responses and errors are not recorded.
+Metrics: EMF in the log stream; per-code failures go out as single metrics so the `ErrorCode`
+dimension does not split the latency metrics.
+"""
+
+import os
+from contextlib import AbstractContextManager
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME") or "plaid-link-token"
+NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PlaidLinkToken"
+
+# Traces must never carry Plaid's answers or exception text; set the Powertools switches even
+# when the deployment forgot to.
+os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false")
+os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_ERROR", "false")
+
+logger = Logger(service=SERVICE, log_uncaught_exceptions=False)
+tracer = Tracer(service=SERVICE, patch_modules=("requests", "botocore"))
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+
+def trace_span(name: str) -> AbstractContextManager[Any]:
+    """An X-Ray subsegment (a no-op context when tracing is disabled)."""
+    return tracer.provider.in_subsegment(name=f"## {name}")
+
+
+def count(name: str, value: float = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def milliseconds(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
+
+def count_failure(code: str) -> None:
+    """`LinkTokenFailed` with our error code as dimension (ten values: bounded cardinality)."""
+    with single_metric(
+        name="LinkTokenFailed",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="ErrorCode", value=code)
+
+
+def mask_token(token: str) -> str:
+    """`link-sandbox-1b2c...7f3a` -> `link-sandbox-****7f3a`: enough to match, useless to replay."""
+    parts = token.split("-", 2)
+    head = f"{parts[0]}-{parts[1]}-" if len(parts) == 3 else ""
+    return f"{head}****{token[-4:]}"

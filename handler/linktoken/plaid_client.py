@@ -1,0 +1,244 @@
+"""Calling Plaid's `/link/token/create`: one kept-alive session, timeouts, bounded retries.
+
+Retry policy (documented in docs/behaviour.md):
+- retried: connection errors, read timeouts, HTTP 5xx and 429 (and Plaid errors whose rule says
+  so); never other 4xx.
+- at most `max_attempts` attempts, exponential backoff with full jitter
+  (sleep = uniform(0, min(cap, base * 2**n))), at least Plaid's Retry-After when it sends one.
+- an attempt is started only if a full attempt (connect + read timeout) plus the backoff still
+  fits in the invocation's remaining time minus a safety margin, so the function always answers
+  before its own timeout and API Gateway's 30 s. The first attempt always runs, its timeouts
+  clamped to what remains.
+"""
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from linktoken import __version__
+from linktoken.plaid_errors import PlaidError, Rule, classify
+from linktoken.secret_store import PlaidCredentials
+
+PLAID_VERSION = "2020-09-14"
+USER_AGENT = f"plaid-link-token-service/{__version__} python-requests/{requests.__version__}"
+LINK_TOKEN_PATH = "/link/token/create"  # noqa: S105 - a URL path, not a password
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Timeouts and retry bounds, in seconds."""
+
+    max_attempts: int = 3
+    connect_timeout: float = 2.0
+    read_timeout: float = 6.0
+    backoff_base: float = 0.2
+    backoff_cap: float = 2.0
+    safety_margin: float = 0.5  # kept back to log, emit metrics and answer
+    max_retry_after: float = 2.0  # longest Plaid Retry-After we wait for inside one invocation
+
+    @property
+    def attempt_seconds(self) -> float:
+        return self.connect_timeout + self.read_timeout
+
+
+@dataclass(frozen=True, slots=True)
+class LinkToken:
+    """A created link token and how getting it went."""
+
+    link_token: str
+    expiration: str
+    request_id: str | None
+    attempts: int
+    latency_ms: float
+
+
+_TIMEOUT = "UPSTREAM_TIMEOUT"
+_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+_READ_TIMEOUT = Rule(_TIMEOUT, "Plaid did not answer within the read timeout", retry=True)
+_CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True)
+_TLS_FAILED = Rule(_UNAVAILABLE, "TLS handshake with Plaid failed (CA bundle?)")
+_NO_TIME = Rule(_TIMEOUT, "no time left in the invocation to call Plaid")
+
+
+class PlaidCallError(Exception):
+    """The call failed for good: `error` says how, `attempts` and `latency_ms` what it cost."""
+
+    def __init__(
+        self,
+        error: PlaidError,
+        attempts: int,
+        latency_ms: float,
+        retry_after: int | None = None,
+        cause: str | None = None,
+    ) -> None:
+        super().__init__(error.rule.problem_code)
+        self.error = error
+        self.attempts = attempts
+        self.latency_ms = latency_ms
+        self.retry_after = retry_after
+        self.cause = cause or error.rule.cause
+
+
+Span = Callable[[str], AbstractContextManager[Any]]
+
+
+def no_span(_name: str) -> AbstractContextManager[Any]:
+    return nullcontext()
+
+
+class PlaidClient:
+    """Creates link tokens; reuse one instance per container so the TLS connection is kept.
+
+    Example:
+        >>> client = PlaidClient("https://sandbox.plaid.com")              # doctest: +SKIP
+        >>> token = client.create_link_token(body, credentials, lambda: 10.0)
+        >>> token.link_token
+        'link-sandbox-...'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        span: Span = no_span,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = base_url.rstrip("/") + LINK_TOKEN_PATH
+        self.policy = policy or RetryPolicy()
+        self._span = span
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._session: requests.Session | None = None
+
+    def reset(self) -> None:
+        """Drop the session and reseed jitter (after a SnapStart restore)."""
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+        self._rng.seed()
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = _new_session()
+        return self._session
+
+    def create_link_token(
+        self,
+        body: Mapping[str, Any],
+        credentials: PlaidCredentials,
+        remaining_seconds: Callable[[], float],
+    ) -> LinkToken:
+        """POST the body; return the token or raise `PlaidCallError` once retries are spent."""
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"PLAID-CLIENT-ID": credentials.client_id, "PLAID-SECRET": credentials.secret}
+        policy = self.policy
+        started = time.perf_counter()
+        last: tuple[PlaidError, int | None] | None = None
+        attempt = 0
+        while attempt < policy.max_attempts:
+            if last is not None:
+                error, retry_after = last
+                if not error.rule.retry or (retry_after or 0) > policy.max_retry_after:
+                    break  # not transient, or Plaid asks for a longer pause than we can wait
+                delay = self._backoff(attempt, retry_after)
+                if remaining_seconds() < delay + policy.attempt_seconds + policy.safety_margin:
+                    break  # another full attempt would not fit: answer now
+                self._sleep(delay)
+            budget = remaining_seconds() - policy.safety_margin
+            if budget <= 0:
+                raise PlaidCallError(PlaidError(_NO_TIME, 0), attempt, _ms_since(started))
+            timeout = (min(policy.connect_timeout, budget), min(policy.read_timeout, budget))
+            attempt += 1
+            outcome = self._attempt(payload, headers, timeout)
+            if isinstance(outcome, LinkToken):
+                return LinkToken(
+                    outcome.link_token,
+                    outcome.expiration,
+                    outcome.request_id,
+                    attempt,
+                    _ms_since(started),
+                )
+            last = outcome
+        assert last is not None  # the loop ran at least once: max_attempts >= 1
+        error, retry_after = last
+        raise PlaidCallError(error, attempt, _ms_since(started), retry_after)
+
+    def _backoff(self, attempts_made: int, retry_after: int | None) -> float:
+        """Full jitter; never shorter than a Retry-After we are willing to wait for."""
+        policy = self.policy
+        delay = self._rng.uniform(
+            0, min(policy.backoff_cap, policy.backoff_base * 2**attempts_made)
+        )
+        if retry_after:
+            delay = max(delay, min(float(retry_after), policy.max_retry_after))
+        return delay
+
+    def _attempt(
+        self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
+    ) -> LinkToken | tuple[PlaidError, int | None]:
+        try:
+            with self._span("plaid /link/token/create"):
+                response = self.session.post(
+                    self.url, data=payload, headers=headers, timeout=timeout
+                )
+        except requests.exceptions.SSLError:
+            return PlaidError(_TLS_FAILED, 0), None
+        except requests.exceptions.ConnectTimeout:
+            return PlaidError(_CONNECT_FAILED, 0), None
+        except requests.exceptions.ReadTimeout:
+            return PlaidError(_READ_TIMEOUT, 0), None
+        except requests.exceptions.RequestException:
+            # ConnectionError, ChunkedEncodingError, a connection reset mid-answer...
+            return PlaidError(_CONNECT_FAILED, 0), None
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = None
+        if response.status_code == 200 and isinstance(doc, dict):
+            token, expiration = doc.get("link_token"), doc.get("expiration")
+            if isinstance(token, str) and token and isinstance(expiration, str):
+                request_id = doc.get("request_id")
+                return LinkToken(
+                    token, expiration, request_id if isinstance(request_id, str) else None, 0, 0.0
+                )
+        return classify(response.status_code, doc), _retry_after(response)
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    raw = response.headers.get("Retry-After", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # trust_env makes requests re-read proxies and ~/.netrc on every call; resolve the parts we
+    # honour once instead: the CA bundle (REQUESTS_CA_BUNDLE, as requests itself would) and an
+    # HTTPS proxy.
+    session.trust_env = False
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        session.verify = ca_bundle
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if proxy:
+        session.proxies = {"https": proxy}
+    session.headers.update(
+        {
+            "Content-Type": "application/json",
+            "Plaid-Version": PLAID_VERSION,
+            "User-Agent": USER_AGENT,
+        }
+    )
+    return session

@@ -1,0 +1,126 @@
+"""How a Plaid error becomes one of our problems: a lookup table, not an if-chain.
+
+Lookup order: Plaid's `error_code`, then its `error_type`, then the HTTP status (for answers
+that are not Plaid error objects at all). Each rule says whether the call may be retried within
+this invocation, whether a fresh secret is worth one more try (key rotation), which of our
+codes the app gets, and the operator-facing cause that goes into the log line.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What to do about one kind of Plaid failure."""
+
+    problem_code: str
+    cause: str
+    retry: bool = False
+    refresh_secret: bool = False
+
+
+_REJECTED = "UPSTREAM_REJECTED"
+_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+
+BY_ERROR_CODE: Final[dict[str, Rule]] = {
+    "INVALID_API_KEYS": Rule(
+        _REJECTED,
+        "Plaid rejected client_id/secret: keys from another Plaid environment than PLAID_ENV, "
+        "a rotated or mistyped secret",
+        refresh_secret=True,
+    ),
+    "UNAUTHORIZED_ENVIRONMENT": Rule(
+        _REJECTED, "this Plaid client is not enabled for the PLAID_ENV environment"
+    ),
+    "INVALID_PRODUCT": Rule(
+        _REJECTED,
+        "a requested product is not enabled for this Plaid client or environment "
+        "(check PLAID_PRODUCTS against the Plaid dashboard)",
+    ),
+    "PRODUCTS_NOT_SUPPORTED": Rule(
+        _REJECTED, "the product combination is not supported (check PLAID_PRODUCTS)"
+    ),
+    "INVALID_FIELD": Rule(
+        _REJECTED,
+        "Plaid rejected a field; most often redirect_uri is not in the dashboard's Allowed "
+        "redirect URIs or android_package_name is not an Allowed Android package name",
+    ),
+    "INVALID_LINK_CUSTOMIZATION": Rule(
+        _REJECTED, "the Link customization does not exist or does not match language/countries"
+    ),
+    "MISSING_FIELDS": Rule(_REJECTED, "Plaid says a required field is missing"),
+    "UNKNOWN_FIELDS": Rule(_REJECTED, "Plaid does not know a field the service sent"),
+    "INVALID_BODY": Rule(_REJECTED, "Plaid could not parse the request body"),
+    "INVALID_HEADERS": Rule(_REJECTED, "Plaid rejected the request headers"),
+    "UNAUTHORIZED_ROUTE_ACCESS": Rule(
+        _REJECTED, "this Plaid client may not call /link/token/create (contact Plaid)"
+    ),
+    "PLANNED_MAINTENANCE": Rule(_UNAVAILABLE, "Plaid is in planned maintenance", retry=True),
+    "INTERNAL_SERVER_ERROR": Rule(_UNAVAILABLE, "Plaid had an internal error", retry=True),
+}
+
+BY_ERROR_TYPE: Final[dict[str, Rule]] = {
+    "RATE_LIMIT_EXCEEDED": Rule("RATE_LIMITED", "Plaid rate limit exceeded", retry=True),
+    "API_ERROR": Rule(_UNAVAILABLE, "Plaid API error", retry=True),
+    "INVALID_REQUEST": Rule(_REJECTED, "Plaid says the request is invalid"),
+    "INVALID_INPUT": Rule(_REJECTED, "Plaid rejected an input"),
+}
+
+# For answers that carry no Plaid error object (a proxy's HTML page, an empty body...).
+BY_HTTP_STATUS: Final[dict[int, Rule]] = {
+    429: Rule("RATE_LIMITED", "Plaid answered 429 without an error body", retry=True),
+    500: Rule(_UNAVAILABLE, "Plaid answered 500 without an error body", retry=True),
+    502: Rule(_UNAVAILABLE, "Plaid answered 502 (bad gateway)", retry=True),
+    503: Rule(_UNAVAILABLE, "Plaid answered 503 (unavailable)", retry=True),
+    504: Rule(_UNAVAILABLE, "Plaid answered 504 (gateway timeout)", retry=True),
+}
+
+UNKNOWN_ERROR = Rule(_REJECTED, "Plaid answered an error this service does not know")
+UNPARSEABLE = Rule(_REJECTED, "Plaid's answer is not a link token nor a Plaid error")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaidError:
+    """Plaid's error fields, as far as the answer carried them, and the rule that applies."""
+
+    rule: Rule
+    http_status: int
+    error_type: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+
+
+def classify(http_status: int, payload: Any) -> PlaidError:
+    """Map a non-success Plaid answer to its rule.
+
+    Example:
+        >>> err = classify(400, {"error_type": "INVALID_INPUT", "error_code": "INVALID_API_KEYS",
+        ...                      "error_message": "invalid client_id or secret provided"})
+        >>> err.rule.problem_code, err.rule.refresh_secret
+        ('UPSTREAM_REJECTED', True)
+    """
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("error_code"), str):
+        return PlaidError(BY_HTTP_STATUS.get(http_status, UNPARSEABLE), http_status)
+    error_type = _text(payload.get("error_type"))
+    error_code = _text(payload.get("error_code"))
+    rule = (
+        BY_ERROR_CODE.get(error_code or "")
+        or BY_ERROR_TYPE.get(error_type or "")
+        or BY_HTTP_STATUS.get(http_status)
+        or UNKNOWN_ERROR
+    )
+    return PlaidError(
+        rule=rule,
+        http_status=http_status,
+        error_type=error_type,
+        error_code=error_code,
+        error_message=_text(payload.get("error_message")),
+        request_id=_text(payload.get("request_id")),
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

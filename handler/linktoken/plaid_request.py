@@ -1,0 +1,42 @@
+"""The `/link/token/create` request body, exactly as Plaid's 2020-09-14 API defines it.
+
+Credentials are not part of the body: the client sends them as PLAID-CLIENT-ID/PLAID-SECRET
+headers, so a body that is ever logged or traced cannot leak them.
+"""
+
+from typing import Any
+
+from linktoken.config import Config
+from linktoken.link_options import LinkOptions
+
+
+def build_link_token_request(
+    config: Config, options: LinkOptions, client_user_id: str
+) -> dict[str, Any]:
+    """The JSON body for Plaid.
+
+    Android sessions carry `android_package_name` and never `redirect_uri` (Plaid rejects both
+    together); web and iOS sessions carry `redirect_uri` when one is configured (OAuth).
+
+    Example:
+        >>> from linktoken.config import load_config
+        >>> cfg = load_config({"PLAID_SECRET_ID": "s", "PLAID_CLIENT_NAME": "Acme"})
+        >>> build_link_token_request(cfg, LinkOptions("web", ("transactions",), "en"), "u1")
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'client_name': 'Acme', 'language': 'en', 'country_codes': ['US'],
+         'user': {'client_user_id': 'u1'}, 'products': ['transactions']}
+    """
+    body: dict[str, Any] = {
+        "client_name": config.client_name,
+        "language": options.language,
+        "country_codes": list(config.country_codes),
+        "user": {"client_user_id": client_user_id},
+        "products": list(options.products),
+    }
+    if config.webhook_url:
+        body["webhook"] = config.webhook_url
+    if options.platform == "android":
+        body["android_package_name"] = config.android_package_name
+    elif config.redirect_uri:
+        body["redirect_uri"] = config.redirect_uri
+    return body

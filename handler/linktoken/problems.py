@@ -1,0 +1,88 @@
+"""The service's error contract: one exception type and the table of codes apps can rely on.
+
+Every failure the service produces is a `Problem`. Its `code` picks a row of `PROBLEM_TYPES`
+(status, title, retryable); `detail` is safe to show an app; `log` carries what an operator
+needs (Plaid's error fields, the cause) and never reaches the response body.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# A stable, non-resolvable URI (RFC 9457 allows it); docs/errors.md documents each type.
+PROBLEM_TYPE_BASE: Final = "urn:plaid-link-token-service:problem:"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """One row of the error contract."""
+
+    status: int
+    title: str
+    retryable: bool
+
+
+PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
+    "INVALID_REQUEST": ProblemType(400, "The request is not valid", False),
+    "UNAUTHENTICATED": ProblemType(401, "No usable identity", False),
+    "PAYLOAD_TOO_LARGE": ProblemType(413, "The request body is too large", False),
+    "UNSUPPORTED_MEDIA_TYPE": ProblemType(415, "The body must be JSON", False),
+    "RATE_LIMITED": ProblemType(429, "Plaid is rate limiting this service", True),
+    "UPSTREAM_REJECTED": ProblemType(502, "Plaid rejected the service's request", False),
+    "UPSTREAM_UNAVAILABLE": ProblemType(503, "A dependency is unavailable", True),
+    "UPSTREAM_TIMEOUT": ProblemType(504, "Plaid did not answer in time", True),
+    "MISCONFIGURED": ProblemType(500, "The service is misconfigured", False),
+    "INTERNAL_ERROR": ProblemType(500, "Unexpected error", False),
+}
+
+
+@dataclass(eq=False)
+class Problem(Exception):  # named for RFC 9457 problem details
+    """A failure with a stable `code` from `PROBLEM_TYPES`.
+
+    Example:
+        >>> p = Problem("PAYLOAD_TOO_LARGE", "The body is 20000 bytes; the limit is 16384.")
+        >>> p.status, p.retryable
+        (413, False)
+    """
+
+    code: str
+    detail: str
+    cause: str | None = None
+    retry_after: int | None = None
+    plaid_request_id: str | None = None
+    plaid_error_code: str | None = None
+    log: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in PROBLEM_TYPES:
+            raise ValueError(f"unknown problem code {self.code!r}")
+        super().__init__(self.code, self.detail)
+
+    @property
+    def kind(self) -> ProblemType:
+        return PROBLEM_TYPES[self.code]
+
+    @property
+    def status(self) -> int:
+        return self.kind.status
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        """The RFC 9457 problem document for the app (no secrets, no Plaid error_message)."""
+        doc: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code.lower().replace("_", "-"),
+            "title": self.kind.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "retryable": self.retryable,
+            "request_id": request_id,
+        }
+        if self.plaid_request_id:
+            doc["plaid_request_id"] = self.plaid_request_id
+        if self.plaid_error_code:
+            doc["plaid_error_code"] = self.plaid_error_code
+        return doc

@@ -1,0 +1,42 @@
+"""What one container builds once: validated configuration and the service objects.
+
+A configuration error is kept, not raised: every request then answers 500 MISCONFIGURED with
+a log line naming the problem, instead of the container failing its init over and over.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from linktoken.config import Config, ConfigError, load_config
+from linktoken.plaid_client import PlaidClient, Span, no_span
+from linktoken.secret_store import SecretStore
+from linktoken.service import LinkTokenService
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Either a ready `service` or the `config_error` that prevents one."""
+
+    service: LinkTokenService | None
+    config_error: str | None = None
+
+    @property
+    def config(self) -> Config | None:
+        return self.service.config if self.service else None
+
+    def reset(self) -> None:
+        """Forget credentials, connections and jitter state (SnapStart after-restore hook)."""
+        if self.service is not None:
+            self.service.secrets.forget()
+            self.service.plaid.reset()
+
+
+def build_runtime(environ: Mapping[str, str], span: Span = no_span) -> Runtime:
+    """Validate the environment and build the service, or keep the reason it cannot be built."""
+    try:
+        config = load_config(environ)
+    except ConfigError as exc:
+        return Runtime(service=None, config_error=str(exc))
+    secrets = SecretStore(config.secret_id, config.secret_ttl_seconds)
+    plaid = PlaidClient(config.base_url, span=span)
+    return Runtime(service=LinkTokenService(config, secrets, plaid))

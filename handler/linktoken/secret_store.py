@@ -1,0 +1,171 @@
+"""Plaid credentials from AWS Secrets Manager, cached per container with a TTL.
+
+botocore is used directly instead of boto3 or Powertools Parameters: boto3's import pulls in
+s3transfer and the resource layer, which this one GetSecretValue call never uses (see
+docs/performance.md for the measured difference). The client gets short timeouts and two
+attempts: botocore's defaults (60 s read timeout, legacy retries) would outlive the function.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from linktoken.problems import Problem
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+# Codes where retrying cannot help: the operator must fix the secret, its policy or its key.
+_MISCONFIGURED_CODES = {
+    "ResourceNotFoundException": "the secret does not exist (check PLAID_SECRET_ID and region)",
+    "AccessDeniedException": "the function's role may not read the secret (IAM or key policy)",
+    "DecryptionFailure": "the secret's KMS key cannot be used by the function",
+    "InvalidRequestException": "the secret cannot be read (scheduled for deletion?)",
+    "InvalidParameterException": "PLAID_SECRET_ID is not a valid secret name or ARN",
+    "UnrecognizedClientException": "the function's AWS credentials are not valid",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlaidCredentials:
+    """The Plaid keys. `repr` never shows the secret or the HMAC key."""
+
+    client_id: str
+    secret: str = field(repr=False)
+    user_id_hmac_key: bytes | None = field(default=None, repr=False)
+
+
+def parse_secret(secret_string: str | None, secret_id: str) -> PlaidCredentials:
+    """Validate the secret's JSON; errors name the field, never its value."""
+
+    def misconfigured(what: str) -> Problem:
+        return Problem(
+            "MISCONFIGURED",
+            "The service's Plaid credentials are not usable.",
+            cause=f"secret {secret_id!r}: {what}",
+        )
+
+    if not secret_string:
+        raise misconfigured("has no SecretString (empty, or stored as binary)")
+    try:
+        doc = json.loads(secret_string)
+    except ValueError:
+        raise misconfigured('is not JSON; expected {"client_id": "...", "secret": "..."}') from None
+    if not isinstance(doc, dict):
+        raise misconfigured("is not a JSON object")
+    values: dict[str, str] = {}
+    for key in ("client_id", "secret"):
+        value = doc.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise misconfigured(f"field {key!r} is missing or empty")
+        values[key] = value.strip()
+    hmac_key = doc.get("user_id_hmac_key")
+    if hmac_key is not None and (not isinstance(hmac_key, str) or len(hmac_key) < 16):
+        raise misconfigured("field 'user_id_hmac_key' must be a string of at least 16 characters")
+    return PlaidCredentials(
+        client_id=values["client_id"],
+        secret=values["secret"],
+        user_id_hmac_key=hmac_key.encode() if hmac_key else None,
+    )
+
+
+def make_secrets_client() -> "SecretsManagerClient":
+    """A Secrets Manager client on boto's standard configuration chain, with tight limits.
+
+    Region, credentials and `AWS_ENDPOINT_URL_SECRETS_MANAGER` come from the environment.
+    """
+    import botocore.session  # noqa: PLC0415 - deferred: keeps import cost out of app.py's path
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        connect_timeout=1,
+        read_timeout=2,
+        retries={"total_max_attempts": 2, "mode": "standard"},
+    )
+    client = botocore.session.get_session().create_client("secretsmanager", config=config)
+    return cast("SecretsManagerClient", client)
+
+
+class SecretStore:
+    """Reads the Plaid secret once per TTL and hands out cached credentials in between.
+
+    Example:
+        >>> store = SecretStore("plaid/link", ttl_seconds=300)   # doctest: +SKIP
+        >>> creds = store.get()                  # one GetSecretValue
+        >>> creds is store.get()                 # cached: no second read
+        True
+        >>> store.get(refresh=True)              # forced read, e.g. after INVALID_API_KEYS
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        ttl_seconds: int,
+        client_factory: Callable[[], Any] = make_secrets_client,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._secret_id = secret_id
+        self._ttl = ttl_seconds
+        self._client_factory = client_factory
+        self._clock = clock
+        self._client: Any = None
+        self._cached: PlaidCredentials | None = None
+        self._expires_at = 0.0
+        self.reads = 0
+
+    def get(self, refresh: bool = False) -> PlaidCredentials:
+        """Cached credentials, or a fresh read when expired, absent or `refresh` is set."""
+        if not refresh and self._cached is not None and self._clock() < self._expires_at:
+            return self._cached
+        self._cached = parse_secret(self._read(), self._secret_id)
+        self._expires_at = self._clock() + self._ttl
+        return self._cached
+
+    def forget(self) -> None:
+        """Drop the cached credentials and the client (SnapStart restore, tests)."""
+        self._cached = None
+        self._client = None
+        self._expires_at = 0.0
+
+    def _read(self) -> str | None:
+        from botocore.exceptions import (  # noqa: PLC0415 - botocore is already loaded by now
+            BotoCoreError,
+            ClientError,
+        )
+
+        try:
+            if self._client is None:
+                self._client = self._client_factory()
+            self.reads += 1
+            response = self._client.get_secret_value(SecretId=self._secret_id)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            if code in _MISCONFIGURED_CODES:
+                raise Problem(
+                    "MISCONFIGURED",
+                    "The service's Plaid credentials are not usable.",
+                    cause=f"secret {self._secret_id!r}: {code}: {_MISCONFIGURED_CODES[code]}",
+                ) from None
+            raise _unavailable(f"Secrets Manager answered {code}") from None
+        except BotoCoreError as exc:
+            # Endpoint unreachable, timeouts, no region or no credentials configured.
+            name = type(exc).__name__
+            if name in {"NoRegionError", "NoCredentialsError", "PartialCredentialsError"}:
+                raise Problem(
+                    "MISCONFIGURED",
+                    "The service's Plaid credentials are not usable.",
+                    cause=f"Secrets Manager client: {name}: {exc}",
+                ) from None
+            raise _unavailable(f"Secrets Manager unreachable: {name}") from None
+        secret_string = response.get("SecretString")
+        return secret_string if isinstance(secret_string, str) else None
+
+
+def _unavailable(cause: str) -> Problem:
+    return Problem(
+        "UPSTREAM_UNAVAILABLE",
+        "The service could not read its credentials; try again shortly.",
+        cause=cause,
+    )
