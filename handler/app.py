@@ -27,7 +27,10 @@ else:
     register_after_restore(RUNTIME.reset)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT must not be able to log JWT claims.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
+)
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: Invocation) -> dict[str, Any]:

@@ -79,13 +79,12 @@ def load_config(environ: Mapping[str, str]) -> Config:
             f"PLAID_ENV must be one of {sorted(PLAID_ENVIRONMENTS)}, not {plaid_env!r}"
         )
 
-    products = _choices(
-        "PLAID_PRODUCTS", get("PLAID_PRODUCTS") or "transactions", LINK_PRODUCTS, str.lower
-    )
-    if "balance" in products:
+    raw_products = get("PLAID_PRODUCTS") or "transactions"
+    if "balance" in (item.strip().lower() for item in raw_products.split(",")):
         raise ConfigError(
             "PLAID_PRODUCTS: 'balance' is not a Link product (it is always available)"
         )
+    products = _choices("PLAID_PRODUCTS", raw_products, LINK_PRODUCTS, str.lower)
     country_codes = _choices(
         "PLAID_COUNTRY_CODES", get("PLAID_COUNTRY_CODES") or "US", COUNTRY_CODES, str.upper
     )
@@ -129,7 +128,13 @@ def is_loopback_host(host: str) -> bool:
 
 
 def is_allowed_plaid_url(url: str) -> bool:
-    """Credentials may only travel to https://*.plaid.com or to a loopback address."""
+    """Credentials may only travel to https://*.plaid.com or to a loopback address.
+
+    URLs with user info, backslashes, whitespace or control characters are refused outright:
+    parsers disagree about where their host ends (urlsplit vs urllib3).
+    """
+    if any(c in url for c in "@\\") or any(c.isspace() or not c.isprintable() for c in url):
+        return False
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and (host == "plaid.com" or host.endswith(".plaid.com")):

@@ -47,7 +47,13 @@ def handle(event: Any, invocation: Invocation, runtime: Runtime) -> dict[str, An
         return _failed(problem, request_id, log, runtime)
     except Exception:  # a bug: log the trace, answer a bare 500
         obs.logger.exception(
-            "link_token_failed", extra={"error_code": "INTERNAL_ERROR", "status": 500, **log}
+            "link_token_failed",
+            extra={
+                "error_code": "INTERNAL_ERROR",
+                "status": 500,
+                "cause": "unexpected exception (a bug): see the traceback",
+                **log,
+            },
         )
         return _failed(
             Problem("INTERNAL_ERROR", "Unexpected error; report the request_id."),
@@ -57,8 +63,9 @@ def handle(event: Any, invocation: Invocation, runtime: Runtime) -> dict[str, An
             logged=True,
         )
     finally:
-        if service is not None:
-            obs.count("SecretsFetched", service.secrets.reads - reads_before)
+        # Always at least this metric, so every invocation's EMF document is well formed.
+        reads = service.secrets.reads - reads_before if service else 0
+        obs.count("SecretsFetched", reads)
     return _created(token, request_id, log, runtime)
 
 

@@ -59,6 +59,10 @@ def parse_event(event: Any) -> HttpRequest:
         body = json.loads(raw.decode(charset))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem("INVALID_REQUEST", f"The body is not valid JSON: {_brief(exc)}.") from None
+    except RecursionError:
+        raise Problem("INVALID_REQUEST", "The body's JSON is nested too deeply.") from None
+    if not isinstance(body, dict):  # `null` included: only "no body" means "all defaults"
+        raise Problem("INVALID_REQUEST", "The body must be a JSON object.")
     return HttpRequest(request_id, sub, body)
 
 
@@ -70,6 +74,10 @@ def _sub(context: Mapping[str, Any]) -> str:
     sub = claims.get("sub") if isinstance(claims, Mapping) else None
     if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB_LENGTH:
         raise Problem("UNAUTHENTICATED", "The request carries no usable identity (JWT 'sub').")
+    try:
+        sub.encode()  # a lone surrogate (direct invokes only) cannot be hashed or sent
+    except UnicodeEncodeError:
+        raise Problem("UNAUTHENTICATED", "The JWT 'sub' claim is not valid text.") from None
     return sub
 
 
@@ -121,11 +129,12 @@ def _charset(content_type: str | None) -> str:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"') or "utf-8"
             try:
-                codecs.lookup(charset)
+                info = codecs.lookup(charset)
             except LookupError:
-                raise Problem(
-                    "UNSUPPORTED_MEDIA_TYPE", f"Unknown charset {charset[:40]!r}."
-                ) from None
+                info = None
+            # Bytes-to-bytes codecs (base64, rot13, zlib...) are codecs but not charsets.
+            if info is None or not getattr(info, "_is_text_encoding", True):
+                raise Problem("UNSUPPORTED_MEDIA_TYPE", f"Unknown charset {charset[:40]!r}.")
             return charset
     return "utf-8"
 

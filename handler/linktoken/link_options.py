@@ -39,7 +39,7 @@ def parse_link_options(body: Any, config: Config) -> LinkOptions:
         raise _invalid(f"Unknown field(s) {unknown}; accepted: {sorted(_FIELDS)}.")
 
     platform = body.get("platform", "web")
-    if platform not in PLATFORMS:
+    if not isinstance(platform, str) or platform not in PLATFORMS:
         raise _invalid(f"'platform' must be one of {sorted(PLATFORMS)}.")
     if platform == "android" and config.android_package_name is None:
         raise _invalid("'platform' android is not available: no Android package is configured.")

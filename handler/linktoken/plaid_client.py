@@ -14,13 +14,15 @@ Retry policy (documented in docs/behaviour.md):
 import json
 import os
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import requests
+import urllib3
 
 from linktoken import __version__
 from linktoken.plaid_errors import PlaidError, Rule, classify
@@ -29,6 +31,7 @@ from linktoken.secret_store import PlaidCredentials
 PLAID_VERSION = "2020-09-14"
 USER_AGENT = f"plaid-link-token-service/{__version__} python-requests/{requests.__version__}"
 LINK_TOKEN_PATH = "/link/token/create"  # noqa: S105 - a URL path, not a password
+MAX_ANSWER_BYTES = 256 * 1024  # a link token answer is < 1 KiB; bound memory on a bad answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ _READ_TIMEOUT = Rule(_TIMEOUT, "Plaid did not answer within the read timeout", r
 _CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True)
 _TLS_FAILED = Rule(_UNAVAILABLE, "TLS handshake with Plaid failed (CA bundle?)")
 _NO_TIME = Rule(_TIMEOUT, "no time left in the invocation to call Plaid")
+_TOO_LARGE = Rule("UPSTREAM_REJECTED", "Plaid's answer is larger than any link token answer")
 
 
 class PlaidCallError(Exception):
@@ -147,7 +151,7 @@ class PlaidClient:
         while attempt < policy.max_attempts:
             if last is not None:
                 error, retry_after = last
-                if not error.rule.retry or (retry_after or 0) > policy.max_retry_after:
+                if not _retryable(error) or (retry_after or 0) > policy.max_retry_after:
                     break  # not transient, or Plaid asks for a longer pause than we can wait
                 delay = self._backoff(attempt, retry_after)
                 if remaining_seconds() < delay + policy.attempt_seconds + policy.safety_margin:
@@ -156,7 +160,10 @@ class PlaidClient:
             budget = remaining_seconds() - policy.safety_margin
             if budget <= 0:
                 raise PlaidCallError(PlaidError(_NO_TIME, 0), attempt, _ms_since(started))
-            timeout = (min(policy.connect_timeout, budget), min(policy.read_timeout, budget))
+            # Connect and read timeouts together never exceed what remains: worst case is a
+            # slow connect followed by a slow read.
+            connect = min(policy.connect_timeout, budget / 2)
+            timeout = (connect, min(policy.read_timeout, budget - connect))
             attempt += 1
             outcome = self._attempt(payload, headers, timeout)
             if isinstance(outcome, LinkToken):
@@ -186,22 +193,15 @@ class PlaidClient:
         self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
     ) -> LinkToken | tuple[PlaidError, int | None]:
         try:
-            with self._span("plaid /link/token/create"):
-                response = self.session.post(
-                    self.url, data=payload, headers=headers, timeout=timeout
-                )
-        except requests.exceptions.SSLError:
-            return PlaidError(_TLS_FAILED, 0), None
-        except requests.exceptions.ConnectTimeout:
-            return PlaidError(_CONNECT_FAILED, 0), None
-        except requests.exceptions.ReadTimeout:
-            return PlaidError(_READ_TIMEOUT, 0), None
-        except requests.exceptions.RequestException:
-            # ConnectionError, ChunkedEncodingError, a connection reset mid-answer...
-            return PlaidError(_CONNECT_FAILED, 0), None
+            response, content = self._exchange(payload, headers, timeout)
+        except _TRANSPORT_ERRORS as exc:
+            rule = next(rule for kinds, rule in _TRANSPORT_RULES if isinstance(exc, kinds))
+            return PlaidError(rule, 0), None
+        if content is None:
+            return PlaidError(_TOO_LARGE, response.status_code), None
         try:
-            doc = response.json()
-        except ValueError:
+            doc = json.loads(content)
+        except (ValueError, RecursionError):
             doc = None
         if response.status_code == 200 and isinstance(doc, dict):
             token, expiration = doc.get("link_token"), doc.get("expiration")
@@ -212,10 +212,67 @@ class PlaidClient:
                 )
         return classify(response.status_code, doc), _retry_after(response)
 
+    def _exchange(
+        self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
+    ) -> tuple[requests.Response, bytes | None]:
+        """One POST; the body is read against a deadline for the whole attempt, because
+        requests' read timeout bounds each socket read and a trickling answer could hold us."""
+        deadline = time.monotonic() + timeout[0] + timeout[1]
+        with self._span("plaid /link/token/create"):
+            response = self.session.post(
+                self.url, data=payload, headers=headers, timeout=timeout, stream=True
+            )
+            try:
+                content = _read_body(response, deadline)
+            except BaseException:
+                response.close()  # a half-read connection cannot be reused
+                raise
+            if content is None:
+                response.close()
+            else:
+                response.raw.release_conn()  # read to the end: back to the pool
+            return response, content
+
+
+class _AttemptDeadline(Exception):
+    """The answer did not arrive whole before the attempt's deadline."""
+
+
+def _read_body(response: requests.Response, deadline: float) -> bytes | None:
+    """The body, or None when it exceeds MAX_ANSWER_BYTES; raises on the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    sock = _socket_of(response)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _AttemptDeadline
+        if sock is not None:
+            sock.settimeout(left)  # no single read may block past the attempt's deadline
+        chunk = response.raw.read1(16_384)  # what one socket read brings, decompressed
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+
+
+def _retryable(error: PlaidError) -> bool:
+    """Transport failures, 5xx and 429 only: a 4xx is never retried, whatever its body says."""
+    status = error.http_status
+    return error.rule.retry and (status in {0, 429} or status >= 500)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The connection's socket, when there is one (test doubles have none)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
 
 def _retry_after(response: requests.Response) -> int | None:
-    raw = response.headers.get("Retry-After", "")
-    return int(raw) if raw.isdigit() else None
+    raw = response.headers.get("Retry-After", "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _ms_since(started: float) -> float:
@@ -242,3 +299,32 @@ def _new_session() -> requests.Session:
         }
     )
     return session
+
+
+# Transport failures, most specific first (SSLError and ConnectTimeout are ConnectionErrors).
+_TRANSPORT_RULES: Final[
+    tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Rule], ...]
+] = (
+    (requests.exceptions.SSLError, _TLS_FAILED),
+    (requests.exceptions.ConnectTimeout, _CONNECT_FAILED),
+    (
+        (
+            requests.exceptions.ReadTimeout,
+            urllib3.exceptions.ReadTimeoutError,
+            TimeoutError,
+            _AttemptDeadline,
+        ),
+        _READ_TIMEOUT,
+    ),
+    # ConnectionError, a connection reset mid-answer, a broken chunked body...
+    (
+        (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError),
+        _CONNECT_FAILED,
+    ),
+)
+_TRANSPORT_ERRORS = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    _AttemptDeadline,
+)

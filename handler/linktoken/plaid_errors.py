@@ -68,13 +68,13 @@ BY_ERROR_TYPE: Final[dict[str, Rule]] = {
     "INVALID_INPUT": Rule(_REJECTED, "Plaid rejected an input"),
 }
 
-# For answers that carry no Plaid error object (a proxy's HTML page, an empty body...).
+# For answers that carry no Plaid error object (a proxy's HTML page, an empty body...), by
+# status class: 4 -> 4xx, 5 -> 5xx; 429 is the one status with a row of its own.
 BY_HTTP_STATUS: Final[dict[int, Rule]] = {
     429: Rule("RATE_LIMITED", "Plaid answered 429 without an error body", retry=True),
-    500: Rule(_UNAVAILABLE, "Plaid answered 500 without an error body", retry=True),
-    502: Rule(_UNAVAILABLE, "Plaid answered 502 (bad gateway)", retry=True),
-    503: Rule(_UNAVAILABLE, "Plaid answered 503 (unavailable)", retry=True),
-    504: Rule(_UNAVAILABLE, "Plaid answered 504 (gateway timeout)", retry=True),
+}
+BY_STATUS_CLASS: Final[dict[int, Rule]] = {
+    5: Rule(_UNAVAILABLE, "Plaid (or a proxy in front of it) answered a 5xx", retry=True),
 }
 
 UNKNOWN_ERROR = Rule(_REJECTED, "Plaid answered an error this service does not know")
@@ -102,14 +102,15 @@ def classify(http_status: int, payload: Any) -> PlaidError:
         >>> err.rule.problem_code, err.rule.refresh_secret
         ('UPSTREAM_REJECTED', True)
     """
+    by_status = BY_HTTP_STATUS.get(http_status) or BY_STATUS_CLASS.get(http_status // 100)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("error_code"), str):
-        return PlaidError(BY_HTTP_STATUS.get(http_status, UNPARSEABLE), http_status)
+        return PlaidError(by_status or UNPARSEABLE, http_status)
     error_type = _text(payload.get("error_type"))
     error_code = _text(payload.get("error_code"))
     rule = (
         BY_ERROR_CODE.get(error_code or "")
         or BY_ERROR_TYPE.get(error_type or "")
-        or BY_HTTP_STATUS.get(http_status)
+        or by_status
         or UNKNOWN_ERROR
     )
     return PlaidError(

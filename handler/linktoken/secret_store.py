@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 # Codes where retrying cannot help: the operator must fix the secret, its policy or its key.
 _MISCONFIGURED_CODES = {
-    "ResourceNotFoundException": "the secret does not exist (check PLAID_SECRET_ID and region)",
+    "ResourceNotFoundException": (
+        "the secret does not exist or has no value yet (check PLAID_SECRET_ID and the region; "
+        "a secret the stack created needs put-secret-value, see docs/deploy.md)"
+    ),
     "AccessDeniedException": "the function's role may not read the secret (IAM or key policy)",
     "DecryptionFailure": "the secret's KMS key cannot be used by the function",
     "InvalidRequestException": "the secret cannot be read (scheduled for deletion?)",

@@ -1,0 +1,75 @@
+"""Helpers for tests that re-run `app`'s cold start or need a loopback port nobody answers on."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections (bound, never listening) while the block runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@contextmanager
+def cold_started_app(env: Mapping[str, str | None]) -> Iterator[ModuleType]:
+    """`app` imported again (a new cold start) with `env` applied over the process environment.
+
+    A value of None removes the variable. Afterwards the environment is restored and `app` is
+    imported once more, so later tests see the module as the process environment builds it.
+    Nothing can reach AWS: Secrets Manager points at a closed loopback port unless `env` says
+    otherwise.
+    """
+    import app
+
+    try:
+        with closed_port() as port, pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{port}")
+            for name, value in env.items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, value)
+            yield importlib.reload(app)
+    finally:
+        importlib.reload(app)
+
+
+def offline_runtime(plaid_port: int) -> Any:
+    """A runtime for requests that must be answered before anything upstream is asked.
+
+    Configured like conftest's `service_env`, but its secret store raises if it is ever read
+    (the handler then answers 500 INTERNAL_ERROR, which no such test expects) and Plaid is a
+    loopback port nobody answers on. Cheaper than moto plus the stand-in, for 4xx tests.
+    """
+    from conftest import SECRET_ID
+
+    from linktoken.runtime import build_runtime
+    from linktoken.secret_store import SecretStore
+
+    runtime = build_runtime(
+        {
+            "PLAID_SECRET_ID": SECRET_ID,
+            "PLAID_CLIENT_NAME": "Test App",
+            "PLAID_BASE_URL": f"http://127.0.0.1:{plaid_port}",
+            "PLAID_PRODUCTS": "transactions,auth",
+            "PLAID_ANDROID_PACKAGE_NAME": "com.example.app",
+            "PLAID_REDIRECT_URI": "https://app.example.com/oauth",
+        }
+    )
+    assert runtime.service is not None, runtime.config_error
+    runtime.service.secrets = SecretStore(SECRET_ID, 300, client_factory=_no_secret_reads)
+    return runtime
+
+
+def _no_secret_reads() -> Any:
+    raise RuntimeError("this request must be answered without reading the secret")
