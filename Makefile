@@ -14,7 +14,9 @@ export SAM_CLI_TELEMETRY := 0
 # uv from PATH, else a pinned copy bootstrapped into .tools with Python 3.13's pip.
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: help test lint check invoke requirements clean
+ENV ?= dev
+
+.PHONY: help test lint check invoke requirements sam-checks deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -22,6 +24,8 @@ help:
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
+	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
+	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
 	@py=$$(infra/scripts/find-python313.sh) && "$$py" -m venv .tools && \
@@ -48,5 +52,11 @@ invoke: $(VENV)/.synced
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt
 
+sam-checks: $(VENV)/.synced
+	bash .ci/sam-checks.sh
+
+deploy:
+	infra/scripts/deploy.sh $(ENV)
+
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache

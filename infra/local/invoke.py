@@ -21,16 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = {
-    "PLAID_SECRET_ID": "plaid-link-token/local",
-    "PLAID_CLIENT_NAME": "Link Token Demo",
-    "PLAID_ENV": "sandbox",
-    "PLAID_PRODUCTS": "transactions",
-    "PLAID_COUNTRY_CODES": "US",
-    "PLAID_LANGUAGE": "en",
-    "POWERTOOLS_SERVICE_NAME": "plaid-link-token",
-    "POWERTOOLS_METRICS_NAMESPACE": "PlaidLinkToken",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
+# The function's configuration is the one `sam local invoke --env-vars` uses (infra/env.json);
+# these only make it runnable on a laptop.
+LOCAL_ONLY = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
@@ -58,7 +51,8 @@ class LocalContext:
 def main() -> int:
     event_path = Path(os.environ.get("EVENT") or ROOT / "infra/events/ok.json")
     event: Any = json.loads(event_path.read_text())
-    for key, value in DEFAULTS.items():
+    function_env = json.loads((ROOT / "infra/env.json").read_text())["LinkTokenFunction"]
+    for key, value in {**function_env, **LOCAL_ONLY}.items():
         os.environ.setdefault(key, value)
 
     real_keys = os.environ.get("PLAID_CLIENT_ID"), os.environ.get("PLAID_SECRET")

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Create or rotate the Plaid secret from the operator's shell, without the keys ever being
+# echoed, written to disk, or passed on a command line (where `ps` and shell history see them).
+#
+#   infra/scripts/put-plaid-secret.sh --secret-id plaid-link-token-dev/plaid-credentials
+#   infra/scripts/put-plaid-secret.sh --secret-id prod/plaid-link-token --create \
+#       --kms-key-id arn:aws:kms:...:key/... --region us-east-1 --profile prod
+#
+# Options:
+#   --secret-id ID     name or ARN of the secret (the stack's PlaidSecretId output)
+#   --create           create the secret if it does not exist yet (a secret the stack manages
+#                      already exists: it is created empty)
+#   --kms-key-id KEY   customer managed key for --create (default: aws/secretsmanager)
+#   --hmac-key MODE    keep (default): keep the current user_id_hmac_key, if there is one;
+#                      new: generate a new random key (every user's client_user_id changes!);
+#                      none: store no key (Plaid receives the JWT sub itself)
+#   --region R, --profile P   passed to the AWS CLI
+#
+# The keys are read with `read -s` from the terminal (or from standard input when it is not
+# one), checked, assembled into {"client_id": ..., "secret": ..., "user_id_hmac_key": ...} in
+# this shell's memory, and handed to the AWS CLI through a pipe (--secret-string
+# file:///dev/stdin). Running functions pick the new value up within PLAID_SECRET_TTL_SECONDS
+# (default 5 min), or at once if Plaid rejects the old keys (INVALID_API_KEYS forces a re-read).
+set -euo pipefail
+set +o xtrace  # never trace this script: a trace would print the keys
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+die() { printf 'put-plaid-secret: %s\n' "$*" >&2; exit 1; }
+
+secret_id="" create=false kms_key="" hmac_mode=keep aws_args=()
+while (($#)); do
+  case "$1" in
+    --secret-id) secret_id="${2:?--secret-id needs a value}"; shift 2 ;;
+    --create) create=true; shift ;;
+    --kms-key-id) kms_key="${2:?--kms-key-id needs a value}"; shift 2 ;;
+    --hmac-key) hmac_mode="${2:?--hmac-key needs keep, new or none}"; shift 2 ;;
+    --region | --profile) aws_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    -h | --help) usage 0 ;;
+    *) printf 'unknown option: %s\n\n' "$1" >&2; usage 2 ;;
+  esac
+done
+[[ -n "$secret_id" ]] || { printf 'missing --secret-id\n\n' >&2; usage 2; }
+[[ "$hmac_mode" =~ ^(keep|new|none)$ ]] || die "--hmac-key must be keep, new or none"
+command -v aws >/dev/null || die "the AWS CLI (aws) is not installed"
+
+client_id="" secret="" hmac_key="" current=""
+trap 'client_id="" secret="" hmac_key="" current="" json=""' EXIT
+
+# Plaid's keys are hex; allowing only [A-Za-z0-9_-] also means they need no JSON escaping.
+ask() {  # ask VAR PROMPT: read a value without echo
+  local value
+  if [[ -t 0 ]]; then
+    IFS= read -r -s -p "$2: " value
+    printf '\n' >&2
+  else
+    IFS= read -r value || true
+  fi
+  [[ -n "$value" ]] || die "$2: empty"
+  [[ "$value" =~ ^[A-Za-z0-9_-]+$ ]] || die "$2: only letters, digits, '-' and '_' are expected"
+  printf -v "$1" '%s' "$value"
+}
+
+ask client_id "Plaid client_id"
+ask secret "Plaid secret (for the stack's PLAID_ENV: sandbox or production)"
+[[ ${#client_id} -eq 24 ]] || printf 'warning: a Plaid client_id is usually 24 characters, this one has %d\n' "${#client_id}" >&2
+[[ ${#secret} -eq 30 ]] || printf 'warning: a Plaid secret is usually 30 characters, this one has %d\n' "${#secret}" >&2
+
+exists=true
+aws "${aws_args[@]}" secretsmanager describe-secret --secret-id "$secret_id" --query ARN --output text >/dev/null 2>&1 || exists=false
+if ! $exists && ! $create; then
+  die "secret '$secret_id' not found (deploy the stack first, check --region/--profile, or pass --create)"
+fi
+
+case "$hmac_mode" in
+  keep)
+    # The current value stays in memory; an empty secret (no version yet) simply has no key.
+    if $exists && current=$(aws "${aws_args[@]}" secretsmanager get-secret-value --secret-id "$secret_id" \
+      --query SecretString --output text 2>/dev/null); then
+      if [[ "$current" =~ \"user_id_hmac_key\"[[:space:]]*:[[:space:]]*\"([^\"\\]+)\" ]]; then
+        hmac_key="${BASH_REMATCH[1]}"
+        echo "keeping the current user_id_hmac_key (client_user_id values stay the same)" >&2
+      fi
+    fi
+    ;;
+  new)
+    hmac_key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+    echo "generated a new user_id_hmac_key: every user's client_user_id at Plaid changes" >&2
+    ;;
+  none) ;;
+esac
+
+json="{\"client_id\":\"$client_id\",\"secret\":\"$secret\""
+[[ -n "$hmac_key" ]] && json+=",\"user_id_hmac_key\":\"$hmac_key\""
+json+="}"
+
+# printf is a shell builtin: the value goes through a pipe, never through an argv.
+if $exists; then
+  version=$(printf '%s' "$json" | aws "${aws_args[@]}" secretsmanager put-secret-value \
+    --secret-id "$secret_id" --secret-string file:///dev/stdin --query VersionId --output text)
+  echo "stored a new version ($version) of '$secret_id'" >&2
+else
+  create_args=(--name "$secret_id" --description "Plaid API keys for the link-token service")
+  [[ -n "$kms_key" ]] && create_args+=(--kms-key-id "$kms_key")
+  arn=$(printf '%s' "$json" | aws "${aws_args[@]}" secretsmanager create-secret "${create_args[@]}" \
+    --secret-string file:///dev/stdin --query ARN --output text)
+  echo "created '$arn'" >&2
+fi
+echo "running functions use it within PLAID_SECRET_TTL_SECONDS (default 300 s)" >&2

@@ -1,0 +1,452 @@
+"""Static checks of template.yaml and the deploy configuration around it.
+
+cfn-lint and `sam validate --lint` (.ci/sam-checks.sh) prove the template is valid; these tests
+prove it says what this service needs: the runtime and architecture the code is built for, a
+timeout that covers the handler's retry budget, an IAM policy that grants nothing beyond the one
+secret, no credential or test-only override in the environment, CORS closed by default, and
+alarms and queries that match the handler's metrics and log fields. They read the template
+with a loader that understands CloudFormation's short tags, and need no AWS and no SAM CLI.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from linktoken.plaid_client import RetryPolicy
+from linktoken.problems import PROBLEM_TYPES
+from linktoken.secret_store import make_secrets_client
+from tests.smoke_build import load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
+FUNCTION = RESOURCES["LinkTokenFunction"]["Properties"]
+API = RESOURCES["LinkTokenApi"]["Properties"]
+ENV: dict[str, Any] = FUNCTION["Environment"]["Variables"]
+API_GATEWAY_MAX_SECONDS = 30
+
+# The configuration contract (linktoken/config.py, Powertools): what the template must set.
+EXPECTED_ENV = {
+    "PLAID_SECRET_ID",
+    "PLAID_SECRET_TTL_SECONDS",
+    "PLAID_ENV",
+    "PLAID_CLIENT_NAME",
+    "PLAID_PRODUCTS",
+    "PLAID_COUNTRY_CODES",
+    "PLAID_LANGUAGE",
+    "PLAID_REDIRECT_URI",
+    "PLAID_ANDROID_PACKAGE_NAME",
+    "PLAID_WEBHOOK_URL",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR",
+}
+
+
+def branches(value: Any) -> list[Any]:
+    """Every value `value` can take once each Fn::If is decided either way (NoValue dropped)."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, when_true, when_false = value["Fn::If"]
+        return [b for side in (when_true, when_false) for b in branches(side)]
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
+    if isinstance(value, list):
+        return [list(combo) for combo in itertools.product(*(branches(v) or [None] for v in value))]
+    return [value]
+
+
+def pattern(name: str) -> re.Pattern[str]:
+    return re.compile(PARAMETERS[name]["AllowedPattern"])
+
+
+# ------------------------------------------------------------------------------ function --
+def test_function_runs_the_code_it_was_built_and_tested_for() -> None:
+    assert FUNCTION["Runtime"] == "python3.13"
+    assert FUNCTION["Architectures"] == ["arm64"]
+    assert FUNCTION["Tracing"] == "Active"
+    assert FUNCTION["CodeUri"] == "handler/"
+    module, _, name = FUNCTION["Handler"].rpartition(".")
+    source = ROOT / FUNCTION["CodeUri"] / f"{module.replace('.', '/')}.py"
+    tree = ast.parse(source.read_text())
+    assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, (
+        f"{FUNCTION['Handler']} is not a function in {source}"
+    )
+    assert FUNCTION["AutoPublishAlias"] == "live"
+    assert FUNCTION["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_memory_is_a_justified_choice() -> None:
+    memory = FUNCTION["MemorySize"]
+    assert memory == {"Ref": "MemorySize"}
+    assert PARAMETERS["MemorySize"]["Default"] in (512, 1024)
+
+
+def test_timeout_covers_the_retry_budget_and_stays_under_api_gateway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timeout = FUNCTION["Timeout"]
+    assert isinstance(timeout, int)
+    assert timeout < API_GATEWAY_MAX_SECONDS, "API Gateway gives up at 30 s: answer before that"
+
+    policy = RetryPolicy()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    secrets = make_secrets_client().meta.config
+    secret_attempts = secrets.retries["total_max_attempts"]
+    secret_budget = secret_attempts * (secrets.connect_timeout + secrets.read_timeout)
+    backoff = max(policy.backoff_cap, policy.max_retry_after)
+
+    # A cold secret read that uses all its attempts, then one full Plaid attempt.
+    assert timeout >= secret_budget + policy.attempt_seconds + policy.safety_margin
+    # With the secret cached: a first attempt that timed out, the longest wait, a second one.
+    assert timeout >= 2 * policy.attempt_seconds + backoff + policy.safety_margin
+    # The handler never starts an attempt that cannot finish, so more attempts are bounded by
+    # get_remaining_time_in_millis(), not by this number.
+    assert policy.max_attempts >= 2
+
+
+def test_reserved_concurrency_is_off_by_default() -> None:
+    assert PARAMETERS["ReservedConcurrency"]["Default"] == ""
+    assert branches(FUNCTION["ReservedConcurrentExecutions"]) == [{"Ref": "ReservedConcurrency"}]
+    assert TEMPLATE["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
+    }
+
+
+def test_snapstart_is_opt_in_on_published_versions() -> None:
+    assert PARAMETERS["SnapStart"]["Default"] == "false"
+    assert FUNCTION["SnapStart"] == {
+        "ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}
+    }
+    # After restore the handler must drop credentials and connections: it registers a hook.
+    assert "register_after_restore" in (ROOT / "handler" / "app.py").read_text()
+
+
+def test_parameter_only_changes_can_publish_a_new_version() -> None:
+    assert FUNCTION["AutoPublishAliasAllProperties"] is True
+    assert FUNCTION["AutoPublishCodeSha256"] == {"Ref": "DeployRevision"}
+    assert PARAMETERS["DeployRevision"]["Default"] == ""
+
+
+def test_gradual_deployment_is_optional_and_rolls_back_on_alarms() -> None:
+    preference = FUNCTION["DeploymentPreference"]
+    assert preference["Enabled"] == {"Ref": "GradualDeployment"}
+    assert PARAMETERS["GradualDeployment"]["Default"] == "false"
+    assert preference["Type"] == {"Ref": "GradualDeploymentType"}
+    assert "Canary10Percent5Minutes" in PARAMETERS["GradualDeploymentType"]["AllowedValues"]
+    for alarm in preference["Alarms"]:
+        assert RESOURCES[alarm["Ref"]]["Type"] == "AWS::CloudWatch::Alarm"
+
+
+# ------------------------------------------------------------------------- environment ---
+def test_environment_sets_the_configuration_contract() -> None:
+    assert set(ENV) == EXPECTED_ENV
+    assert ENV["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert ENV["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+    assert ENV["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert ENV["PLAID_ENV"] == {"Ref": "PlaidEnv"}
+    assert PARAMETERS["PlaidEnv"]["AllowedValues"] == ["sandbox", "production"]
+
+
+def test_no_test_override_and_no_credential_in_template_or_parameters() -> None:
+    text = (ROOT / "template.yaml").read_text()
+    assert "PLAID_BASE_URL" not in text, "a test-only override must never be deployable"
+    credential_like = re.compile(r"PASSWORD|TOKEN|API_?KEY|CLIENT_ID|SECRET(?!_ID$|_TTL_SECONDS$)")
+    assert not [name for name in ENV if credential_like.search(name)]
+    for name, value in ENV.items():
+        for literal in (b for b in branches(value) if isinstance(b, str)):
+            assert literal in {"false", "true"}, f"{name} has a literal value {literal!r}"
+    # "LinkToken" is the product, not a credential.
+    secretish = re.compile(
+        r"(?i)password|(?<!link)token|apikey|accesskey|clientid|secret(?!id$|kmskeyarn$|ttlseconds$)"
+    )
+    assert not [name for name in PARAMETERS if secretish.search(name)]
+
+
+def test_env_json_names_exactly_the_template_variables() -> None:
+    env_json = json.loads((ROOT / "infra" / "env.json").read_text())
+    assert set(env_json) == {"LinkTokenFunction"}
+    assert set(env_json["LinkTokenFunction"]) == set(ENV)
+    assert "PLAID_BASE_URL" not in env_json["LinkTokenFunction"]
+
+
+# --------------------------------------------------------------------------------- IAM ---
+def _statements() -> list[Any]:
+    policies = FUNCTION["Policies"]
+    assert len(policies) == 1, "one inline policy document, no extra managed policies"
+    assert "Role" not in FUNCTION, "the role is SAM's: basic logs + X-Ray + the policy below"
+    return policies[0]["Statement"]
+
+
+def test_iam_reads_only_the_one_secret() -> None:
+    read, *rest = _statements()
+    assert read["Effect"] == "Allow"
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    resources = branches(read["Resource"])
+    assert resources == [
+        {"Ref": "PlaidSecret"},
+        {"Ref": "PlaidSecretId"},
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+            ":secret:${PlaidSecretId}-??????"
+        },
+    ]
+    assert not any("*" in json.dumps(r) for r in resources)
+    assert RESOURCES["PlaidSecret"]["Condition"] == "CreateSecret"
+    # Only the KMS statement may follow.
+    assert len(rest) == 1
+
+
+def test_iam_decrypts_only_with_the_given_key_through_secrets_manager() -> None:
+    _, kms = _statements()
+    cases = branches(kms)
+    assert len(cases) == 1, "the kms statement exists only when a key is given"
+    assert kms["Fn::If"][0] == "HasKmsKey"
+    statement = cases[0]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Resource"] == {"Ref": "PlaidSecretKmsKeyArn"}
+    assert "kms:ViaService" in statement["Condition"]["StringEquals"]
+    assert PARAMETERS["PlaidSecretKmsKeyArn"]["Default"] == ""
+
+
+def test_no_wildcards_anywhere_in_the_function_policy() -> None:
+    text = json.dumps(FUNCTION["Policies"])
+    assert '"*"' not in text
+    assert "secretsmanager:*" not in text
+    assert "kms:*" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("plaid", True),
+        ("prod/plaid-link-token", True),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/plaid-AbC123", True),
+        ("*", False),
+        ("plaid*", False),
+        ("plaid?", False),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/plaid", False),  # partial
+    ],
+)
+def test_secret_parameter_names_exactly_one_secret(value: str, accepted: bool) -> None:
+    assert bool(pattern("PlaidSecretId").fullmatch(value)) is accepted
+
+
+def test_secret_is_referenced_or_created_empty() -> None:
+    secret = RESOURCES["PlaidSecret"]["Properties"]
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" not in secret
+    assert ENV["PLAID_SECRET_ID"] == {
+        "Fn::If": ["CreateSecret", {"Ref": "PlaidSecret"}, {"Ref": "PlaidSecretId"}]
+    }
+
+
+# --------------------------------------------------------------------------------- API ---
+def test_api_requires_a_jwt_on_every_route() -> None:
+    auth = API["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["JwtConfiguration"] == {
+        "issuer": {"Ref": "JwtIssuer"},
+        "audience": {"Ref": "JwtAudience"},
+    }
+    assert authorizer["IdentitySource"] == "$request.header.Authorization"
+    event = FUNCTION["Events"]["CreateLinkToken"]
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"] == {
+        "ApiId": {"Ref": "LinkTokenApi"},
+        "Method": "POST",
+        "Path": "/link-token",
+        "PayloadFormatVersion": "2.0",
+    }, "no per-route Auth override (e.g. Authorizer: NONE)"
+
+
+def test_cors_is_closed_by_default_and_never_a_wildcard() -> None:
+    assert PARAMETERS["CorsOrigins"]["Default"] == ""
+    origins = pattern("CorsOrigins")
+    for value in ("*", "https://*.example.com", "https://a.example.com,*", "null"):
+        assert not origins.fullmatch(value), value
+    assert origins.fullmatch("https://app.example.com,http://localhost:3000")
+    cors = API["CorsConfiguration"]
+    assert cors["Fn::If"][0] == "HasCors"
+    assert cors["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    config = cors["Fn::If"][1]
+    assert config["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "CorsOrigins"}]}
+    assert config["AllowMethods"] == ["POST", "OPTIONS"]
+    assert config["AllowHeaders"] == ["authorization", "content-type"]
+    assert config["ExposeHeaders"] == ["retry-after"]
+    assert config["MaxAge"] > 0
+    assert config["AllowCredentials"] is False
+
+
+def test_stage_is_throttled_and_access_logged_with_retention() -> None:
+    assert API["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    settings = API["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    # The format must be one valid JSON object once API Gateway substitutes the variables.
+    sample = re.sub(r"\$context\.[A-Za-z.]+", "1", settings["Format"])
+    doc = json.loads(sample)
+    assert {"requestId", "status", "routeKey", "authorizerError"} <= set(doc)
+    assert "claims" not in settings["Format"], "the raw JWT sub is never logged"
+    for group in ("ApiAccessLogGroup", "FunctionLogGroup"):
+        assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert FUNCTION["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogGroup"}
+
+
+# ----------------------------------------------------------------------- observability ---
+def _alarms() -> dict[str, Any]:
+    return {
+        k: v["Properties"] for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def test_alarms_cover_errors_5xx_failures_throttles_and_duration() -> None:
+    watched = set()
+    for props in _alarms().values():
+        if "MetricName" in props:
+            watched.add(props["MetricName"])
+        for query in props.get("Metrics", []):
+            if "MetricStat" in query:
+                watched.add(query["MetricStat"]["Metric"]["MetricName"])
+    assert {"Errors", "Throttles", "Duration", "5xx", "LinkTokenFailed"} <= watched
+    for name, props in _alarms().items():
+        assert props["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }, name
+        assert props["TreatMissingData"] == "notBreaching", name
+
+
+def test_link_token_failed_alarm_sums_exactly_the_server_side_codes() -> None:
+    props = _alarms()["LinkTokenFailedAlarm"]
+    stats = [q["MetricStat"] for q in props["Metrics"] if "MetricStat" in q]
+    codes = set()
+    for stat in stats:
+        metric = stat["Metric"]
+        assert metric["MetricName"] == "LinkTokenFailed"
+        assert metric["Namespace"] == {"Ref": "MetricsNamespace"}
+        dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert dims["service"] == {"Ref": "ServiceName"}
+        codes.add(dims["ErrorCode"])
+    server_side = {code for code, kind in PROBLEM_TYPES.items() if kind.status >= 429}
+    assert codes == server_side, "alarm codes drifted from linktoken/problems.py"
+    assert len(stats) <= 10, "CloudWatch allows at most 10 metrics in one alarm"
+    (expression,) = [q for q in props["Metrics"] if q.get("ReturnData")]
+    ids = {q["Id"] for q in props["Metrics"] if "MetricStat" in q}
+    assert set(re.findall(r"[a-z][A-Za-z0-9]*", expression["Expression"])) - {"SUM"} == ids
+    # Metrics land where the alarm looks: the same parameters feed Powertools.
+    assert ENV["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert ENV["POWERTOOLS_SERVICE_NAME"] == {"Ref": "ServiceName"}
+
+
+def test_saved_queries_cover_the_operator_investigations() -> None:
+    queries = {
+        v["Properties"]["Name"]["Fn::Sub"]: v["Properties"]["QueryString"]
+        for v in RESOURCES.values()
+        if v["Type"] == "AWS::Logs::QueryDefinition"
+    }
+    text = "\n".join(queries.values())
+
+    def used_in_one(*needles: str) -> bool:
+        return any(all(n in q for n in needles) for q in queries.values())
+
+    assert used_in_one(
+        "link_token_failed", "plaid_error_code", "plaid_request_id", "correlation_id"
+    )
+    assert used_in_one("user_ref")
+    assert used_in_one("plaid_latency_ms", "sort plaid_latency_ms desc")
+    assert used_in_one("platform.report", "initDurationMs")
+    assert not re.search(r"\bsub\s*=|claims", text), "queries never need the raw sub"
+
+
+def test_outputs_name_what_an_operator_looks_for() -> None:
+    assert {
+        "ApiUrl",
+        "LinkTokenEndpoint",
+        "FunctionName",
+        "FunctionAlias",
+        "FunctionLogGroupName",
+        "ApiAccessLogGroupName",
+    } <= set(TEMPLATE["Outputs"])
+
+
+# ------------------------------------------------------------------ deploy configuration --
+def _overrides(env: str) -> dict[str, str]:
+    config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
+    entries = config[env]["deploy"]["parameters"]["parameter_overrides"]
+    parsed = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        parsed[key] = value.strip('"')
+    return parsed
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_samconfig_sets_known_parameters_and_all_required_ones(env: str) -> None:
+    overrides = _overrides(env)
+    assert set(overrides) <= set(PARAMETERS), (
+        f"unknown parameters: {set(overrides) - set(PARAMETERS)}"
+    )
+    required = {name for name, p in PARAMETERS.items() if "Default" not in p}
+    assert required <= set(overrides)
+    for name, value in overrides.items():
+        spec = PARAMETERS[name]
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], value), (name, value)
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], (name, value)
+
+
+_V2_EVENT = {
+    "type": "object",
+    "required": ["version", "routeKey", "rawPath", "headers", "requestContext", "isBase64Encoded"],
+    "properties": {
+        "version": {"const": "2.0"},
+        "routeKey": {"const": "POST /link-token"},
+        "rawPath": {"const": "/link-token"},
+        "headers": {"type": "object", "propertyNames": {"pattern": "^[a-z0-9-]+$"}},
+        "isBase64Encoded": {"type": "boolean"},
+        "body": {"type": "string"},
+        "requestContext": {
+            "type": "object",
+            "required": ["requestId", "http", "routeKey", "stage", "apiId", "timeEpoch"],
+            "properties": {
+                "requestId": {"type": "string", "minLength": 1},
+                "http": {
+                    "type": "object",
+                    "required": ["method", "path", "sourceIp"],
+                    "properties": {"method": {"const": "POST"}, "path": {"const": "/link-token"}},
+                },
+            },
+        },
+    },
+}
+
+
+def test_events_are_realistic_v2_payloads_with_expectations() -> None:
+    events = ROOT / "infra" / "events"
+    expected = json.loads((events / "expected.json").read_text())
+    assert set(expected) == {p.name for p in events.glob("*.json")} - {"expected.json"}
+    assert expected["ok.json"] == 200
+    for name in expected:
+        event = json.loads((events / name).read_text())
+        if name == "payload-v1.json":  # the deliberately wrong payload format
+            assert event["version"] == "1.0"
+            continue
+        jsonschema.validate(event, _V2_EVENT)
+        claims = event["requestContext"].get("authorizer", {}).get("jwt", {}).get("claims", {})
+        assert ("sub" in claims) is (name != "no-identity.json"), name
