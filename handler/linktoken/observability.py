@@ -1,8 +1,11 @@
 """Powertools Logger, Tracer and Metrics, configured once per container.
 
 Logs: JSON, no event logging, correlation id from the API Gateway request id.
-Traces: only `requests` and `botocore` are patched (patching every supported library costs
-cold-start time for modules this service never imports); responses and errors are not recorded.
+Traces: only `botocore` is patched (patching every supported library costs cold-start time for
+modules this service never imports); the Plaid call is its own `remote` subsegment carrying the
+HTTP method, URL and status, which is what the X-Ray SDK's `requests` patch would record, at less
+cost per call and without sending our `X-Amzn-Trace-Id` header to Plaid (measured in
+docs/performance.md). Responses and errors are not recorded.
 Metrics: EMF in the log stream; per-code failures go out as single metrics so the `ErrorCode`
 dimension does not split the latency metrics.
 """
@@ -23,13 +26,14 @@ os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false")
 os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_ERROR", "false")
 
 logger = Logger(service=SERVICE, log_uncaught_exceptions=False)
-tracer = Tracer(service=SERVICE, patch_modules=("requests", "botocore"))
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 
 def trace_span(name: str) -> AbstractContextManager[Any]:
-    """An X-Ray subsegment (a no-op context when tracing is disabled)."""
-    return tracer.provider.in_subsegment(name=f"## {name}")
+    """An X-Ray subsegment for a call to a remote service (a no-op context when tracing is
+    disabled); the caller puts the HTTP facts on it with `put_http_meta`."""
+    return tracer.provider.in_subsegment(name=f"## {name}", namespace="remote")
 
 
 def count(name: str, value: float = 1) -> None:

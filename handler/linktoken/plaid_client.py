@@ -218,10 +218,12 @@ class PlaidClient:
         """One POST; the body is read against a deadline for the whole attempt, because
         requests' read timeout bounds each socket read and a trickling answer could hold us."""
         deadline = time.monotonic() + timeout[0] + timeout[1]
-        with self._span("plaid /link/token/create"):
+        with self._span("plaid /link/token/create") as span:
+            _http_meta(span, method="POST", url=self.url)
             response = self.session.post(
                 self.url, data=payload, headers=headers, timeout=timeout, stream=True
             )
+            _http_meta(span, status=response.status_code)
             try:
                 content = _read_body(response, deadline)
             except BaseException:
@@ -268,6 +270,14 @@ def _socket_of(response: requests.Response) -> socket.socket | None:
     """The connection's socket, when there is one (test doubles have none)."""
     sock = getattr(getattr(response.raw, "connection", None), "sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+def _http_meta(span: Any, **meta: object) -> None:
+    """Put HTTP facts on a tracing span that takes them (X-Ray's `put_http_meta`)."""
+    put = getattr(span, "put_http_meta", None)
+    if put is not None:
+        for key, value in meta.items():
+            put(key, value)
 
 
 def _retry_after(response: requests.Response) -> int | None:

@@ -38,5 +38,6 @@ def build_runtime(environ: Mapping[str, str], span: Span = no_span) -> Runtime:
     except ConfigError as exc:
         return Runtime(service=None, config_error=str(exc))
     secrets = SecretStore(config.secret_id, config.secret_ttl_seconds)
+    secrets.prepare()
     plaid = PlaidClient(config.base_url, span=span)
     return Runtime(service=LinkTokenService(config, secrets, plaid))

@@ -126,6 +126,18 @@ class SecretStore:
         self._expires_at = self._clock() + self._ttl
         return self._cached
 
+    def prepare(self) -> None:
+        """Create the client now, in Lambda's init phase, instead of on the first request.
+
+        Never raises: init must not fail (a crash loop). Whatever went wrong happens again on
+        the first `get`, which maps it to a problem with its cause in the log.
+        """
+        if self._client is None:
+            try:
+                self._client = self._client_factory()
+            except Exception:  # deferred to get(), see above
+                self._client = None
+
     def forget(self) -> None:
         """Drop the cached credentials and the client (SnapStart restore, tests)."""
         self._cached = None

@@ -1,0 +1,329 @@
+"""Build the artifacts the benchmark compares, each in its own directory under `.bench/build/`.
+
+Every variant is built the way `sam build` builds a Python function (aws-lambda-builders'
+python_pip workflow): the code directory copied, the dependencies' wheels extracted next to it,
+and **no bytecode** (wheels carry none, and Lambda's /var/task is read-only, so nothing can be
+cached there at run time). Variants marked `built` get the proposed build change on top:
+`strip_artifact` (dist-info, stubs, package tests), `prune_botocore_data` (models of services
+the function never calls) and `compile_artifact` (`compileall --invalidation-mode
+unchecked-hash`: bytecode Lambda can use as shipped; timestamp-checked .pyc would be
+invalidated by the zip's 2-second DOS timestamps).
+
+    python infra/bench/build.py             # build what is missing or stale
+    python infra/bench/build.py --rebuild   # from scratch
+"""
+
+# ruff: noqa: S603
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / ".bench"
+BUILD = BENCH / "build"
+BASELINES = ROOT / "infra/bench/baselines"
+CONSTRAINTS = ROOT / "infra/bench/requirements-baselines.txt"
+SAM_BUILD = ROOT / ".aws-sam/build/LinkTokenFunction"
+PROPOSED = BENCH / "handler-variant"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to benchmark: where its code comes from and what it depends on."""
+
+    name: str
+    label: str
+    handler: str  # module:function
+    source: Path  # a directory copied whole, or one .py file
+    requirements: tuple[str, ...] = ()  # pip arguments (`-r file` or pinned names)
+    built: bool = False  # the proposed build change: strip, prune botocore data, precompile
+    baseline: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def build_dir(self) -> Path:
+        return BUILD / self.name
+
+
+def product_requirements() -> tuple[str, ...]:
+    return ("-r", str(ROOT / "handler/requirements.txt"))
+
+
+def baseline_requirements(*names: str) -> tuple[str, ...]:
+    return (*names, "-c", str(CONSTRAINTS))
+
+
+BUILD_CHANGE = "precompiled, stripped, botocore data pruned"
+
+
+def variants(include_proposed: bool = True) -> list[Variant]:
+    """The product (as `sam build` ships it), the three baselines, the product and baselines
+    (1) and (3) with the proposed build change, and the proposed handler when it exists."""
+    b1 = baseline_requirements("boto3", "requests")
+    b3 = baseline_requirements("aws-lambda-powertools[tracer]", "boto3", "requests")
+    found = [
+        Variant("product", "product (handler/, as sam build ships it)", "app:lambda_handler",
+                ROOT / "handler", product_requirements()),
+        Variant("blog_post", "baseline 1: blog-post handler", "blog_post:lambda_handler",
+                BASELINES / "blog_post.py", b1, baseline=1),
+        Variant("plaid_sdk", "baseline 2: plaid-python, quickstart wiring",
+                "plaid_sdk:lambda_handler", BASELINES / "plaid_sdk.py",
+                baseline_requirements("plaid-python", "boto3"), baseline=2),
+        Variant("powertools_by_the_book", "baseline 3: Powertools by the book",
+                "powertools_by_the_book:lambda_handler", BASELINES / "powertools_by_the_book.py",
+                b3, baseline=3),
+        Variant("product_build", f"product + build change ({BUILD_CHANGE})",
+                "app:lambda_handler", ROOT / "handler", product_requirements(), built=True),
+        Variant("blog_post_build", "baseline 1 + the same build change",
+                "blog_post:lambda_handler", BASELINES / "blog_post.py", b1, baseline=1,
+                built=True),
+        Variant("powertools_by_the_book_build", "baseline 3 + the same build change",
+                "powertools_by_the_book:lambda_handler", BASELINES / "powertools_by_the_book.py",
+                b3, baseline=3, built=True),
+    ]  # fmt: skip
+    if include_proposed and PROPOSED.is_dir():
+        found += [
+            Variant("proposed_code", "proposed handler patch, as sam build ships it",
+                    "app:lambda_handler", PROPOSED, product_requirements()),
+            Variant("proposed", "proposed handler patch + build change",
+                    "app:lambda_handler", PROPOSED, product_requirements(), built=True),
+        ]  # fmt: skip
+    # Experiments: any .bench/handler-variant-NAME/ is benchmarked as `try_NAME` (built).
+    for extra in sorted(BENCH.glob("handler-variant-*")):
+        suffix = extra.name.removeprefix("handler-variant-")
+        label_file = extra / ".label"  # optional one-line description (not copied into builds)
+        label = label_file.read_text().strip() if label_file.is_file() else f"experiment {suffix}"
+        found.append(
+            Variant(f"try_{suffix}", f"{label} + build change", "app:lambda_handler",
+                    extra, product_requirements(), built=True)
+        )  # fmt: skip
+    return found
+
+
+FLOOR = Variant("floor", "floor: raw kept-alive requests.Session().post", "floor:raw_post",
+                ROOT / "infra/bench/floor.py", baseline_requirements("requests"))  # fmt: skip
+
+
+def python313() -> str:
+    override = os.environ.get("BENCH_PYTHON")
+    if override:
+        return override
+    out = subprocess.run(
+        [str(ROOT / "infra/scripts/find-python313.sh")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+def _stamp(variant: Variant) -> str:
+    """What the build depends on: rebuild when any of it changes."""
+    digest = hashlib.sha256()
+    digest.update(
+        repr((variant.handler, variant.requirements, variant.built, BOTOCORE_SERVICES)).encode()
+    )
+    files = [variant.source] if variant.source.is_file() else sorted(variant.source.rglob("*.py"))
+    for path in files:
+        if "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(variant.source.parent)).encode())
+            digest.update(path.read_bytes())
+    for arg in variant.requirements:
+        path = Path(arg)
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _copy_source(variant: Variant, target: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements*.txt", ".*")
+    if variant.source.is_file():
+        shutil.copy2(variant.source, target / variant.source.name)
+        return
+    for item in variant.source.iterdir():
+        if ignore(str(variant.source), [item.name]):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, target / item.name, ignore=ignore)
+        else:
+            shutil.copy2(item, target / item.name)
+
+
+STRIP_DIRS = ("tests", "test", "__pycache__")
+
+
+def strip_artifact(target: Path) -> int:
+    """Remove what Lambda never imports: *.dist-info, *.pyi stubs, py.typed, package test
+    suites, bin/. Returns bytes removed. Package metadata is read at run time only by urllib3's
+    optional HTTP/2 injection and wrapt's entry-point hook discovery, neither of which the
+    function uses (checked with grep over the artifact)."""
+    removed = 0
+    for path in sorted(target.rglob("*"), reverse=True):
+        if not path.exists():
+            continue
+        rel = path.relative_to(target)
+        doomed = (
+            (path.is_dir() and path.name.endswith(".dist-info"))
+            or (path.is_dir() and rel.parts[0] == "bin")
+            or (path.is_file() and (path.suffix == ".pyi" or path.name == "py.typed"))
+            or (path.is_dir() and path.name in ("tests", "test") and len(rel.parts) > 1)
+        )
+        if doomed:
+            removed += du(path) if path.is_dir() else path.stat().st_size
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    return removed
+
+
+def sam_build_runs_here() -> bool:
+    """True when `.aws-sam/build/LinkTokenFunction` exists and its native extensions load on
+    this machine. The template builds for arm64: on x86_64 its aarch64 .so files would be
+    skipped and wrapt/charset-normalizer fall back to pure Python, which would skew the run."""
+    if not (SAM_BUILD / "app.py").is_file():
+        return False
+    return all(_elf_runs_here(so) for so in SAM_BUILD.rglob("*.so"))
+
+
+_ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7, "arm64": 0xB7}
+
+
+def _elf_runs_here(path: Path) -> bool:
+    header = path.read_bytes()[:20]
+    if header[:4] != b"\x7fELF":
+        return False
+    return int.from_bytes(header[18:20], "little") == _ELF_MACHINES.get(platform.machine())
+
+
+def build(
+    variant: Variant, rebuild: bool = False, quiet: bool = True, use_sam: bool = True
+) -> Path:
+    """Build (or reuse) one variant's artifact directory."""
+    target = variant.build_dir
+    stamp_file = BUILD / f"{variant.name}.stamp"
+    stamp = _stamp(variant)
+    if variant.name == "product" and use_sam and sam_build_runs_here():
+        return SAM_BUILD  # the real `sam build` output, when one exists for this machine
+    fresh = target.is_dir() and stamp_file.is_file() and stamp_file.read_text() == stamp
+    if fresh and not rebuild:
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    pip = [python313(), "-m", "pip", "install", "--disable-pip-version-check",
+           "--no-compile", "--prefer-binary", "--no-warn-script-location",
+           "--target", str(target)]  # fmt: skip
+    if quiet:
+        pip.append("--quiet")
+    if variant.requirements:
+        env = dict(os.environ, PIP_ROOT_USER_ACTION="ignore")
+        done = subprocess.run(
+            [*pip, *variant.requirements], env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise SystemExit(f"bench: pip failed for {variant.name}")
+    shutil.rmtree(target / "bin", ignore_errors=True)  # sam build ships no console scripts
+    _copy_source(variant, target)
+    if variant.built:
+        strip_artifact(target)
+        prune_botocore_data(target)
+        compile_artifact(target)
+    stamp_file.write_text(stamp)
+    return target
+
+
+# The only AWS API the function calls. botocore lists every service directory under
+# botocore/data on each client creation (to validate the name): ~420 directories, ~2,700 stat()
+# calls, 25-35 ms here; and they are 28 of the artifact's 29 MB.
+# sts stays for botocore's own credential providers (web identity, assume role), which a
+# Lambda function does not use but which must keep working if configured; xray because the
+# X-Ray SDK creates an `xray` client at import whenever LAMBDA_TASK_ROOT is unset (local runs,
+# build smoke tests): without its model the import fails.
+BOTOCORE_SERVICES = ("secretsmanager", "sts", "xray")
+
+
+def prune_botocore_data(target: Path, keep: tuple[str, ...] = BOTOCORE_SERVICES) -> int:
+    """Delete botocore's models of services the function never calls (boto3's resource
+    models too). Top-level files (endpoints, partitions, retry and default configuration)
+    stay. Returns bytes removed."""
+    removed = 0
+    for data in (target / "botocore/data", target / "boto3/data"):
+        if not data.is_dir():
+            continue
+        for service in data.iterdir():
+            if service.is_dir() and service.name not in keep:
+                removed += du(service)
+                shutil.rmtree(service)
+    endpoints = target / "botocore/data/endpoints.json"
+    if endpoints.is_file():
+        before = endpoints.stat().st_size
+        endpoints.write_text(trimmed_endpoints(endpoints.read_text(), keep))
+        removed += before - endpoints.stat().st_size
+    return removed
+
+
+def trimmed_endpoints(text: str, keep: tuple[str, ...]) -> str:
+    """botocore's endpoints.json with only the kept services: same format, every partition
+    and region kept. botocore parses the whole 1.25 MB file on each client creation (~30 ms
+    here) although one service's entry is read."""
+    doc = json.loads(text)
+    for partition in doc["partitions"]:
+        partition["services"] = {
+            name: entry for name, entry in partition["services"].items() if name in keep
+        }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def compile_artifact(target: Path) -> None:
+    """Bytecode for every module, valid however the zip's timestamps come out."""
+    subprocess.run(
+        [python313(), "-m", "compileall", "-q", "-j", "0",
+         "--invalidation-mode", "unchecked-hash", str(target)],
+        check=True,
+    )  # fmt: skip
+
+
+def du(path: Path) -> int:
+    """Bytes of file content under `path` (what the zip holds, uncompressed)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def zipped_size(path: Path) -> int:
+    """Size of the deployment package, zipped as SAM/CloudFormation package it (deflate)."""
+    out = BENCH / "zips" / f"{path.name}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(path))
+    return out.stat().st_size
+
+
+def file_count(path: Path) -> int:
+    return sum(1 for p in path.rglob("*") if p.is_file())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    for variant in variants():
+        path = build(variant, rebuild=args.rebuild, quiet=False)
+        print(json.dumps({"variant": variant.name, "dir": str(path), "bytes": du(path)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

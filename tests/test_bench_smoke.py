@@ -1,0 +1,78 @@
+"""The benchmark's baselines (infra/bench/baselines/) still do their job: each one, run as a
+Lambda container would run it, answers 200 with a link token from the loopback stand-in.
+
+Correctness only: no timings are asserted (the benchmark is `make bench`, not a test). Each
+baseline runs in a fresh process through the benchmark's own runner, against the benchmark's
+own loopback world (moto server for Secrets Manager, the stand-in over TLS). Baselines (1) and
+(3) use this project's virtualenv (boto3, requests, Powertools); baseline (2) needs plaid-python,
+which only `make bench` installs (into .bench/build/plaid_sdk): without it, that case skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "infra/bench"
+sys.path.insert(0, str(BENCH_DIR))
+
+import build as bench_build  # noqa: E402
+import run as bench_run  # noqa: E402
+from services import World  # noqa: E402
+
+BASELINES = {
+    "blog_post": "blog_post:lambda_handler",
+    "plaid_sdk": "plaid_sdk:lambda_handler",
+    "powertools_by_the_book": "powertools_by_the_book:lambda_handler",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with World(tmp_path_factory.mktemp("bench-world")) as started:
+        yield started
+
+
+def _where(name: str) -> tuple[str, Path, list[str]]:
+    """Interpreter, import root and flags to run one baseline with."""
+    if name == "plaid_sdk" and importlib.util.find_spec("plaid") is None:
+        built = bench_build.BUILD / "plaid_sdk"
+        if not (built / "plaid").is_dir():
+            pytest.skip("plaid-python is only installed by `make bench` (.bench/build/plaid_sdk)")
+        return bench_build.python313(), built, ["-I", "-S", "-B"]
+    # This virtualenv has the other baselines' dependencies.
+    return sys.executable, BENCH_DIR / "baselines", ["-B"]
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_returns_a_link_token(name: str, world: World, tmp_path: Path) -> None:
+    python, root, flags = _where(name)
+    variant = bench_build.Variant(name, name, BASELINES[name], root)
+    runner = bench_run.Runner(variant, root, BASELINES[name], name)
+    env = bench_run.lambda_env(world, runner, python)
+    before = world.counters()
+    read_fd, write_fd = os.pipe()
+    with (tmp_path / "out.log").open("wb") as out, (tmp_path / "err.log").open("wb") as err:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and runner
+            [python, *flags, str(bench_run.CHILD), str(root), BASELINES[name],
+             str(bench_run.EVENT), "cold", str(write_fd)],
+            env=env, stdout=out, stderr=err, pass_fds=(write_fd,), timeout=60, check=False,
+        )  # fmt: skip
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as results:
+        first: dict[str, Any] = json.loads(results.readline() or b"{}")
+    # The runner exits 3 unless the answer was a 200 carrying a `link-sandbox-` token.
+    assert done.returncode == 0, (tmp_path / "err.log").read_text()[-2000:]
+    assert first["first_response_ms"] > 0
+    after = world.counters()
+    assert after["plaid_requests"] - before["plaid_requests"] == 1
+    assert after["secret_reads"] - before["secret_reads"] == 1
