@@ -5,10 +5,15 @@
 #   1. handler/requirements.txt is exactly `uv export` of uv.lock (no drift, nothing unlocked)
 #   2. cfn-lint template.yaml                     - zero findings
 #   3. sam validate --lint                        - zero findings
-#   4. sam build (python3.13, arm64, no container) and the artifact's size
-#   5. the artifact's compiled extensions: all aarch64, each package with a pure-Python fallback
-#   6. tests/smoke_build.py: the handler imported from the build output, every event invoked
-#   7. infra/scripts/put-plaid-secret.sh never puts a key on a command line
+#   4. sam build: handler/Makefile (template Metadata BuildMethod: makefile), no container
+#   5. the artifact: size; one cpython-313 unchecked-hash .pyc per .py, each matching its
+#      source; botocore/data exactly the Makefile's BOTOCORE_KEEP; the code exactly handler/'s;
+#      every *.dist-info kept; compiled extensions all aarch64, each with a pure-Python fallback
+#   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
+#      as the full botocore of .venv (same version) does
+#   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
+#      no module of the build output compiled from source (its .pyc are used)
+#   8. infra/scripts/put-plaid-secret.sh never puts a key on a command line
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -44,7 +49,7 @@ else
   offline_note="network isolation unavailable here (unshare); no AWS credentials are set"
 fi
 
-step "Python 3.13 (the Lambda runtime's version; SAM's python builder needs python3.13 on PATH)"
+step "Python 3.13 (the Lambda runtime's version; handler/Makefile installs and compiles with it)"
 if [[ -x infra/scripts/find-python313.sh ]]; then
   PY313=$(infra/scripts/find-python313.sh)
 else
@@ -84,7 +89,8 @@ strip() { grep -v '^[[:space:]]*#' "$1" | sed '/^[[:space:]]*$/d'; }
 if ! diff <(strip handler/requirements.txt) <(strip "$fresh"); then
   fail "handler/requirements.txt differs from uv.lock (left: file, right: lock): run 'make requirements'"
 fi
-echo "   $(strip handler/requirements.txt | grep -c '==') pinned packages, identical to uv.lock"
+pinned=$(strip handler/requirements.txt | grep -c '==')
+echo "   $pinned pinned packages, identical to uv.lock"
 took
 
 step "cfn-lint template.yaml ($offline_note)"
@@ -95,22 +101,36 @@ step "sam validate --lint ($offline_note)"
 offline "$VENV_SAM/bin/sam" validate --lint --config-file infra/samconfig.toml --config-env dev
 took
 
-step "sam build (python3.13, arm64, without a container)"
+step "sam build (handler/Makefile: python3.13 aarch64 wheels, botocore data pruned, bytecode; no container)"
 # --no-cached: CI must build from the lockfile every time, never reuse an old dependency tree.
 "$VENV_SAM/bin/sam" build --config-file infra/samconfig.toml --config-env dev --no-cached
 took
 
-step "artifact: size and compiled extensions"
-"$PY313" -I -B - ".aws-sam/build/$FUNCTION" <<'PY'
-"""Size of the artifact (unzipped, and zipped as `sam deploy` uploads it) and its extensions.
+# The botocore services the artifact keeps: handler/Makefile is the one place that says so.
+keep=$(make --no-print-directory -s -f handler/Makefile print-BOTOCORE_KEEP)
+[[ -n "$keep" ]] || fail "handler/Makefile names no BOTOCORE_KEEP services"
+
+step "artifact: size, bytecode, botocore data, code, licences, compiled extensions"
+"$PY313" -I -B - ".aws-sam/build/$FUNCTION" handler "$keep" "$pinned" <<'PY'
+"""What `sam build` produced, checked against what handler/Makefile promises.
+
+Size: unzipped, and zipped as `sam deploy` uploads it. Bytecode: every .py has a .pyc for the
+runtime's CPython 3.13 in `unchecked-hash` mode, made from exactly that source: Python never
+checks such a .pyc against its source at run time, so this is where a stale one would be
+caught. botocore/data holds exactly the kept services (and endpoints.json names no other).
+The code is exactly handler/'s .py files, and nothing of the build's own (Makefile,
+requirements.txt, console scripts). Every installed distribution keeps its *.dist-info (the
+licences live there).
 
 Lambda runs arm64, this machine is x86_64: a compiled extension in the artifact must be an
 aarch64 build (an x86_64 one would mean pip fell back to the host's wheels), and its package
 must import without it, because the smoke test here can only exercise that fallback.
 """
-import io, pathlib, subprocess, sys, zipfile
+import importlib.util, io, json, pathlib, subprocess, sys, zipfile
 
-root = pathlib.Path(sys.argv[1])
+root, source = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+keep, pinned = set(sys.argv[3].split()), int(sys.argv[4])
+bad = []
 files = [p for p in root.rglob("*") if p.is_file()]
 unzipped = sum(p.stat().st_size for p in files)
 buffer = io.BytesIO()
@@ -121,8 +141,75 @@ zipped = buffer.tell()
 print(f"   {root}: {len(files)} files, {unzipped / 2**20:.1f} MiB unzipped, "
       f"{zipped / 2**20:.1f} MiB zipped (Lambda limits: 250 MiB unzipped, 50 MiB zipped upload)")
 
+# Bytecode. This interpreter is the runtime's version, so its tag and magic number are the ones
+# Lambda's python3.13 looks for.
+if sys.implementation.cache_tag != "cpython-313":
+    sys.exit(f"sam-checks: FAIL: run with CPython 3.13, not {sys.implementation.cache_tag}")
+sources = [p for p in files if p.suffix == ".py" and "__pycache__" not in p.parts]
+pycs = {p for p in files if p.suffix == ".pyc"}
+faults = {"missing": [], "wrong version": [], "not unchecked-hash": [], "stale": []}
+for src in sources:
+    pyc = pathlib.Path(importlib.util.cache_from_source(str(src)))
+    if pyc not in pycs:
+        faults["missing"].append(src)
+        continue
+    header = pyc.read_bytes()[:16]
+    flags = int.from_bytes(header[4:8], "little")
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        faults["wrong version"].append(pyc)
+    elif flags != 0b01:  # bit 0: hash-based; bit 1: check the source (0 = unchecked)
+        faults["not unchecked-hash"].append(pyc)
+    elif header[8:16] != importlib.util.source_hash(src.read_bytes()):
+        faults["stale"].append(pyc)
+orphans = [p for p in pycs if not pathlib.Path(importlib.util.source_from_cache(str(p))).is_file()]
+faults["without a source (or not cpython-313)"] = orphans
+for what, paths in faults.items():
+    if paths:
+        bad.append(f"{len(paths)} .pyc {what}: {', '.join(str(p.relative_to(root)) for p in paths[:3])}")
+print(f"   bytecode: {len(pycs)} .pyc for {len(sources)} .py ({len(pycs) / max(len(sources), 1):.2f} "
+      f"per .py), all {sys.implementation.cache_tag}, unchecked-hash, each made from the source beside it")
+
+# botocore/data (and boto3's resource models): exactly the kept services.
+data = root / "botocore/data"
+services = {p.name for p in data.iterdir() if p.is_dir()}
+if services != keep:
+    bad.append(f"botocore/data services {sorted(services)}, handler/Makefile keeps {sorted(keep)}")
+endpoint_services = set()
+for partition in json.loads((data / "endpoints.json").read_text())["partitions"]:
+    endpoint_services |= set(partition["services"])
+if not endpoint_services <= keep:
+    bad.append(f"endpoints.json still names {sorted(endpoint_services - keep)[:5]}...")
+boto3_models = sorted(p.name for p in (root / "boto3/data").glob("*/"))
+if not set(boto3_models) <= keep:
+    bad.append(f"boto3/data keeps {boto3_models}")
+top = sorted(p.name for p in data.iterdir() if p.is_file())
+print(f"   botocore/data: {', '.join(sorted(services))} + {', '.join(top)} "
+      f"(endpoints.json {(data / 'endpoints.json').stat().st_size // 1024} KiB); "
+      f"boto3/data: {', '.join(boto3_models) or 'no resource models'}")
+
+# The code: exactly handler/'s app.py and linktoken/*.py, byte for byte; nothing of the build.
+def code(base):
+    found = [base / "app.py", *(base / "linktoken").rglob("*.py")]
+    return {p.relative_to(base): p.read_bytes() for p in found if "__pycache__" not in p.parts}
+shipped, wanted = code(root), code(source)
+if shipped != wanted:
+    differ = sorted(str(p) for p in set(shipped) | set(wanted) if shipped.get(p) != wanted.get(p))
+    bad.append(f"the code differs from handler/: {', '.join(differ[:5])}")
+extra = [p.name for p in (root / "linktoken").rglob("*")
+         if p.is_file() and p.suffix not in (".py", ".pyc")]
+build_files = [n for n in ("Makefile", "requirements.txt", "bin") if (root / n).exists()]
+if extra or build_files:
+    bad.append(f"not runtime code: {extra + build_files}")
+print(f"   code: app.py + {len(wanted) - 1} linktoken modules, identical to handler/; "
+      f"no Makefile, requirements.txt or bin/")
+
+dist_infos = sorted(root.glob("*.dist-info"))
+licences = [p for d in dist_infos for p in d.rglob("*") if p.is_file() and "LICEN" in p.name.upper()]
+if len(dist_infos) != pinned:
+    bad.append(f"{len(dist_infos)} *.dist-info for {pinned} pinned packages")
+print(f"   {len(dist_infos)} *.dist-info kept, one per pinned package ({len(licences)} licence files)")
+
 ELF_MACHINES = {0xB7: "aarch64", 0x3E: "x86_64"}
-bad = []
 for dist in sorted(root.glob("*.dist-info")):
     wheel = (dist / "WHEEL").read_text()
     record = (dist / "RECORD").read_text().splitlines() if (dist / "RECORD").exists() else []
@@ -158,11 +245,63 @@ if bad:
 PY
 took
 
-step "smoke test: the handler imported from the build output answers every event"
 [[ -x .venv/bin/python ]] || make --no-print-directory .venv/.synced
+
+step "pruned botocore data: the kept services' endpoints are unchanged in every region"
+full_botocore=$(.venv/bin/python -c 'import botocore, os; print(os.path.dirname(os.path.dirname(botocore.__file__)))')
+endpoints_probe='
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import botocore, botocore.session
+from botocore.config import Config
+session = botocore.session.get_session()
+endpoints = session.get_component("data_loader").load_data("endpoints")
+out = {"botocore": botocore.__version__}
+variants = {"default": Config(), "fips": Config(use_fips_endpoint=True),
+            "dualstack": Config(use_dualstack_endpoint=True)}
+for partition in endpoints["partitions"]:
+    for region in sorted(partition["regions"]):
+        for service in sys.argv[2:]:
+            for variant, config in variants.items():
+                key = " ".join((partition["partition"], region, service, variant))
+                try:
+                    client = session.create_client(service, region_name=region, config=config,
+                                                   aws_access_key_id="x", aws_secret_access_key="x")
+                    model = client.meta.service_model
+                    operation = model.operation_model(model.operation_names[0])
+                    # The URL a request would go to (endpoint rule set), and the legacy
+                    # resolver'"'"'s answer from endpoints.json, which the pruning trimmed.
+                    url = client._ruleset_resolver.construct_endpoint(
+                        operation_model=operation, call_args={}, request_context={}).url
+                    out[key] = [url, client.meta.endpoint_url, client.meta.region_name]
+                except Exception as exc:
+                    out[key] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out, sort_keys=True))
+'
+# shellcheck disable=SC2086  # $keep: one argument per service
+pruned_endpoints=$("$PY313" -I -S -B -c "$endpoints_probe" ".aws-sam/build/$FUNCTION" $keep)
+# shellcheck disable=SC2086
+full_endpoints=$("$PY313" -I -S -B -c "$endpoints_probe" "$full_botocore" $keep)
+if [[ "$pruned_endpoints" != "$full_endpoints" ]]; then
+  diff <(tr ',' '\n' <<<"$full_endpoints") <(tr ',' '\n' <<<"$pruned_endpoints") | head -20
+  fail "the pruned botocore data resolves endpoints differently (left: full botocore, right: artifact)"
+fi
+# shellcheck disable=SC2086
+"$PY313" -c 'import json, sys
+doc = json.loads(sys.argv[1]); keys = [k for k in doc if k != "botocore"]
+regions = {tuple(k.split()[:2]) for k in keys}
+partitions = {k.split()[0] for k in keys}
+print(f"   botocore {doc["botocore"]}: {len(keys)} endpoints ({len(regions)} regions in {len(partitions)} partitions x "
+      f"{len(sys.argv) - 2} services x default/FIPS/dual-stack), identical to the full data: {", ".join(sys.argv[2:])}")' \
+  "$pruned_endpoints" $keep
+took
+
+step "smoke test: the handler imported from the build output answers every event"
+# A fingerprint of every file (path, size, mtime): the checks must change nothing in what ships.
+fingerprint() { (cd ".aws-sam/build/$FUNCTION" && find . -printf '%p %s %T@\n' | sort | sha256sum); }
+before=$(fingerprint)
 .venv/bin/python tests/smoke_build.py --python "$PY313" --build-root .aws-sam/build
-[[ -z "$(find ".aws-sam/build/$FUNCTION" -name __pycache__ -print -quit)" ]] ||
-  fail "the checks wrote bytecode into the build output"
+[[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
 took
 
 step "put-plaid-secret.sh keeps the keys off every command line"

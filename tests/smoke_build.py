@@ -10,7 +10,9 @@ How:
   template.yaml; the built template must point the function at its build directory.
 - The handler runs in a fresh CPython 3.13 started with `-I -S -B`: no site-packages, no
   PYTHONPATH, no user site, no current directory, and no bytecode written into the build
-  output (it is what gets deployed). Its sys.path is the build directory, then a
+  output (it is what gets deployed; the .pyc it ships are read, as on Lambda, and any module
+  of the build output compiled from source instead is reported, and is a failure when the
+  build ships bytecode). Its sys.path is the build directory, then a
   stand-in for the runtime directory (it holds only `snapshot_restore_py`, which the Lambda
   runtime provides), then the standard library - the order Lambda uses (/var/task before
   /var/runtime). After the run it reports any module loaded from anywhere else.
@@ -200,6 +202,19 @@ def marker(**fields):
     sys.stdout.flush()
 
 results = {"invocations": [], "import_error": None}
+
+# Every module of the build output that Python compiles from source, i.e. for which it found
+# no usable .pyc (none shipped, or one for another Python version or with a bad header).
+# -B stops Python writing bytecode, not reading it: shipped .pyc are used as on Lambda.
+import importlib.machinery
+compiled_from_source = []
+_source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+def _counting_source_to_code(self, data, path, *args, **kwargs):
+    if os.path.realpath(path).startswith(plan["task_root"]):
+        compiled_from_source.append(os.path.relpath(path, plan["task_root"]))
+    return _source_to_code(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = _counting_source_to_code
+
 module_name, _, function_name = plan["handler"].rpartition(".")
 started = time.perf_counter()
 try:
@@ -244,11 +259,14 @@ results["foreign_modules"] = sorted(
     for name, mod in list(sys.modules.items())
     if getattr(mod, "__file__", None) and not os.path.realpath(mod.__file__).startswith(roots)
 )
-results["modules_from_build"] = sum(
-    1 for mod in list(sys.modules.values())
+# Distinct files: sys.modules holds some modules under several names (six.moves, aliases).
+results["modules_from_build"] = len({
+    os.path.realpath(mod.__file__) for mod in list(sys.modules.values())
     if getattr(mod, "__file__", None)
     and os.path.realpath(mod.__file__).startswith(plan["task_root"])
-)
+})
+# Includes optional modules whose import then failed (e.g. urllib3.contrib.socks).
+results["compiled_from_source"] = sorted(set(compiled_from_source))
 json.dump(results, open(sys.argv[2], "w"))
 """
 
@@ -506,6 +524,11 @@ def run_isolated(target: Target, python: str) -> Run:
     return Run(proc, results, datagrams, seconds)
 
 
+def shipped_bytecode(build_dir: Path) -> int:
+    """How many .pyc files the build output ships."""
+    return sum(1 for _ in build_dir.rglob("__pycache__/*.pyc"))
+
+
 def run_faults(target: Target, run: Run) -> list[str]:
     """Check every invocation, the SnapStart restore, imports, traces and secret hygiene."""
     init_lines, per_invocation = split_logs(run.proc.stdout)
@@ -536,6 +559,12 @@ def run_faults(target: Target, run: Run) -> list[str]:
         )
     if not run.datagrams:
         faults.append("no X-Ray segment reached the daemon address (Tracing: Active)")
+    from_source = run.results["compiled_from_source"]
+    if shipped_bytecode(target.build_dir) and from_source:
+        faults.append(
+            f"{len(from_source)} module(s) of the build output compiled from source although "
+            f"it ships .pyc (missing, stale or for another Python): {', '.join(from_source[:5])}"
+        )
     outputs = {
         "stdout": run.proc.stdout,
         "stderr": run.proc.stderr,
@@ -578,9 +607,12 @@ def main() -> int:
 
     faults = run_faults(target, run)
     results = run.results
+    pyc = shipped_bytecode(target.build_dir)
+    bytecode = f"{pyc} .pyc shipped" if pyc else "no .pyc shipped"
     print(
-        f"handler import (cold, no .pyc, this machine): {results['import_ms']} ms; "
-        f"{results['modules_from_build']} modules from the build output; "
+        f"handler import (cold, this machine, {bytecode}): {results['import_ms']} ms; "
+        f"{results['modules_from_build']} modules loaded from the build output, "
+        f"{len(results['compiled_from_source'])} .py compiled from source at import; "
         f"{len(results['invocations'])} invocations in {run.seconds:.1f} s; "
         f"{len(run.datagrams)} X-Ray datagrams; after-restore hooks: {results['after_restore_hooks']}"
     )

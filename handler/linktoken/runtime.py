@@ -28,6 +28,7 @@ class Runtime:
         """Forget credentials, connections and jitter state (SnapStart after-restore hook)."""
         if self.service is not None:
             self.service.secrets.forget()
+            self.service.secrets.prepare()  # a fresh client, still before the first request
             self.service.plaid.reset()
 
 

@@ -1,13 +1,19 @@
 """Build the artifacts the benchmark compares, each in its own directory under `.bench/build/`.
 
-Every variant is built the way `sam build` builds a Python function (aws-lambda-builders'
-python_pip workflow): the code directory copied, the dependencies' wheels extracted next to it,
-and **no bytecode** (wheels carry none, and Lambda's /var/task is read-only, so nothing can be
-cached there at run time). Variants marked `built` get the proposed build change on top:
-`strip_artifact` (dist-info, stubs, package tests), `prune_botocore_data` (models of services
-the function never calls) and `compile_artifact` (`compileall --invalidation-mode
-unchecked-hash`: bytecode Lambda can use as shipped; timestamp-checked .pyc would be
-invalidated by the zip's 2-second DOS timestamps).
+Variants without the build change are built the way SAM's python builder (aws-lambda-builders'
+python_pip workflow, what `sam build` ran before handler/Makefile) builds a Python function:
+the code directory copied, the dependencies' wheels extracted next to it, and **no bytecode**
+(wheels carry none, and Lambda's /var/task is read-only, so nothing can be cached there at run
+time). Variants marked `built` get the build change, and get it from handler/Makefile, the
+recipe `sam build` runs, so the benchmark measures exactly what ships:
+
+- the product and handler variants: `make build-LinkTokenFunction` itself, with `SRC` pointing
+  at the variant's code and `WHEEL_PLATFORMS=` (empty): this machine's wheels, so wrapt and
+  charset-normalizer run their C code here instead of their pure-Python fallbacks. That is the
+  only difference from `sam build`'s output, which holds aarch64 wheels;
+- the baselines: their own pip install, then the Makefile's `prune-and-compile` target (botocore
+  and boto3 data pruned to the Makefile's BOTOCORE_KEEP, endpoints.json trimmed to those
+  services, `compileall --invalidation-mode unchecked-hash`, one cpython-313 .pyc per .py).
 
     python infra/bench/build.py             # build what is missing or stale
     python infra/bench/build.py --rebuild   # from scratch
@@ -36,6 +42,7 @@ BASELINES = ROOT / "infra/bench/baselines"
 CONSTRAINTS = ROOT / "infra/bench/requirements-baselines.txt"
 SAM_BUILD = ROOT / ".aws-sam/build/LinkTokenFunction"
 PROPOSED = BENCH / "handler-variant"
+MAKEFILE = ROOT / "handler/Makefile"  # the build change: what `sam build` runs
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Variant:
     handler: str  # module:function
     source: Path  # a directory copied whole, or one .py file
     requirements: tuple[str, ...] = ()  # pip arguments (`-r file` or pinned names)
-    built: bool = False  # the proposed build change: strip, prune botocore data, precompile
+    built: bool = False  # the build change (handler/Makefile): prune botocore data, precompile
     baseline: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -64,17 +71,18 @@ def baseline_requirements(*names: str) -> tuple[str, ...]:
     return (*names, "-c", str(CONSTRAINTS))
 
 
-BUILD_CHANGE = "precompiled, stripped, botocore data pruned"
+BUILD_CHANGE = "precompiled, botocore data pruned"
 
 
 def variants(include_proposed: bool = True) -> list[Variant]:
-    """The product (as `sam build` ships it), the three baselines, the product and baselines
-    (1) and (3) with the proposed build change, and the proposed handler when it exists."""
+    """The product without and with the build change (with it: what `sam build` ships), the
+    three baselines, baselines (1) and (3) with the same build change, and the proposed
+    handler when it exists."""
     b1 = baseline_requirements("boto3", "requests")
     b3 = baseline_requirements("aws-lambda-powertools[tracer]", "boto3", "requests")
     found = [
-        Variant("product", "product (handler/, as sam build ships it)", "app:lambda_handler",
-                ROOT / "handler", product_requirements()),
+        Variant("product", "product without the build change (SAM's python builder, no .pyc)",
+                "app:lambda_handler", ROOT / "handler", product_requirements()),
         Variant("blog_post", "baseline 1: blog-post handler", "blog_post:lambda_handler",
                 BASELINES / "blog_post.py", b1, baseline=1),
         Variant("plaid_sdk", "baseline 2: plaid-python, quickstart wiring",
@@ -83,7 +91,7 @@ def variants(include_proposed: bool = True) -> list[Variant]:
         Variant("powertools_by_the_book", "baseline 3: Powertools by the book",
                 "powertools_by_the_book:lambda_handler", BASELINES / "powertools_by_the_book.py",
                 b3, baseline=3),
-        Variant("product_build", f"product + build change ({BUILD_CHANGE})",
+        Variant("product_build", f"product as sam build ships it ({BUILD_CHANGE})",
                 "app:lambda_handler", ROOT / "handler", product_requirements(), built=True),
         Variant("blog_post_build", "baseline 1 + the same build change",
                 "blog_post:lambda_handler", BASELINES / "blog_post.py", b1, baseline=1,
@@ -94,7 +102,7 @@ def variants(include_proposed: bool = True) -> list[Variant]:
     ]  # fmt: skip
     if include_proposed and PROPOSED.is_dir():
         found += [
-            Variant("proposed_code", "proposed handler patch, as sam build ships it",
+            Variant("proposed_code", "proposed handler patch, without the build change",
                     "app:lambda_handler", PROPOSED, product_requirements()),
             Variant("proposed", "proposed handler patch + build change",
                     "app:lambda_handler", PROPOSED, product_requirements(), built=True),
@@ -128,9 +136,9 @@ def python313() -> str:
 def _stamp(variant: Variant) -> str:
     """What the build depends on: rebuild when any of it changes."""
     digest = hashlib.sha256()
-    digest.update(
-        repr((variant.handler, variant.requirements, variant.built, BOTOCORE_SERVICES)).encode()
-    )
+    digest.update(repr((variant.handler, variant.requirements, variant.built)).encode())
+    if variant.built:
+        digest.update(MAKEFILE.read_bytes())
     files = [variant.source] if variant.source.is_file() else sorted(variant.source.rglob("*.py"))
     for path in files:
         if "__pycache__" not in path.parts:
@@ -157,39 +165,12 @@ def _copy_source(variant: Variant, target: Path) -> None:
             shutil.copy2(item, target / item.name)
 
 
-STRIP_DIRS = ("tests", "test", "__pycache__")
-
-
-def strip_artifact(target: Path) -> int:
-    """Remove what Lambda never imports: *.dist-info, *.pyi stubs, py.typed, package test
-    suites, bin/. Returns bytes removed. Package metadata is read at run time only by urllib3's
-    optional HTTP/2 injection and wrapt's entry-point hook discovery, neither of which the
-    function uses (checked with grep over the artifact)."""
-    removed = 0
-    for path in sorted(target.rglob("*"), reverse=True):
-        if not path.exists():
-            continue
-        rel = path.relative_to(target)
-        doomed = (
-            (path.is_dir() and path.name.endswith(".dist-info"))
-            or (path.is_dir() and rel.parts[0] == "bin")
-            or (path.is_file() and (path.suffix == ".pyi" or path.name == "py.typed"))
-            or (path.is_dir() and path.name in ("tests", "test") and len(rel.parts) > 1)
-        )
-        if doomed:
-            removed += du(path) if path.is_dir() else path.stat().st_size
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    return removed
-
-
 def sam_build_runs_here() -> bool:
-    """True when `.aws-sam/build/LinkTokenFunction` exists and its native extensions load on
-    this machine. The template builds for arm64: on x86_64 its aarch64 .so files would be
-    skipped and wrapt/charset-normalizer fall back to pure Python, which would skew the run."""
-    if not (SAM_BUILD / "app.py").is_file():
+    """True when `.aws-sam/build/LinkTokenFunction` exists, was built by handler/Makefile (it
+    ships bytecode) and its native extensions load on this machine. The template builds for
+    arm64: on x86_64 its aarch64 .so files would be skipped and wrapt/charset-normalizer fall
+    back to pure Python, which would skew the run."""
+    if not (SAM_BUILD / "app.py").is_file() or not (SAM_BUILD / "__pycache__").is_dir():
         return False
     return all(_elf_runs_here(so) for so in SAM_BUILD.rglob("*.so"))
 
@@ -211,7 +192,7 @@ def build(
     target = variant.build_dir
     stamp_file = BUILD / f"{variant.name}.stamp"
     stamp = _stamp(variant)
-    if variant.name == "product" and use_sam and sam_build_runs_here():
+    if variant.name == "product_build" and use_sam and sam_build_runs_here():
         return SAM_BUILD  # the real `sam build` output, when one exists for this machine
     fresh = target.is_dir() and stamp_file.is_file() and stamp_file.read_text() == stamp
     if fresh and not rebuild:
@@ -219,6 +200,13 @@ def build(
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    if variant.built and variant.source.is_dir():
+        # A handler directory: the very recipe `sam build` runs, with this machine's wheels.
+        run_makefile(
+            "build-LinkTokenFunction", target, quiet, SRC=str(variant.source), WHEEL_PLATFORMS=""
+        )
+        stamp_file.write_text(stamp)
+        return target
     pip = [python313(), "-m", "pip", "install", "--disable-pip-version-check",
            "--no-compile", "--prefer-binary", "--no-warn-script-location",
            "--target", str(target)]  # fmt: skip
@@ -235,62 +223,24 @@ def build(
     shutil.rmtree(target / "bin", ignore_errors=True)  # sam build ships no console scripts
     _copy_source(variant, target)
     if variant.built:
-        strip_artifact(target)
-        prune_botocore_data(target)
-        compile_artifact(target)
+        run_makefile("prune-and-compile", target, quiet)
     stamp_file.write_text(stamp)
     return target
 
 
-# The only AWS API the function calls. botocore lists every service directory under
-# botocore/data on each client creation (to validate the name): ~420 directories, ~2,700 stat()
-# calls, 25-35 ms here; and they are 28 of the artifact's 29 MB.
-# sts stays for botocore's own credential providers (web identity, assume role), which a
-# Lambda function does not use but which must keep working if configured; xray because the
-# X-Ray SDK creates an `xray` client at import whenever LAMBDA_TASK_ROOT is unset (local runs,
-# build smoke tests): without its model the import fails.
-BOTOCORE_SERVICES = ("secretsmanager", "sts", "xray")
-
-
-def prune_botocore_data(target: Path, keep: tuple[str, ...] = BOTOCORE_SERVICES) -> int:
-    """Delete botocore's models of services the function never calls (boto3's resource
-    models too). Top-level files (endpoints, partitions, retry and default configuration)
-    stay. Returns bytes removed."""
-    removed = 0
-    for data in (target / "botocore/data", target / "boto3/data"):
-        if not data.is_dir():
-            continue
-        for service in data.iterdir():
-            if service.is_dir() and service.name not in keep:
-                removed += du(service)
-                shutil.rmtree(service)
-    endpoints = target / "botocore/data/endpoints.json"
-    if endpoints.is_file():
-        before = endpoints.stat().st_size
-        endpoints.write_text(trimmed_endpoints(endpoints.read_text(), keep))
-        removed += before - endpoints.stat().st_size
-    return removed
-
-
-def trimmed_endpoints(text: str, keep: tuple[str, ...]) -> str:
-    """botocore's endpoints.json with only the kept services: same format, every partition
-    and region kept. botocore parses the whole 1.25 MB file on each client creation (~30 ms
-    here) although one service's entry is read."""
-    doc = json.loads(text)
-    for partition in doc["partitions"]:
-        partition["services"] = {
-            name: entry for name, entry in partition["services"].items() if name in keep
-        }
-    return json.dumps(doc, separators=(",", ":"))
-
-
-def compile_artifact(target: Path) -> None:
-    """Bytecode for every module, valid however the zip's timestamps come out."""
-    subprocess.run(
-        [python313(), "-m", "compileall", "-q", "-j", "0",
-         "--invalidation-mode", "unchecked-hash", str(target)],
-        check=True,
+def run_makefile(make_target: str, artifacts: Path, quiet: bool, **variables: str) -> None:
+    """Run one target of handler/Makefile on `artifacts` with the benchmark's Python 3.13."""
+    assignments = [f"{k}={v}" for k, v in {"PY313": python313(), **variables}.items()]
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-f", str(MAKEFILE), make_target,  # noqa: S607
+         f"ARTIFACTS_DIR={artifacts}", *assignments],
+        env=dict(os.environ, PIP_ROOT_USER_ACTION="ignore"),
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if done.returncode or not quiet:
+        sys.stderr.write(done.stdout + done.stderr)
+    if done.returncode:
+        raise SystemExit(f"bench: handler/Makefile {make_target} failed for {artifacts}")
 
 
 def du(path: Path) -> int:
