@@ -174,6 +174,18 @@ def test_gradual_deployment_is_optional_and_rolls_back_on_alarms() -> None:
         assert RESOURCES[alarm["Ref"]]["Type"] == "AWS::CloudWatch::Alarm"
 
 
+def test_rollback_alarms_ignore_plaid_outages() -> None:
+    """A canary must roll back on what a release can break, never on Plaid's own state."""
+    plaid_state = {"RATE_LIMITED", "UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT"}
+    watched: set[str] = set()
+    for alarm in FUNCTION["DeploymentPreference"]["Alarms"]:
+        for query in RESOURCES[alarm["Ref"]]["Properties"].get("Metrics", []):
+            dims = query.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+            watched |= {d["Value"] for d in dims if d["Name"] == "ErrorCode"}
+    assert watched == {"INTERNAL_ERROR", "MISCONFIGURED", "UPSTREAM_REJECTED"}
+    assert not watched & plaid_state
+
+
 # ------------------------------------------------------------------------- environment ---
 def test_environment_sets_the_configuration_contract() -> None:
     assert set(ENV) == EXPECTED_ENV
