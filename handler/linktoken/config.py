@@ -79,14 +79,14 @@ def load_config(environ: Mapping[str, str]) -> Config:
             f"PLAID_ENV must be one of {sorted(PLAID_ENVIRONMENTS)}, not {plaid_env!r}"
         )
 
-    raw_products = get("PLAID_PRODUCTS") or "transactions"
-    if "balance" in (item.strip().lower() for item in raw_products.split(",")):
+    products = _split(get("PLAID_PRODUCTS") or "transactions", str.lower)
+    if "balance" in products:
         raise ConfigError(
             "PLAID_PRODUCTS: 'balance' is not a Link product (it is always available)"
         )
-    products = _choices("PLAID_PRODUCTS", raw_products, LINK_PRODUCTS, str.lower)
+    products = _choices("PLAID_PRODUCTS", products, LINK_PRODUCTS)
     country_codes = _choices(
-        "PLAID_COUNTRY_CODES", get("PLAID_COUNTRY_CODES") or "US", COUNTRY_CODES, str.upper
+        "PLAID_COUNTRY_CODES", _split(get("PLAID_COUNTRY_CODES") or "US", str.upper), COUNTRY_CODES
     )
     language = (get("PLAID_LANGUAGE") or "en").lower()
     if language not in LANGUAGES:
@@ -142,16 +142,18 @@ def is_allowed_plaid_url(url: str) -> bool:
     return parts.scheme in {"http", "https"} and is_loopback_host(host)
 
 
-def _choices(
-    name: str, raw: str, allowed: frozenset[str], normalise: Callable[[str], str]
-) -> tuple[str, ...]:
-    values = [normalise(item.strip()) for item in raw.split(",") if item.strip()]
+def _split(raw: str, normalise: Callable[[str], str]) -> tuple[str, ...]:
+    """A comma-separated list: whitespace ignored, normalised, de-duplicated in order."""
+    return tuple(dict.fromkeys(normalise(item.strip()) for item in raw.split(",") if item.strip()))
+
+
+def _choices(name: str, values: tuple[str, ...], allowed: frozenset[str]) -> tuple[str, ...]:
     if not values:
         raise ConfigError(f"{name} must list at least one value")
     unknown = [v for v in values if v not in allowed]
     if unknown:
         raise ConfigError(f"{name}: {unknown} not accepted by Plaid; allowed: {sorted(allowed)}")
-    return tuple(dict.fromkeys(values))  # de-duplicate, keep order
+    return values
 
 
 def _check_redirect_uri(uri: str, plaid_env: str) -> None:

@@ -151,7 +151,7 @@ class PlaidClient:
         while attempt < policy.max_attempts:
             if last is not None:
                 error, retry_after = last
-                if not _retryable(error) or (retry_after or 0) > policy.max_retry_after:
+                if not error.retryable or (retry_after or 0) > policy.max_retry_after:
                     break  # not transient, or Plaid asks for a longer pause than we can wait
                 delay = self._backoff(attempt, retry_after)
                 if remaining_seconds() < delay + policy.attempt_seconds + policy.safety_margin:
@@ -260,12 +260,6 @@ def _read_body(response: requests.Response, deadline: float) -> bytes | None:
         chunks.append(chunk)
 
 
-def _retryable(error: PlaidError) -> bool:
-    """Transport failures, 5xx and 429 only: a 4xx is never retried, whatever its body says."""
-    status = error.http_status
-    return error.rule.retry and (status in {0, 429} or status >= 500)
-
-
 def _socket_of(response: requests.Response) -> socket.socket | None:
     """The connection's socket, when there is one (test doubles have none)."""
     sock = getattr(getattr(response.raw, "connection", None), "sock", None)
@@ -311,12 +305,11 @@ def _new_session() -> requests.Session:
     return session
 
 
-# Transport failures, most specific first (SSLError and ConnectTimeout are ConnectionErrors).
-_TRANSPORT_RULES: Final[
-    tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Rule], ...]
-] = (
-    (requests.exceptions.SSLError, _TLS_FAILED),
-    (requests.exceptions.ConnectTimeout, _CONNECT_FAILED),
+# Transport failures, most specific first (SSLError and ConnectTimeout are ConnectionErrors);
+# the last row catches the rest: a connection reset mid-answer, a broken chunked body...
+_TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]] = (
+    ((requests.exceptions.SSLError,), _TLS_FAILED),
+    ((requests.exceptions.ConnectTimeout,), _CONNECT_FAILED),
     (
         (
             requests.exceptions.ReadTimeout,
@@ -326,15 +319,9 @@ _TRANSPORT_RULES: Final[
         ),
         _READ_TIMEOUT,
     ),
-    # ConnectionError, a connection reset mid-answer, a broken chunked body...
     (
         (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError),
         _CONNECT_FAILED,
     ),
 )
-_TRANSPORT_ERRORS = (
-    requests.exceptions.RequestException,
-    urllib3.exceptions.HTTPError,
-    OSError,
-    _AttemptDeadline,
-)
+_TRANSPORT_ERRORS = tuple(kind for kinds, _rule in _TRANSPORT_RULES for kind in kinds)

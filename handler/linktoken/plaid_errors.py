@@ -92,6 +92,14 @@ class PlaidError:
     error_message: str | None = None
     request_id: str | None = None
 
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt in this invocation: the rule says transient, and the answer
+        was a transport failure (status 0), a 429 or a 5xx. A 4xx is never retried, whatever
+        its body says."""
+        status = self.http_status
+        return self.rule.retry and (status in {0, 429} or status >= 500)
+
 
 def classify(http_status: int, payload: Any) -> PlaidError:
     """Map a non-success Plaid answer to its rule.
