@@ -434,6 +434,7 @@ class Run:
     results: dict[str, Any]
     datagrams: list[str]
     seconds: float
+    plaid_headers: list[dict[str, str]]  # the headers of every request the stand-in received
 
 
 def lambda_environment(target: Target, runtime_dir: Path, home: Path) -> dict[str, str]:
@@ -521,7 +522,8 @@ def run_isolated(target: Target, python: str) -> Run:
         seconds = time.perf_counter() - started
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
     datagrams = [d.decode("utf-8", "replace") for d in xray.datagrams]
-    return Run(proc, results, datagrams, seconds)
+    plaid_headers = [request["headers"] for request in plaid.requests]
+    return Run(proc, results, datagrams, seconds, plaid_headers)
 
 
 def shipped_bytecode(build_dir: Path) -> int:
@@ -559,6 +561,10 @@ def run_faults(target: Target, run: Run) -> list[str]:
         )
     if not run.datagrams:
         faults.append("no X-Ray segment reached the daemon address (Tracing: Active)")
+    elif not any("## plaid /link/token/create" in datagram for datagram in run.datagrams):
+        faults.append("no X-Ray subsegment for the Plaid call")
+    if any(key.lower() == "x-amzn-trace-id" for h in run.plaid_headers for key in h):
+        faults.append("our X-Ray trace header (X-Amzn-Trace-Id) was sent to Plaid")
     from_source = run.results["compiled_from_source"]
     if shipped_bytecode(target.build_dir) and from_source:
         faults.append(

@@ -386,6 +386,18 @@ def test_tracer_never_records_responses_or_errors() -> None:
 # --- SnapStart --------------------------------------------------------------------------------
 
 
+def test_init_leaves_the_collector_on_with_init_objects_frozen() -> None:
+    # app.py turns the collector off for init; forgetting to turn it back on would leak
+    # every reference cycle for the container's life.
+    import gc
+
+    import app
+
+    assert app.RUNTIME is not None
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+
+
 def test_snapstart_restore_hook_is_the_runtime_reset() -> None:
     from snapshot_restore_py import get_after_restore
 

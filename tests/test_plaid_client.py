@@ -21,6 +21,7 @@ import responses
 from conftest import CLIENT_ID, SECRET
 
 from linktoken.plaid_client import (
+    MAX_ANSWER_BYTES,
     PLAID_VERSION,
     USER_AGENT,
     LinkToken,
@@ -589,3 +590,39 @@ def test_latency_covers_all_attempts(
     token = create(make_client(clock), clock)
 
     assert token.latency_ms == 250.0
+
+
+def test_an_oversized_answer_is_rejected_not_buffered(rsps: responses.RequestsMock) -> None:
+    # A proxy's error page or a runaway body: bounded memory, not retried, not a token.
+    clock = scripted(rsps, raw(200, "x" * (MAX_ANSWER_BYTES + 1)))
+
+    error = failure(make_client(clock), clock)
+
+    assert (error.error.rule.problem_code, error.attempts) == ("UPSTREAM_REJECTED", 1)
+    assert error.error.http_status == 200
+    assert len(rsps.calls) == 1
+
+
+def test_the_plaid_span_carries_method_url_and_status(rsps: responses.RequestsMock) -> None:
+    # The requests library is not patched for X-Ray: this span is what shows Plaid in a trace.
+    clock = scripted(rsps, raw(503, "busy"), OK)
+    recorded: list[dict[str, object]] = []
+
+    class Span:
+        def __init__(self) -> None:
+            self.meta: dict[str, object] = {}
+            recorded.append(self.meta)
+
+        def put_http_meta(self, key: str, value: object) -> None:
+            self.meta[key] = value
+
+    @contextmanager
+    def span(_name: str) -> Iterator[Span]:
+        yield Span()
+
+    create(PlaidClient(BASE_URL, POLICY, span=span, sleep=clock.sleep), clock)
+
+    assert recorded == [
+        {"method": "POST", "url": URL, "status": 503},
+        {"method": "POST", "url": URL, "status": 200},
+    ]

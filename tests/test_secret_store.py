@@ -146,6 +146,28 @@ def test_client_is_created_lazily(aws: Any, factory: CountingFactory) -> None:
     assert factory.clients == 1
 
 
+def test_prepare_creates_the_client_once_and_reads_nothing(
+    aws: Any, factory: CountingFactory
+) -> None:
+    store = SecretStore(SECRET_ID, 300, client_factory=factory)
+    store.prepare()
+    store.prepare()
+    assert (factory.clients, factory.calls) == (1, 0)  # init pays the client, not a read
+    store.get()
+    assert (factory.clients, factory.calls) == (1, 1)
+
+
+def test_prepare_never_raises_and_the_failure_surfaces_on_get() -> None:
+    def broken() -> Any:
+        raise RuntimeError("no region")
+
+    store = SecretStore(SECRET_ID, 300, client_factory=broken)
+    store.prepare()  # init must not crash-loop the container
+
+    with pytest.raises(RuntimeError):
+        store.get()
+
+
 def test_hmac_key_is_kept_as_bytes(store: SecretStore, aws: Any) -> None:
     aws.put_secret_value(SecretId=SECRET_ID, SecretString=secret_json(user_id_hmac_key="k" * 16))
     creds = store.get(refresh=True)
