@@ -36,11 +36,9 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,40 +133,6 @@ def secrets_manager(secret_id: str, secret_string: str) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
-
-
-class XRayCollector:
-    """A UDP socket on loopback standing in for the X-Ray daemon; keeps every datagram."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.datagrams: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self.sock.getsockname()
-        return f"{host}:{port}"
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.datagrams.append(self.sock.recv(65536))
-            except TimeoutError:
-                continue
-
-    def __enter__(self) -> XRayCollector:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.3)  # let the last segments arrive
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 # ----------------------------------------------------------------------- the Lambda side ---
@@ -470,7 +434,8 @@ def run_isolated(target: Target, python: str) -> Run:
     """Start the stand-ins, then the handler in a clean CPython; collect what it did."""
     sys.path.insert(0, str(ROOT / "infra" / "local"))
     import snapshot_restore_py  # the module the Lambda runtime provides
-    from plaid_standin import PlaidStandIn  # found through the path just set
+    from loopback import XRaySink  # found through the path just set
+    from plaid_standin import PlaidStandIn
 
     stdlib = stdlib_prefixes(python)
     secret_doc = json.dumps({"client_id": PLAID_CLIENT_ID, "secret": PLAID_SECRET})
@@ -478,7 +443,7 @@ def run_isolated(target: Target, python: str) -> Run:
         tempfile.TemporaryDirectory(prefix="smoke-") as tmp,
         secrets_manager(target.env["PLAID_SECRET_ID"], secret_doc) as sm_endpoint,
         PlaidStandIn(client_id=PLAID_CLIENT_ID, secret=PLAID_SECRET) as plaid,
-        XRayCollector() as xray,
+        XRaySink() as xray,
     ):
         tmpdir = Path(tmp).resolve()
         runtime_dir = tmpdir / "var-runtime"  # stands in for /var/runtime

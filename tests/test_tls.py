@@ -7,8 +7,6 @@ at https://127.0.0.1:<port>.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +16,8 @@ from typing import Any
 import pytest
 from conftest import CLIENT_ID, SECRET, body_of, make_event
 
-x509 = pytest.importorskip("cryptography.x509", reason="cryptography (a moto dependency) is needed")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+pytest.importorskip("cryptography.x509", reason="cryptography (a moto dependency) is needed")
+from loopback import make_loopback_tls
 
 
 @dataclass(frozen=True)
@@ -31,80 +27,12 @@ class Pki:
     server_context: ssl.SSLContext
 
 
-_USAGES = [
-    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
-]  # fmt: skip
-CA_KEY_USAGE = {
-    usage: usage in {"digital_signature", "key_cert_sign", "crl_sign"} for usage in _USAGES
-}
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(**CA_KEY_USAGE), critical=True).add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-    else:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        ).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     folder = tmp_path_factory.mktemp("pki")
-    ca_key, other_key, server_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _certificate("Test CA", ca_key, "Test CA", ca_key, ca=True)
-    other = _certificate("Other CA", other_key, "Other CA", other_key, ca=True)
-    server = _certificate("localhost", server_key, "Test CA", ca_key, ca=False)
-
-    (folder / "ca.pem").write_bytes(_pem(ca))
-    (folder / "other-ca.pem").write_bytes(_pem(other))
-    (folder / "server.pem").write_bytes(_pem(server))
-    (folder / "server.key").write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "server.pem", folder / "server.key")
-    return Pki(ca=folder / "ca.pem", other_ca=folder / "other-ca.pem", server_context=context)
+    tls = make_loopback_tls(folder / "ours", "Test CA")
+    other = make_loopback_tls(folder / "other", "Other CA")
+    return Pki(ca=tls.ca_pem, other_ca=other.ca_pem, server_context=tls.server_context())
 
 
 @pytest.fixture

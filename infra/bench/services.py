@@ -11,11 +11,7 @@ rather than assumed:
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
-import socket
-import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -25,105 +21,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra/local"))
 
+from loopback import XRaySink, make_loopback_tls  # noqa: E402
 from plaid_standin import PlaidStandIn  # noqa: E402
 
 CLIENT_ID = "bench-client-id"
 SECRET = "bench-plaid-secret"  # noqa: S105 - the stand-in's fake key, not a credential
 SECRET_ID = "plaid-link-token/bench"  # noqa: S105 - a secret's name
 GET_SECRET_TARGET = "secretsmanager.GetSecretValue"  # noqa: S105 - an API name
-
-
-# --- TLS -------------------------------------------------------------------------------------
-
-
-def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a 127.0.0.1/localhost server certificate it signed.
-
-    Returns (ca.pem, server.pem, server-key.pem). Regenerated per run: nothing long-lived.
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench loopback CA (not Plaid)")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.DNSName("localhost"),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = directory / "ca.pem"
-    cert_pem = directory / "server.pem"
-    key_pem = directory / "server-key.pem"
-    ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_pem, cert_pem, key_pem
-
-
-def server_tls_context(cert_pem: Path, key_pem: Path) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_pem, key_pem)
-    return context
 
 
 # --- Secrets Manager (moto server mode) --------------------------------------------------------
@@ -194,55 +98,15 @@ class CountingMotoServer:
             self.requests = 0
 
 
-# --- X-Ray daemon sink ------------------------------------------------------------------------
-
-
-class XRaySink:
-    """Receives (and counts) the UDP segments the X-Ray SDK sends to its daemon address."""
-
-    def __init__(self) -> None:
-        self.datagrams = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self.sock.getsockname()
-        return f"{host}:{port}"
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.datagrams += 1
-
-    def __enter__(self) -> XRaySink:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        self.sock.close()
-
-
 class World:
     """Everything the variants talk to, started together for one benchmark run."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.ca_pem, cert_pem, key_pem = make_ca_and_server_cert(workdir / "tls")
+        tls = make_loopback_tls(workdir / "tls", "bench loopback CA (not Plaid)")
+        self.ca_pem = tls.ca_pem
         self.moto = CountingMotoServer()
-        self.plaid = PlaidStandIn(
-            client_id=CLIENT_ID, secret=SECRET, tls=server_tls_context(cert_pem, key_pem)
-        )
+        self.plaid = PlaidStandIn(client_id=CLIENT_ID, secret=SECRET, tls=tls.server_context())
         self.xray = XRaySink()
 
     def __enter__(self) -> World:
@@ -262,5 +126,5 @@ class World:
             "plaid_connections": self.plaid.connections,
             "plaid_requests": len(self.plaid.requests),
             "secret_reads": self.moto.secret_reads,
-            "xray_datagrams": self.xray.datagrams,
+            "xray_datagrams": len(self.xray.datagrams),
         }
