@@ -25,6 +25,13 @@ import requests
 import urllib3
 
 from linktoken import __version__
+from linktoken.answer_body import (
+    ACCEPT_ENCODING,
+    AnswerDeadline,
+    AnswerTooLarge,
+    UnreadableEncoding,
+    read_answer,
+)
 from linktoken.plaid_errors import PlaidError, Rule, classify
 from linktoken.secret_store import PlaidCredentials
 
@@ -69,6 +76,9 @@ _CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True)
 _TLS_FAILED = Rule(_UNAVAILABLE, "TLS handshake with Plaid failed (CA bundle?)")
 _NO_TIME = Rule(_TIMEOUT, "no time left in the invocation to call Plaid")
 _TOO_LARGE = Rule("UPSTREAM_REJECTED", "Plaid's answer is larger than any link token answer")
+_UNREADABLE = Rule(
+    "UPSTREAM_REJECTED", "Plaid's answer is compressed in a way this service cannot read"
+)
 
 
 class PlaidCallError(Exception):
@@ -197,8 +207,8 @@ class PlaidClient:
         except _TRANSPORT_ERRORS as exc:
             rule = next(rule for kinds, rule in _TRANSPORT_RULES if isinstance(exc, kinds))
             return PlaidError(rule, 0), None
-        if content is None:
-            return PlaidError(_TOO_LARGE, response.status_code), None
+        if isinstance(content, Rule):
+            return PlaidError(content, response.status_code), None
         try:
             doc = json.loads(content)
         except (ValueError, RecursionError):
@@ -214,9 +224,10 @@ class PlaidClient:
 
     def _exchange(
         self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
-    ) -> tuple[requests.Response, bytes | None]:
+    ) -> tuple[requests.Response, bytes | Rule]:
         """One POST; the body is read against a deadline for the whole attempt, because
-        requests' read timeout bounds each socket read and a trickling answer could hold us."""
+        requests' read timeout bounds each socket read and a trickling answer could hold us.
+        An answer that arrived but cannot be used comes back as the rule that says why."""
         deadline = time.monotonic() + timeout[0] + timeout[1]
         with self._span("plaid /link/token/create") as span:
             _http_meta(span, method="POST", url=self.url)
@@ -225,39 +236,21 @@ class PlaidClient:
             )
             _http_meta(span, status=response.status_code)
             try:
-                content = _read_body(response, deadline)
-            except BaseException:
+                content = read_answer(
+                    response.raw,
+                    response.headers.get("Content-Encoding"),
+                    MAX_ANSWER_BYTES,
+                    deadline,
+                    _socket_of(response),
+                )
+            except _ANSWER_ERRORS as exc:
                 response.close()  # a half-read connection cannot be reused
-                raise
-            if content is None:
+                return response, _ANSWER_RULES[type(exc)]
+            except BaseException:
                 response.close()
-            else:
-                response.raw.release_conn()  # read to the end: back to the pool
+                raise
+            response.raw.release_conn()  # read to the end: back to the pool
             return response, content
-
-
-class _AttemptDeadline(Exception):
-    """The answer did not arrive whole before the attempt's deadline."""
-
-
-def _read_body(response: requests.Response, deadline: float) -> bytes | None:
-    """The body, or None when it exceeds MAX_ANSWER_BYTES; raises on the deadline."""
-    chunks: list[bytes] = []
-    size = 0
-    sock = _socket_of(response)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _AttemptDeadline
-        if sock is not None:
-            sock.settimeout(left)  # no single read may block past the attempt's deadline
-        chunk = response.raw.read1(16_384)  # what one socket read brings, decompressed
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            return None
-        chunks.append(chunk)
 
 
 def _socket_of(response: requests.Response) -> socket.socket | None:
@@ -297,6 +290,7 @@ def _new_session() -> requests.Session:
         session.proxies = {"https": proxy}
     session.headers.update(
         {
+            "Accept-Encoding": ACCEPT_ENCODING,
             "Content-Type": "application/json",
             "Plaid-Version": PLAID_VERSION,
             "User-Agent": USER_AGENT,
@@ -315,7 +309,7 @@ _TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]
             requests.exceptions.ReadTimeout,
             urllib3.exceptions.ReadTimeoutError,
             TimeoutError,
-            _AttemptDeadline,
+            AnswerDeadline,
         ),
         _READ_TIMEOUT,
     ),
@@ -324,4 +318,10 @@ _TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]
         _CONNECT_FAILED,
     ),
 )
+# Answers that arrived but cannot be used.
+_ANSWER_RULES: Final[dict[type[Exception], Rule]] = {
+    AnswerTooLarge: _TOO_LARGE,
+    UnreadableEncoding: _UNREADABLE,
+}
+_ANSWER_ERRORS = tuple(_ANSWER_RULES)
 _TRANSPORT_ERRORS = tuple(kind for kinds, _rule in _TRANSPORT_RULES for kind in kinds)

@@ -6,8 +6,10 @@ network: `make invoke`, the build smoke test and the benchmark use it. Every ans
 `X-Stand-In: not-plaid`.
 
 Tests can script answers (`script`), count TCP connections and requests, and serve TLS with
-a certificate of their own. Sockets set TCP_NODELAY: without it, Nagle's algorithm and
-delayed ACKs add ~40 ms to every kept-alive request.
+a certificate of their own. With `compress="gzip"` (or `"deflate"`) it compresses every answer
+whose request accepts that encoding, as Plaid's front end or a corporate proxy may. Sockets
+set TCP_NODELAY and each answer is one write: otherwise Nagle's algorithm and delayed ACKs add
+~40 ms to every kept-alive request.
 
     with PlaidStandIn(client_id="id", secret="sec") as plaid:
         os.environ["PLAID_BASE_URL"] = plaid.base_url
@@ -15,6 +17,7 @@ delayed ACKs add ~40 ms to every kept-alive request.
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 import socket
@@ -22,6 +25,7 @@ import ssl
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,14 +95,21 @@ class _Handler(BaseHTTPRequestHandler):
         payload = (
             answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
         )
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("X-Stand-In", "not-plaid")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        headers = {"Content-Type": "application/json", "X-Stand-In": "not-plaid"}
+        encoding = self.server.standin.compress
+        if encoding and encoding in self.headers.get("Accept-Encoding", ""):
+            payload = _COMPRESSORS[encoding](payload)
+            headers["Content-Encoding"] = encoding
+        headers.update(answer.headers)
+        # Status line, headers and body in one write: separate small writes meet Nagle's
+        # algorithm and the client's delayed ACK.
+        lines = [f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines += [f"Content-Length: {len(payload)}", f"Date: {self.date_time_string()}"]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+
+
+_COMPRESSORS = {"gzip": gzip.compress, "deflate": zlib.compress}
 
 
 class _Server(ThreadingHTTPServer):
@@ -126,7 +137,11 @@ class PlaidStandIn:
         secret: str = "standin-secret",  # noqa: S107 - the stand-in's own fake key
         host: str = "127.0.0.1",
         tls: ssl.SSLContext | None = None,
+        compress: str | None = None,
     ) -> None:
+        if compress not in {None, *_COMPRESSORS}:
+            raise ValueError(f"compress must be one of {sorted(_COMPRESSORS)} or None")
+        self.compress = compress
         self.client_id = client_id
         self.secret = secret
         self.host = host
