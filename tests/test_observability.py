@@ -376,13 +376,6 @@ def test_trace_annotations_when_misconfigured(
     assert annotations == [("plaid_env", "unknown"), ("outcome", "MISCONFIGURED")]
 
 
-def test_tracer_never_records_responses_or_errors() -> None:
-    import os
-
-    assert os.environ["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    assert os.environ["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
-
-
 # --- SnapStart --------------------------------------------------------------------------------
 
 

@@ -1,6 +1,10 @@
 """Powertools Logger, Tracer and Metrics, configured once per container.
 
-Logs: JSON, no event logging, correlation id from the API Gateway request id.
+Logs: JSON with RFC 3339 timestamps (Lambda's log filter treats a line whose timestamp it cannot
+read as INFO), no event logging, correlation id from the API Gateway request id. The service's
+own level is POWERTOOLS_LOG_LEVEL, applied even where Lambda's log level (AWS_LAMBDA_LOG_LEVEL)
+says otherwise: the template keeps Lambda's filter at INFO or below, so that it never drops the
+EMF documents (they carry no level) while this logger still honours WARNING or ERROR.
 Traces: only `botocore` is patched (patching every supported library costs cold-start time for
 modules this service never imports); the Plaid call is its own `remote` subsegment carrying the
 HTTP method, URL and status, which is what the X-Ray SDK's `requests` patch would record, at less
@@ -10,7 +14,9 @@ Metrics: EMF in the log stream; per-code failures go out as single metrics so th
 dimension does not split the latency metrics.
 """
 
+import logging
 import os
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
@@ -20,14 +26,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME") or "plaid-link-token"
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PlaidLinkToken"
 
-# Traces must never carry Plaid's answers or exception text; set the Powertools switches even
-# when the deployment forgot to.
-os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false")
-os.environ.setdefault("POWERTOOLS_TRACER_CAPTURE_ERROR", "false")
-
-logger = Logger(service=SERVICE, log_uncaught_exceptions=False)
+logger = Logger(service=SERVICE, log_uncaught_exceptions=False, use_rfc3339=True)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+
+def service_log_level(environ: Mapping[str, str]) -> str:
+    """The service logger's level: POWERTOOLS_LOG_LEVEL when it names a level, else INFO."""
+    level = environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
+    return level if level in _LEVELS else "INFO"
+
+
+_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+# Powertools lets Lambda's level win over POWERTOOLS_LOG_LEVEL; set the logger's own level.
+logging.getLogger(logger.name).setLevel(service_log_level(os.environ))
 
 
 def trace_span(name: str) -> AbstractContextManager[Any]:

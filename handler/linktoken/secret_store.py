@@ -7,6 +7,7 @@ attempts: botocore's defaults (60 s read timeout, legacy retries) would outlive 
 """
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ _MISCONFIGURED_CODES = {
     "InvalidParameterException": "PLAID_SECRET_ID is not a valid secret name or ARN",
     "UnrecognizedClientException": "the function's AWS credentials are not valid",
 }
+
+
+# botocore logs every response body at DEBUG, GetSecretValue's (the secret) included, and Lambda's
+# runtime gives the root logger the function's log level and a handler of its own: at DEBUG the
+# keys would reach CloudWatch. This logger only ever dumps responses, so it drops every record,
+# whatever level it or the root logger is set to (a filter, which re-enabling cannot undo).
+logging.getLogger("botocore.parsers").addFilter(lambda _record: False)
 
 
 @dataclass(frozen=True, slots=True)

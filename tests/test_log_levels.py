@@ -1,0 +1,187 @@
+"""Every log level the template offers, run the way Lambda runs it.
+
+For each `LogLevel` value in template.yaml: Lambda's `ApplicationLogLevel` from the template's
+mapping, the root logger configured by the runtime interface client's own code (awslambdaric
+puts its JSON handler on the root logger at that level, so every library logger prints at it),
+the handler cold-started with `AWS_LAMBDA_LOG_LEVEL` and `POWERTOOLS_LOG_LEVEL` as Lambda sets
+them. Its real output then goes through Lambda's documented filter: a JSON line is kept when its
+`level` is at least the application log level, and a line whose `level` is missing or invalid,
+or whose `timestamp` is not RFC 3339, counts as INFO.
+
+What must hold at every level: the metrics (EMF) and the warning and error lines reach
+CloudWatch, and the Plaid secret appears nowhere (conftest's guard checks all captured output).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from conftest import FakeContext, make_event
+from plaid_standin import PlaidStandIn, plaid_error
+
+from tests.smoke_build import load_template
+from tests.test_template import PARAMETERS, ROOT
+
+TEMPLATE = load_template(ROOT / "template.yaml")
+TEMPLATE_LEVELS: list[str] = PARAMETERS["LogLevel"]["AllowedValues"]
+LAMBDA_LEVEL: dict[str, str] = {
+    level: row["Level"] for level, row in TEMPLATE["Mappings"]["LambdaLogLevel"].items()
+}
+
+# Lambda's application log levels, least to most severe.
+LAMBDA_ORDER = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def lambda_level_of(line: dict[str, Any]) -> str:
+    """The level Lambda's filter gives a JSON log line (its documented rule)."""
+    level = str(line.get("level", "")).upper()
+    timestamp = line.get("timestamp")
+    if level not in LAMBDA_ORDER or not isinstance(timestamp, str):
+        return "INFO"
+    return level if RFC3339.match(timestamp) else "INFO"
+
+
+def kept_by_lambda(output: str, application_level: str) -> list[dict[str, Any]]:
+    """The JSON lines Lambda would send to CloudWatch Logs at this application log level."""
+    floor = LAMBDA_ORDER.index(application_level)
+    kept = []
+    for text in output.splitlines():
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue  # not JSON: Lambda wraps it as an INFO line of its own
+        if isinstance(line, dict) and LAMBDA_ORDER.index(lambda_level_of(line)) >= floor:
+            kept.append(line)
+    return kept
+
+
+@contextmanager
+def lambda_cold_start(env: dict[str, str | None], application_level: str) -> Iterator[Any]:
+    """`app` imported as Lambda's Python runtime imports it: the environment set, the root
+    logger already configured by the runtime interface client's own code (JSON handler at the
+    application log level), then the handler module and the service's logger imported fresh.
+    Everything is put back afterwards."""
+    import importlib
+
+    from awslambdaric.bootstrap import StandardLogSink, _setup_logging
+    from awslambdaric.lambda_runtime_log_utils import LogFormat
+
+    import app
+    from linktoken import observability
+
+    root = logging.getLogger()
+    loggers = logging.Logger.manager.loggerDict
+    saved = root.level, list(root.handlers), loggers[observability.SERVICE]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, value)
+            _setup_logging(LogFormat.JSON, application_level, StandardLogSink())
+            del loggers[observability.SERVICE]  # a new container: never configured
+            importlib.reload(observability)
+            yield importlib.reload(app)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        loggers[observability.SERVICE] = saved[2]
+        importlib.reload(observability)
+        importlib.reload(app)
+
+
+def emf_metric_names(lines: list[dict[str, Any]]) -> set[str]:
+    return {
+        metric["Name"]
+        for line in lines
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", [])
+        for metric in directive["Metrics"]
+    }
+
+
+def messages(lines: list[dict[str, Any]]) -> list[str]:
+    return [line["message"] for line in lines if "_aws" not in line and "message" in line]
+
+
+@pytest.mark.parametrize("log_level", TEMPLATE_LEVELS)
+def test_metrics_and_failures_survive_lambdas_filter_at_every_template_level(
+    log_level: str,
+    aws: Any,
+    plaid: PlaidStandIn,
+    service_env: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    application_level = LAMBDA_LEVEL[log_level]
+    env: dict[str, str | None] = {
+        **service_env,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": None,  # moto, in process
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": application_level,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+    }
+    plaid.script(plaid_error(400, "INVALID_REQUEST", "INVALID_FIELD", "redirect_uri"))
+    capfd.readouterr()
+    with lambda_cold_start(env, application_level) as app:
+        statuses = [
+            app.lambda_handler(make_event({"platform": "web"}), FakeContext())["statusCode"],
+            app.lambda_handler(make_event({}), FakeContext())["statusCode"],
+            app.lambda_handler(make_event(raw_body="{"), FakeContext())["statusCode"],
+        ]
+        out, err = capfd.readouterr()
+
+    assert statuses == [502, 200, 400]
+    kept = kept_by_lambda(out + err, application_level)
+    assert {"LinkTokenFailed", "LinkTokenCreated", "PlaidLatency", "SecretsFetched"} <= (
+        emf_metric_names(kept)
+    ), f"metrics dropped at LogLevel={log_level}"
+    # Every failure line the service's level allows reaches CloudWatch: 5xx lines are ERROR and
+    # so kept at every level, a client's 4xx is a WARNING; a success is INFO.
+    failed = [line["status"] for line in kept if line.get("message") == "link_token_failed"]
+    assert failed == ([502] if log_level == "ERROR" else [502, 400]), "a failure line was lost"
+    assert ("link_token_created" in messages(kept)) == (log_level in {"DEBUG", "INFO"})
+
+
+def test_the_service_writes_rfc3339_timestamps_and_valid_levels(
+    invoke: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    capfd.readouterr()
+    invoke(make_event(raw_body="{"))
+    invoke(make_event({}))
+    lines = [json.loads(text) for text in capfd.readouterr().out.splitlines() if text]
+
+    logs = [line for line in lines if "_aws" not in line]
+    assert logs
+    for line in logs:
+        assert RFC3339.match(line["timestamp"]), line["timestamp"]
+        assert lambda_level_of(line) == line["level"].upper().replace("WARNING", "INFO")
+
+
+def test_debug_never_lets_botocore_print_the_secret_response(
+    aws: Any,
+    plaid: PlaidStandIn,
+    service_env: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    env: dict[str, str | None] = {
+        **service_env,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": None,
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    }
+    with lambda_cold_start(env, "DEBUG") as app:
+        logging.getLogger("botocore.parsers").setLevel(logging.DEBUG)  # as loud as it gets
+        assert app.lambda_handler(make_event({}), FakeContext())["statusCode"] == 200
+        out, err = capfd.readouterr()
+
+    printed = out + err
+    assert "GetSecretValue" in printed  # botocore did log the call at DEBUG...
+    assert "SecretString" not in printed  # ...but never the response that carries the keys
