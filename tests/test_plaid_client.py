@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -222,7 +223,7 @@ NOT_RETRIED = [
     pytest.param(raw(408, "request timeout"), "UPSTREAM_REJECTED", id="408-text"),
     pytest.param(raw(409, "{}"), "UPSTREAM_REJECTED", id="409-empty-json"),
     pytest.param(raw(422, "[]"), "UPSTREAM_REJECTED", id="422-list"),
-    pytest.param(requests.exceptions.SSLError("bad certificate"), "UPSTREAM_UNAVAILABLE", id="tls"),
+    pytest.param(requests.exceptions.SSLError(ssl.SSLCertVerificationError("bad certificate")), "MISCONFIGURED", id="tls-untrusted"),
     pytest.param(raw(200, "<html>captive portal</html>"), "UPSTREAM_REJECTED", id="200-html"),
     pytest.param((200, {"expiration": TOKEN["expiration"]}, {}), "UPSTREAM_REJECTED", id="200-no-token"),
     pytest.param((200, {**TOKEN, "link_token": ""}, {}), "UPSTREAM_REJECTED", id="200-empty-token"),

@@ -7,7 +7,9 @@ at https://127.0.0.1:<port>.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,9 @@ from typing import Any
 
 import pytest
 from conftest import CLIENT_ID, SECRET, body_of, make_event
+from helpers_app import closed_port
+
+from linktoken.plaid_client import PlaidClient, RetryPolicy
 
 pytest.importorskip("cryptography.x509", reason="cryptography (a moto dependency) is needed")
 from loopback import make_loopback_tls
@@ -40,7 +45,10 @@ def plaid(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in over TLS; no proxy or CA bundle from the outer environment applies."""
     from plaid_standin import PlaidStandIn
 
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy"):
+    for name in (
+        *("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy"),
+        *("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"),
+    ):
         monkeypatch.delenv(name, raising=False)
     with PlaidStandIn(client_id=CLIENT_ID, secret=SECRET, tls=pki.server_context) as standin:
         yield standin
@@ -73,7 +81,7 @@ def test_twenty_calls_share_one_tls_connection(
 
 
 @pytest.mark.parametrize("bundle", ["other", None], ids=["another-ca", "system-cas"])
-def test_untrusted_certificate_is_503_and_not_retried(
+def test_untrusted_certificate_is_500_misconfigured_and_not_retried(
     invoke: Any,
     plaid: Any,
     pki: Pki,
@@ -87,28 +95,103 @@ def test_untrusted_certificate_is_503_and_not_retried(
     response = invoke(make_event({}))
 
     body = body_of(response)
+    # Only an operator can fix a trust failure: the app is told not to retry.
+    assert (response["statusCode"], body["code"], body["retryable"]) == (
+        500,
+        "MISCONFIGURED",
+        False,
+    )
+    assert plaid.requests == []  # no HTTP request ever reached the server: no credential sent
+    assert plaid.connections == 0  # no handshake completed
+    [line] = output.logs("link_token_failed")
+    assert line["attempts"] == 1
+    assert "certificate did not verify" in line["cause"]
+    assert output.metrics()["PlaidRetries"][0]["PlaidRetries"] == [0.0]
+
+
+def test_a_handshake_cut_short_is_transient_and_retried(
+    invoke: Any, service_env: dict[str, str], output: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        stop = threading.Event()
+
+        def hang_up() -> None:  # accept, then close before any TLS byte
+            server.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        url = f"https://127.0.0.1:{port}"
+        invoke.runtime.service.plaid = PlaidClient(url, RetryPolicy(), sleep=lambda _s: None)
+        try:
+            response = invoke(make_event({}))
+        finally:
+            stop.set()
+            thread.join()
+
+    body = body_of(response)
     assert (response["statusCode"], body["code"], body["retryable"]) == (
         503,
         "UPSTREAM_UNAVAILABLE",
         True,
     )
-    assert plaid.requests == []  # no HTTP request ever reached the server
-    assert plaid.connections == 0  # no handshake completed
-    [line] = output.logs("link_token_failed")
-    # The code treats a TLS failure as permanent for this invocation: one attempt, no retries.
-    assert line["attempts"] == 1
-    assert "TLS" in line["cause"]
-    assert output.metrics()["PlaidRetries"][0]["PlaidRetries"] == [0.0]
+    assert output.logs("link_token_failed")[0]["attempts"] == RetryPolicy().max_attempts
+
+
+def test_no_proxy_covering_plaids_host_bypasses_the_proxy(
+    invoke: Any, plaid: Any, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
+    with closed_port() as proxy_port:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+
+        assert invoke(make_event({}))["statusCode"] == 200
+
+
+def test_an_https_proxy_not_bypassed_is_used(
+    invoke: Any, plaid: Any, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
+    with closed_port() as proxy_port:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
+        monkeypatch.setenv("NO_PROXY", "plaid.com")
+
+        response = invoke(make_event({}))
+
+    assert response["statusCode"] == 503  # it went to the (refusing) proxy
+    assert plaid.requests == []
+
+
+def test_proxy_variables_are_read_as_requests_and_the_standard_library_read_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://upper.example:3128")
+    monkeypatch.setenv("https_proxy", "http://lower.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = PlaidClient("https://sandbox.plaid.com").session
+
+    assert session.proxies["https"] == "http://lower.example:3128"  # lower case wins
+
+    monkeypatch.setenv("no_proxy", ".plaid.com")
+    assert "https" not in PlaidClient("https://sandbox.plaid.com").session.proxies
 
 
 def test_ca_bundle_is_read_when_the_session_is_created(
     invoke: Any, plaid: Any, pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.other_ca))
-    assert invoke(make_event({}))["statusCode"] == 503
+    assert invoke(make_event({}))["statusCode"] == 500
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
-    assert invoke(make_event({}))["statusCode"] == 503  # same container, same session
+    assert invoke(make_event({}))["statusCode"] == 500  # same container, same session
 
     invoke.runtime.reset()  # what the SnapStart restore hook does
     assert invoke(make_event({}))["statusCode"] == 200

@@ -15,6 +15,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -73,7 +74,13 @@ _TIMEOUT = "UPSTREAM_TIMEOUT"
 _UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 _READ_TIMEOUT = Rule(_TIMEOUT, "Plaid did not answer within the read timeout", retry=True)
 _CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True)
-_TLS_FAILED = Rule(_UNAVAILABLE, "TLS handshake with Plaid failed (CA bundle?)")
+# Not retried, and not retryable for the app: only an operator can fix what a certificate that
+# does not verify means here (a CA bundle without Plaid's root, an intercepting proxy).
+_TLS_UNTRUSTED = Rule(
+    "MISCONFIGURED",
+    "Plaid's TLS certificate did not verify: REQUESTS_CA_BUNDLE lacks Plaid's root CA, or an "
+    "intercepting proxy presents its own certificate",
+)
 _NO_TIME = Rule(_TIMEOUT, "no time left in the invocation to call Plaid")
 _TOO_LARGE = Rule("UPSTREAM_REJECTED", "Plaid's answer is larger than any link token answer")
 _UNREADABLE = Rule(
@@ -142,7 +149,7 @@ class PlaidClient:
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            self._session = _new_session()
+            self._session = _new_session(self.url)
         return self._session
 
     def create_link_token(
@@ -205,8 +212,7 @@ class PlaidClient:
         try:
             response, content = self._exchange(payload, headers, timeout)
         except _TRANSPORT_ERRORS as exc:
-            rule = next(rule for kinds, rule in _TRANSPORT_RULES if isinstance(exc, kinds))
-            return PlaidError(rule, 0), None
+            return PlaidError(_transport_rule(exc), 0), None
         if isinstance(content, Rule):
             return PlaidError(content, response.status_code), None
         try:
@@ -276,18 +282,16 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _new_session() -> requests.Session:
+def _new_session(url: str) -> requests.Session:
     session = requests.Session()
-    # trust_env makes requests re-read proxies and ~/.netrc on every call; resolve the parts we
-    # honour once instead: the CA bundle (REQUESTS_CA_BUNDLE, as requests itself would) and an
-    # HTTPS proxy.
+    # trust_env makes requests re-read proxies and ~/.netrc on every call; resolve once what it
+    # would honour for this one URL: the CA bundle, and the proxy with requests' own rules
+    # (lower-case variables first, as the standard library reads them; NO_PROXY respected).
     session.trust_env = False
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if ca_bundle:
         session.verify = ca_bundle
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    if proxy:
-        session.proxies = {"https": proxy}
+    session.proxies = requests.utils.get_environ_proxies(url)
     session.headers.update(
         {
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -299,10 +303,29 @@ def _new_session() -> requests.Session:
     return session
 
 
-# Transport failures, most specific first (SSLError and ConnectTimeout are ConnectionErrors);
-# the last row catches the rest: a connection reset mid-answer, a broken chunked body...
+def _transport_rule(exc: BaseException) -> Rule:
+    """The rule for a transport failure: a certificate that did not verify, else by kind."""
+    if _caused_by(exc, ssl.SSLCertVerificationError):
+        return _TLS_UNTRUSTED
+    return next(rule for kinds, rule in _TRANSPORT_RULES if isinstance(exc, kinds))
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException], depth: int = 8) -> bool:
+    """Whether `kind` is somewhere in the chain requests and urllib3 wrap errors in."""
+    if isinstance(exc, kind):
+        return True
+    if depth == 0:
+        return False
+    inner = [exc.__cause__, exc.__context__, getattr(exc, "reason", None), *exc.args]
+    return any(
+        _caused_by(item, kind, depth - 1) for item in inner if isinstance(item, BaseException)
+    )
+
+
+# Transport failures, most specific first (ConnectTimeout is a ConnectionError); the last row
+# catches the rest: a TLS handshake cut short, a connection reset mid-answer, a broken chunked
+# body... all transient, so retried.
 _TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]] = (
-    ((requests.exceptions.SSLError,), _TLS_FAILED),
     ((requests.exceptions.ConnectTimeout,), _CONNECT_FAILED),
     (
         (

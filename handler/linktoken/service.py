@@ -27,6 +27,10 @@ _APP_DETAIL = {
     "RATE_LIMITED": "Plaid is rate limiting this service; retry after the Retry-After delay.",
     "UPSTREAM_UNAVAILABLE": "Plaid is unavailable right now; retry shortly.",
     "UPSTREAM_TIMEOUT": "Plaid did not answer in time; retry shortly.",
+    "MISCONFIGURED": (
+        "The service cannot reach Plaid securely; its operators have the details. "
+        "Report the request_id."
+    ),
 }
 
 
