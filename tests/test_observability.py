@@ -112,7 +112,7 @@ def test_plaid_failure_line(invoke: Any, plaid: Any, output: Any, warm_container
     assert line["plaid_latency_ms"] >= 0
 
 
-ANY = object()  # not pinned: the issue does not say
+ANY = object()  # not pinned: the input fails before the body is read
 
 
 @pytest.mark.parametrize(
@@ -128,6 +128,7 @@ ANY = object()  # not pinned: the issue does not say
 def test_client_error_lines_are_warnings_without_plaid_fields(
     invoke: Any, output: Any, event: dict[str, Any], code: str, user_ref: Any
 ) -> None:
+    invoke.runtime.service.secrets.get()  # a warm container: whether there is a key is known
     invoke(event)
 
     [line] = summary_lines(output)
@@ -423,3 +424,29 @@ def test_restore_hook_makes_the_next_request_reread_the_secret_and_reconnect(
 
         assert app.lambda_handler(make_event({}), FakeContext())["statusCode"] == 200
         assert (service.secrets.reads, plaid.connections) == (2, 2)
+
+
+def test_user_ref_is_keyed_when_the_secret_has_an_hmac_key(
+    invoke: Any, aws: Any, output: Any
+) -> None:
+    import hmac
+
+    from conftest import HMAC_KEY, SECRET_ID, secret_json
+
+    aws.put_secret_value(SecretId=SECRET_ID, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
+    invoke(make_event({}, sub=SUB))  # reads the secret: the key is known from here on
+    invoke(make_event({"platform": "tv"}, sub=SUB))
+
+    keyed = hmac.new(HMAC_KEY.encode(), b"user_ref:" + SUB.encode(), "sha256").hexdigest()[:16]
+    refs = [line["user_ref"] for line in summary_lines(output)]
+    assert refs == [keyed, keyed]
+    assert USER_REF not in json.dumps(output.logs())  # no unkeyed hash a list of subs reverses
+    client_user_id = hmac.new(HMAC_KEY.encode(), SUB.encode(), "sha256").hexdigest()
+    assert keyed not in client_user_id  # a pseudonym of its own, not a piece of Plaid's id
+
+
+def test_before_any_secret_read_a_line_has_no_user_ref(invoke: Any, output: Any) -> None:
+    invoke(make_event({"platform": "tv"}, sub=SUB))  # cold: the secret was never read
+
+    [line] = summary_lines(output)
+    assert "user_ref" not in line

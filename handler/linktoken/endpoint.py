@@ -29,6 +29,7 @@ def handle(event: Any, invocation: Invocation, runtime: Runtime) -> dict[str, An
     service = runtime.service
     reads_before = service.secrets.reads if service else 0
     log: dict[str, Any] = {}
+    sub: str | None = None
     try:
         if service is None:
             raise Problem(
@@ -37,15 +38,16 @@ def handle(event: Any, invocation: Invocation, runtime: Runtime) -> dict[str, An
                 cause=f"configuration: {runtime.config_error}",
             )
         request = parse_event(event)
-        log["user_ref"] = user_ref(request.sub)
+        sub = request.sub
         options = parse_link_options(request.body, service.config)
         log.update(platform=options.platform, products=list(options.products))
         token = service.create(
             request.sub, options, lambda: invocation.get_remaining_time_in_millis() / 1000
         )
     except Problem as problem:
-        return _failed(problem, request_id, log, runtime)
+        return _failed(problem, request_id, _with_user_ref(log, sub, runtime), runtime)
     except Exception:  # a bug: log the trace, answer a bare 500
+        _with_user_ref(log, sub, runtime)
         obs.logger.exception(
             "link_token_failed",
             extra={
@@ -66,7 +68,17 @@ def handle(event: Any, invocation: Invocation, runtime: Runtime) -> dict[str, An
         # Always at least this metric, so every invocation's EMF document is well formed.
         reads = service.secrets.reads - reads_before if service else 0
         obs.count("SecretsFetched", reads)
-    return _created(token, request_id, log, runtime)
+    return _created(token, request_id, _with_user_ref(log, sub, runtime), runtime)
+
+
+def _with_user_ref(log: dict[str, Any], sub: str | None, runtime: Runtime) -> dict[str, Any]:
+    """Add the user's pseudonym, keyed when the secret has a key. Before the secret was ever
+    read, whether it has one is unknown: then the line carries no `user_ref` rather than an
+    unkeyed hash that a list of emails could reverse."""
+    credentials = runtime.service.secrets.cached if runtime.service else None
+    if sub is not None and credentials is not None:
+        log["user_ref"] = user_ref(sub, credentials.user_id_hmac_key)
+    return log
 
 
 def _created(

@@ -23,9 +23,21 @@ def client_user_id(sub: str, hmac_key: bytes | None) -> str:
     return hmac.new(hmac_key, sub.encode(), hashlib.sha256).hexdigest()
 
 
-def user_ref(sub: str) -> str:
+def user_ref(sub: str, hmac_key: bytes | None) -> str:
     """A short, stable pseudonym for log lines, so one user's requests can be found.
 
-    Operators compute it from a known `sub` with: printf %s "$SUB" | sha256sum | cut -c1-16
+    With the secret's `user_id_hmac_key` it is keyed (HMAC-SHA256 of "user_ref:" + sub, a
+    different value from `client_user_id`): no list of candidate subjects can reverse it
+    without the key. Without a key it is a plain SHA-256, which a list of likely subjects
+    (emails) can reverse: configure a key where `sub` is personal data. Operators compute it
+    with `infra/scripts/user-ref.py`.
+
+    Example:
+        >>> user_ref("user-123", None)
+        'fcdec6df4d44dbc6'
+        >>> len(user_ref("user-123", b"0123456789abcdef"))
+        16
     """
-    return hashlib.sha256(sub.encode()).hexdigest()[:16]
+    if hmac_key is None:
+        return hashlib.sha256(sub.encode()).hexdigest()[:16]
+    return hmac.new(hmac_key, b"user_ref:" + sub.encode(), hashlib.sha256).hexdigest()[:16]

@@ -134,6 +134,11 @@ class SecretStore:
         self._expires_at = self._clock() + self._ttl
         return self._cached
 
+    @property
+    def cached(self) -> PlaidCredentials | None:
+        """The credentials of the last successful read, if any; never reads."""
+        return self._cached
+
     def prepare(self) -> None:
         """Create the client now, in Lambda's init phase, instead of on the first request.
 
