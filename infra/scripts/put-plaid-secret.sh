@@ -16,6 +16,9 @@
 #                      none: store no key (Plaid receives the JWT sub itself)
 #   --region R, --profile P   passed to the AWS CLI
 #
+# Before asking for the keys it shows the region, and stops on anything but "not found" when it
+# looks the secret up, and on anything but "no value yet" when it reads the current
+# user_id_hmac_key to keep it (access denied, expired credentials...).
 # The keys are read with `read -s` from the terminal (or from standard input when it is not
 # one), checked, assembled into {"client_id": ..., "secret": ..., "user_id_hmac_key": ...} in
 # this shell's memory, and handed to the AWS CLI through a pipe (--secret-string
@@ -27,14 +30,15 @@ set +o xtrace  # never trace this script: a trace would print the keys
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { printf 'put-plaid-secret: %s\n' "$*" >&2; exit 1; }
 
-secret_id="" create=false kms_key="" hmac_mode=keep aws_args=()
+secret_id="" create=false kms_key="" hmac_mode=keep aws_args=() region="" profile="${AWS_PROFILE:-}"
 while (($#)); do
   case "$1" in
     --secret-id) secret_id="${2:?--secret-id needs a value}"; shift 2 ;;
     --create) create=true; shift ;;
     --kms-key-id) kms_key="${2:?--kms-key-id needs a value}"; shift 2 ;;
     --hmac-key) hmac_mode="${2:?--hmac-key needs keep, new or none}"; shift 2 ;;
-    --region | --profile) aws_args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --region) region="${2:?--region needs a value}"; shift 2 ;;
+    --profile) aws_args+=("$1" "${2:?--profile needs a value}"); profile="$2"; shift 2 ;;
     -h | --help) usage 0 ;;
     *) printf 'unknown option: %s\n\n' "$1" >&2; usage 2 ;;
   esac
@@ -60,25 +64,50 @@ ask() {  # ask VAR PROMPT: read a value without echo
   printf -v "$1" '%s' "$value"
 }
 
-ask client_id "Plaid client_id"
-ask secret "Plaid secret (for the stack's PLAID_ENV: sandbox or production)"
-[[ ${#client_id} -eq 24 ]] || printf 'warning: a Plaid client_id is usually 24 characters, this one has %d\n' "${#client_id}" >&2
-[[ ${#secret} -eq 30 ]] || printf 'warning: a Plaid secret is usually 30 characters, this one has %d\n' "${#secret}" >&2
+# Everything that can fail is checked before the keys are typed.
+[[ -n "$region" ]] || region="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+[[ -n "$region" ]] || region=$(aws "${aws_args[@]}" configure get region 2>/dev/null || true)
+[[ -n "$region" ]] || die "no AWS region: pass --region or configure one"
+echo "secret '$secret_id' in region $region${profile:+ (profile $profile)}" >&2
 
-exists=true
-aws "${aws_args[@]}" secretsmanager describe-secret --secret-id "$secret_id" --query ARN --output text >/dev/null 2>&1 || exists=false
-if ! $exists && ! $create; then
-  die "secret '$secret_id' not found (deploy the stack first, check --region/--profile, or pass --create)"
+aws_call() {  # aws_call OUT_VAR ERR_VAR ARGS...: run the CLI, keep its output and its error text
+  local -n out_ref="$1" err_ref="$2"
+  local err_file status=0
+  shift 2
+  err_file=$(mktemp)
+  out_ref=$(aws "${aws_args[@]}" --region "$region" "$@" 2>"$err_file") || status=$?
+  err_ref=$(<"$err_file")
+  rm -f "$err_file"
+  return "$status"
+}
+
+exists=true describe_out="" describe_err=""
+if ! aws_call describe_out describe_err secretsmanager describe-secret --secret-id "$secret_id" \
+  --query ARN --output text; then
+  [[ "$describe_err" == *ResourceNotFoundException* ]] || die "cannot read secret '$secret_id' in $region: ${describe_err:-the AWS CLI failed}"
+  exists=false
+  $create || die "secret '$secret_id' not found in $region (deploy the stack first, check --region/--profile, or pass --create)"
 fi
 
 case "$hmac_mode" in
   keep)
-    # The current value stays in memory; an empty secret (no version yet) simply has no key.
-    if $exists && current=$(aws "${aws_args[@]}" secretsmanager get-secret-value --secret-id "$secret_id" \
-      --query SecretString --output text 2>/dev/null); then
-      if [[ "$current" =~ \"user_id_hmac_key\"[[:space:]]*:[[:space:]]*\"([^\"\\]+)\" ]]; then
-        hmac_key="${BASH_REMATCH[1]}"
-        echo "keeping the current user_id_hmac_key (client_user_id values stay the same)" >&2
+    # The current key stays in memory. Only "no value yet" (a secret the stack created empty)
+    # means there is none: any other failure stops here, or the new version would silently
+    # drop the key and change every user's client_user_id at Plaid.
+    value_err=""
+    if $exists; then
+      if aws_call current value_err secretsmanager get-secret-value --secret-id "$secret_id" \
+        --query SecretString --output text; then
+        if [[ "$current" =~ \"user_id_hmac_key\"[[:space:]]*:[[:space:]]*\"([^\"\\]+)\" ]]; then
+          hmac_key="${BASH_REMATCH[1]}"
+          echo "keeping the current user_id_hmac_key (client_user_id values stay the same)" >&2
+        else
+          echo "the current value has no user_id_hmac_key: storing none" >&2
+        fi
+      elif [[ "$value_err" == *ResourceNotFoundException* ]]; then
+        echo "the secret has no value yet: storing no user_id_hmac_key" >&2
+      else
+        die "cannot read the current value of '$secret_id' to keep its user_id_hmac_key: ${value_err:-the AWS CLI failed} (fix access, or pass --hmac-key new|none knowingly)"
       fi
     fi
     ;;
@@ -89,19 +118,24 @@ case "$hmac_mode" in
   none) ;;
 esac
 
+ask client_id "Plaid client_id"
+ask secret "Plaid secret (for the stack's PLAID_ENV: sandbox or production)"
+[[ ${#client_id} -eq 24 ]] || printf 'warning: a Plaid client_id is usually 24 characters, this one has %d\n' "${#client_id}" >&2
+[[ ${#secret} -eq 30 ]] || printf 'warning: a Plaid secret is usually 30 characters, this one has %d\n' "${#secret}" >&2
+
 json="{\"client_id\":\"$client_id\",\"secret\":\"$secret\""
 [[ -n "$hmac_key" ]] && json+=",\"user_id_hmac_key\":\"$hmac_key\""
 json+="}"
 
 # printf is a shell builtin: the value goes through a pipe, never through an argv.
 if $exists; then
-  version=$(printf '%s' "$json" | aws "${aws_args[@]}" secretsmanager put-secret-value \
+  version=$(printf '%s' "$json" | aws "${aws_args[@]}" --region "$region" secretsmanager put-secret-value \
     --secret-id "$secret_id" --secret-string file:///dev/stdin --query VersionId --output text)
   echo "stored a new version ($version) of '$secret_id'" >&2
 else
   create_args=(--name "$secret_id" --description "Plaid API keys for the link-token service")
   [[ -n "$kms_key" ]] && create_args+=(--kms-key-id "$kms_key")
-  arn=$(printf '%s' "$json" | aws "${aws_args[@]}" secretsmanager create-secret "${create_args[@]}" \
+  arn=$(printf '%s' "$json" | aws "${aws_args[@]}" --region "$region" secretsmanager create-secret "${create_args[@]}" \
     --secret-string file:///dev/stdin --query ARN --output text)
   echo "created '$arn'" >&2
 fi
