@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -56,7 +57,15 @@ def run(tmp_path: Path, scenario: dict[str, Any], *args: str, stdin: str = KEYS)
         "FAKE_AWS_LOG": str(log),
     }
     proc = subprocess.run(  # noqa: S603 - our own script
-        ["bash", str(SCRIPT), "--secret-id", "plaid/creds", "--region", "eu-west-1", *args],
+        [
+            shutil.which("bash") or "/bin/bash",
+            str(SCRIPT),
+            "--secret-id",
+            "plaid/creds",
+            "--region",
+            "eu-west-1",
+            *args,
+        ],
         input=stdin,
         env=env,
         capture_output=True,
