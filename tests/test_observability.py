@@ -450,3 +450,29 @@ def test_before_any_secret_read_a_line_has_no_user_ref(invoke: Any, output: Any)
 
     [line] = summary_lines(output)
     assert "user_ref" not in line
+
+
+@pytest.mark.parametrize(
+    ("answer", "regression"),
+    [
+        (plaid_error(400, "INVALID_INPUT", "INVALID_PRODUCT", "not enabled"), True),
+        (plaid_error(500, "API_ERROR", "INTERNAL_SERVER_ERROR", "oops"), False),
+        (plaid_error(429, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT", "slow down"), False),
+    ],
+    ids=["rejected", "plaid-down", "rate-limited"],
+)
+def test_release_regressions_are_counted_per_function_version(
+    invoke: Any, plaid: Any, output: Any, answer: Any, regression: bool
+) -> None:
+    from linktoken.observability import FUNCTION_VERSION
+
+    plaid.script(*[answer] * 3)
+    invoke(make_event({}))
+
+    found = output.metrics().get("ReleaseRegression", [])
+    if not regression:
+        assert found == []  # Plaid's own state never rolls back a release
+        return
+    [doc] = found
+    assert directive(doc)["Dimensions"] == [["service", "FunctionVersion"]]
+    assert (doc["FunctionVersion"], doc["ReleaseRegression"]) == (FUNCTION_VERSION, [1.0])

@@ -174,16 +174,21 @@ def test_gradual_deployment_is_optional_and_rolls_back_on_alarms() -> None:
         assert RESOURCES[alarm["Ref"]]["Type"] == "AWS::CloudWatch::Alarm"
 
 
-def test_rollback_alarms_ignore_plaid_outages() -> None:
-    """A canary must roll back on what a release can break, never on Plaid's own state."""
-    plaid_state = {"RATE_LIMITED", "UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT"}
-    watched: set[str] = set()
-    for alarm in FUNCTION["DeploymentPreference"]["Alarms"]:
-        for query in RESOURCES[alarm["Ref"]]["Properties"].get("Metrics", []):
-            dims = query.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
-            watched |= {d["Value"] for d in dims if d["Name"] == "ErrorCode"}
-    assert watched == {"INTERNAL_ERROR", "MISCONFIGURED", "UPSTREAM_REJECTED"}
-    assert not watched & plaid_state
+def test_rollback_alarms_watch_the_new_version_and_ignore_plaid_outages() -> None:
+    """A canary must roll back on what the new release breaks, never on Plaid's own state nor
+    on the failures of the version it replaces."""
+    alarms = {alarm["Ref"] for alarm in FUNCTION["DeploymentPreference"]["Alarms"]}
+    assert alarms == {"FunctionErrorsAlarm", "ReleaseRegressionAlarm"}
+    new_version = {"Fn::GetAtt": ["LinkTokenFunction", "Version.Version"]}
+    errors = RESOURCES["FunctionErrorsAlarm"]["Properties"]
+    assert {"Name": "ExecutedVersion", "Value": new_version} in errors["Dimensions"]
+    regression = RESOURCES["ReleaseRegressionAlarm"]["Properties"]
+    assert regression["MetricName"] == "ReleaseRegression"
+    assert {"Name": "FunctionVersion", "Value": new_version} in regression["Dimensions"]
+
+    counted = {code for code, kind in PROBLEM_TYPES.items() if kind.release_regression}
+    assert counted == {"INTERNAL_ERROR", "MISCONFIGURED", "UPSTREAM_REJECTED"}
+    assert not counted & {"RATE_LIMITED", "UPSTREAM_UNAVAILABLE", "UPSTREAM_TIMEOUT"}
 
 
 # ------------------------------------------------------------------------- environment ---

@@ -117,6 +117,8 @@ def _failed(
     logged: bool = False,
 ) -> dict[str, Any]:
     obs.count_failure(problem.code)
+    if problem.kind.release_regression:
+        obs.count_release_regression()
     if "attempts" in problem.log:
         obs.count("PlaidRetries", max(problem.log["attempts"] - 1, 0))
         obs.milliseconds("PlaidLatency", problem.log["plaid_latency_ms"])

@@ -25,6 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME") or "plaid-link-token"
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PlaidLinkToken"
+FUNCTION_VERSION: Final = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
 
 logger = Logger(service=SERVICE, log_uncaught_exceptions=False, use_rfc3339=True)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
@@ -66,6 +67,19 @@ def count_failure(code: str) -> None:
         default_dimensions={"service": SERVICE},
     ) as metric:
         metric.add_dimension(name="ErrorCode", value=code)
+
+
+def count_release_regression() -> None:
+    """`ReleaseRegression` per function version, so a canary's alarm counts only the new
+    version's failures, not those of the version it is replacing."""
+    with single_metric(
+        name="ReleaseRegression",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="FunctionVersion", value=FUNCTION_VERSION)
 
 
 def mask_token(token: str) -> str:

@@ -19,6 +19,9 @@ class ProblemType:
     status: int
     title: str
     retryable: bool
+    # A failure a new release can cause (a bug, a configuration value, a request Plaid
+    # refuses), as opposed to Plaid's own state: what rolls back a gradual deployment.
+    release_regression: bool = False
 
 
 PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
@@ -27,11 +30,15 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
     "PAYLOAD_TOO_LARGE": ProblemType(413, "The request body is too large", False),
     "UNSUPPORTED_MEDIA_TYPE": ProblemType(415, "The body must be JSON", False),
     "RATE_LIMITED": ProblemType(429, "Plaid is rate limiting this service", True),
-    "UPSTREAM_REJECTED": ProblemType(502, "Plaid rejected the service's request", False),
+    "UPSTREAM_REJECTED": ProblemType(
+        502, "Plaid rejected the service's request", False, release_regression=True
+    ),
     "UPSTREAM_UNAVAILABLE": ProblemType(503, "A dependency is unavailable", True),
     "UPSTREAM_TIMEOUT": ProblemType(504, "Plaid did not answer in time", True),
-    "MISCONFIGURED": ProblemType(500, "The service is misconfigured", False),
-    "INTERNAL_ERROR": ProblemType(500, "Unexpected error", False),
+    "MISCONFIGURED": ProblemType(
+        500, "The service is misconfigured", False, release_regression=True
+    ),
+    "INTERNAL_ERROR": ProblemType(500, "Unexpected error", False, release_regression=True),
 }
 
 
