@@ -16,7 +16,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench deploy clean
+.PHONY: help test lint check invoke requirements sam-checks bench bench-publish deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -25,7 +25,8 @@ help:
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
 	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
-	@echo "make bench         benchmark against the baselines (docs/performance.md)"
+	@echo "make bench         benchmark against the baselines, into .bench/ (docs/performance.md)"
+	@echo "make bench-publish the same, written to docs/performance-results.md"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
@@ -57,6 +58,10 @@ sam-checks: $(VENV)/.synced
 	bash .ci/sam-checks.sh
 
 bench: $(VENV)/.synced
+	$(PY) infra/bench/run.py --out .bench/results.md
+	@echo "bench: results in .bench/results.md (.json beside it); 'make bench-publish' writes docs/performance-results.md"
+
+bench-publish: $(VENV)/.synced
 	$(PY) infra/bench/run.py --out docs/performance-results.md
 
 deploy:

@@ -13,7 +13,9 @@
 #      as the full botocore of .venv (same version) does
 #   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
 #      no module of the build output compiled from source (its .pyc are used)
-#   8. infra/scripts/put-plaid-secret.sh never puts a key on a command line
+#   8. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
+#      reads and that the keys never reach a command line (tests/test_deploy_script.py,
+#      tests/test_put_plaid_secret.py)
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -304,29 +306,10 @@ before=$(fingerprint)
 [[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
 took
 
-step "put-plaid-secret.sh keeps the keys off every command line"
-fake=$(mktemp -d)
-trap 'rm -f "$fresh"; rm -rf "$fake"' EXIT
-# A stand-in `aws` that records its argv and whatever it reads from stdin.
-cat >"$fake/aws" <<'SH'
-#!/usr/bin/env bash
-printf '%s\n' "$*" >>"$FAKE_AWS_LOG/argv"
-case "$*" in
-  *describe-secret*) echo "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf" ;;
-  *get-secret-value*) echo "An error occurred (ResourceNotFoundException)" >&2; exit 254 ;;
-  *file:///dev/stdin*) cat >"$FAKE_AWS_LOG/stdin"; echo "version-1" ;;
-esac
-SH
-chmod +x "$fake/aws"
-client_id=0123456789abcdef01234567 plaid_secret=fedcba9876543210fedcba98765432
-printf '%s\n%s\n' "$client_id" "$plaid_secret" |
-  FAKE_AWS_LOG="$fake" PATH="$fake:$PATH" infra/scripts/put-plaid-secret.sh --secret-id x 2>"$fake/stderr" ||
-  { cat "$fake/stderr"; fail "put-plaid-secret.sh failed"; }
-grep -q -e "$plaid_secret" -e "$client_id" "$fake/argv" "$fake/stderr" &&
-  fail "a Plaid key reached a command line or the terminal"
-expected_doc="{\"client_id\":\"$client_id\",\"secret\":\"$plaid_secret\"}"
-[[ "$(cat "$fake/stdin")" == "$expected_doc" ]] || fail "the secret document sent on stdin is wrong"
-echo "   the keys travelled only on stdin; the AWS CLI saw: $(tail -n1 "$fake/argv")"
+step "operator scripts: deploy.sh (with SAM CLI's parameter parser) and put-plaid-secret.sh"
+# The deploy tests need .venv-sam, which exists from here on: a missing one is a failure.
+REQUIRE_SAM_VENV=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+  tests/test_deploy_script.py tests/test_put_plaid_secret.py
 took
 
 printf '\nsam-checks: all passed in %d s\n' $((SECONDS - total_start))

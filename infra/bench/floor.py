@@ -1,7 +1,7 @@
 """The warm floor: one raw kept-alive `requests.Session().post` to the same stand-in.
 
 Not a handler: run by child.py like one, so it is timed exactly like the variants. `raw_post`
-uses a default `requests.Session()` (the issue's definition of the floor); `tight_post` one with
+uses a default `requests.Session()` (the definition of the floor); `tight_post` one with
 `trust_env=False` (no per-request proxy/netrc look-ups), the fastest a requests-based handler
 can go; `urllib3_post` the same POST on urllib3 directly (what requests itself costs per call).
 The results show all three; the overhead targets use `raw_post`.

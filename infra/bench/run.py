@@ -1,6 +1,7 @@
 """`make bench`: the product against three baselines, side by side, on loopback only.
 
-    .venv/bin/python infra/bench/run.py --out docs/performance-results.md    # ~6-9 min
+    .venv/bin/python infra/bench/run.py                    # about 3 min, into .bench/results.md
+    .venv/bin/python infra/bench/run.py --out docs/performance-results.md   # publish
     .venv/bin/python infra/bench/run.py --quick                              # smoke, ~1 min
 
 What it does (details in docs/performance.md):
@@ -542,7 +543,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "## Targets (issue 5), product rows",
+        "## Targets, product rows",
         "",
         "| variant | cold ≤ 1.0× (1) as shipped / same build | cold ≤ 0.8× (3) as shipped "
         "/ same build | warm overhead p50 ≤ 0.3 ms | 1 connection | 1 secret read |",
@@ -621,7 +622,7 @@ def profile(name: str, rebuild: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the product against baselines.")
-    parser.add_argument("--out", default="docs/performance-results.md", type=Path)
+    parser.add_argument("--out", default=".bench/results.md", type=Path)
     parser.add_argument("--json", type=Path, help="default: --out with .json")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 cold, 30 warm")
     parser.add_argument("--cold", type=int, default=20, help="cold starts per variant")

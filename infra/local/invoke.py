@@ -48,9 +48,24 @@ class LocalContext:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
+EVENTS = ROOT / "infra/events"
+
+
+def event_file(name: str) -> Path:
+    """EVENT as given, or the file of that name in infra/events/ (`EVENT=ok.json`)."""
+    for candidate in (Path(name), EVENTS / name, EVENTS / f"{name}.json"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.name for p in EVENTS.glob("*.json") if p.name != "expected.json"))
+    raise SystemExit(f"invoke: no event file {name!r}; infra/events/ has: {known}")
+
+
 def main() -> int:
-    event_path = Path(os.environ.get("EVENT") or ROOT / "infra/events/ok.json")
-    event: Any = json.loads(event_path.read_text())
+    event_path = event_file(os.environ.get("EVENT") or "ok.json")
+    try:
+        event: Any = json.loads(event_path.read_text())
+    except ValueError as exc:
+        raise SystemExit(f"invoke: {event_path} is not JSON: {exc}") from None
     function_env = json.loads((ROOT / "infra/env.json").read_text())["LinkTokenFunction"]
     for key, value in {**function_env, **LOCAL_ONLY}.items():
         os.environ.setdefault(key, value)

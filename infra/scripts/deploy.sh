@@ -10,18 +10,24 @@
 # with the old environment. This script passes DeployRevision, a hash of the code, the template
 # and the parameter values, so any of them changing publishes exactly one new version.
 #
-# It uses the SAM CLI in .venv-sam (pinned; .ci/sam-checks.sh creates it), or SAM=/path/to/sam.
-# Needs AWS credentials for the target account (AWS_PROFILE or the usual variables).
+# It uses the SAM CLI in .venv-sam (pinned; `make sam-checks` creates it), or SAM=/path/to/sam.
+# Needs AWS credentials for the target account (AWS_PROFILE or the usual variables). It refuses
+# a configuration that still has example values (EXAMPLE, REPLACE_WITH, example.com, ...).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-env_name="${1:?usage: infra/scripts/deploy.sh dev|prod [sam deploy args...]}"
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  "" | -*) usage >&2; echo "deploy: name the environment to deploy: dev or prod" >&2; exit 2 ;;
+esac
+env_name="$1"
 shift
-config=infra/samconfig.toml
+config="${DEPLOY_CONFIG:-infra/samconfig.toml}"
 sam="${SAM:-.venv-sam/bin/sam}"
-python=.venv-sam/bin/python
+python="${SAM_PYTHON:-.venv-sam/bin/python}"
 [[ -x "$sam" && -x "$python" ]] || {
-  echo "deploy: no SAM CLI at $sam: run .ci/sam-checks.sh once (it creates .venv-sam)" >&2
+  echo "deploy: no SAM CLI at $sam: run 'make sam-checks' once (it creates .venv-sam)" >&2
   exit 1
 }
 export SAM_CLI_TELEMETRY=0
@@ -41,9 +47,15 @@ config, env = sys.argv[1], sys.argv[2]
 with open(config, "rb") as handle:
     section = tomllib.load(handle).get(env, {}).get("deploy", {}).get("parameters")
 if section is None:
-    sys.exit(f"deploy: no [{env}.deploy.parameters] in {config}")
+    with open(config, "rb") as handle:
+        known = sorted(k for k, v in tomllib.load(handle).items() if isinstance(v, dict))
+    sys.exit(f"deploy: no environment {env!r} in {config}; it has: {', '.join(known)}")
 values = CfnParameterOverridesType().convert(section.get("parameter_overrides", []), None, None)
-placeholders = [k for k, v in values.items() if "EXAMPLE" in v or "REPLACE_WITH" in v]
+# The shipped configuration's example values: an issuer, audience, app name, package name or
+# origin that is still one of them would deploy a stack nobody can use.
+placeholders = sorted(
+    k for k, v in values.items() if "example" in v.lower() or "replace_with" in v.lower()
+)
 if placeholders:
     sys.exit(f"deploy: replace the example values of {placeholders} in {config} [{env}] first")
 for key, value in sorted(values.items()):
