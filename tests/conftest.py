@@ -105,6 +105,25 @@ def output(capfd: pytest.CaptureFixture[str]) -> Iterator[Output]:
         assert forbidden not in text, "a secret reached the captured output"
 
 
+PLAID_SCHEMAS = ROOT.parent / "shared" / "plaid"
+
+
+def plaid_schema(name: str) -> Path:
+    """One of Plaid's official JSON schemas for /link/token/create, from `shared/plaid/` beside
+    this checkout (reference material that is not part of the repository). Without it the test
+    skips locally; under CI (CI=true), where it is always laid out, its absence is a failure."""
+    path = PLAID_SCHEMAS / name
+    if not path.is_file():
+        reason = (
+            f"Plaid's schema {name} is not at {path}: Plaid's official schemas for "
+            "/link/token/create are kept in shared/plaid/ beside this checkout"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """moto's in-process AWS with the Plaid secret in place; yields a Secrets Manager client."""

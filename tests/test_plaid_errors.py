@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import plaid_schema
 
 from linktoken import plaid_errors
 from linktoken.plaid_errors import (
@@ -19,8 +18,6 @@ from linktoken.plaid_errors import (
     classify,
 )
 from linktoken.problems import PROBLEM_TYPES
-
-PLAID_ERROR_SCHEMA = ROOT.parent / "shared" / "plaid" / "plaid_error.schema.json"
 
 # Every lookup table in the module (BY_ERROR_CODE, BY_ERROR_TYPE, BY_HTTP_STATUS, ...), found
 # by name so that a new table cannot slip past these tests.
@@ -248,11 +245,9 @@ REAL_ERRORS = [
 
 @pytest.fixture(scope="module")
 def plaid_error_validator() -> Any:
-    if not PLAID_ERROR_SCHEMA.is_file():
-        pytest.skip(f"Plaid's error schema is not at {PLAID_ERROR_SCHEMA} (reference material)")
     from jsonschema import Draft202012Validator
 
-    schema = json.loads(Path(PLAID_ERROR_SCHEMA).read_text())
+    schema = json.loads(plaid_schema("plaid_error.schema.json").read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
