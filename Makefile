@@ -24,7 +24,7 @@ help:
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
-	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
+	@echo "make sam-checks    SAM CLI from PyPI once, then offline: cfn-lint, sam validate, sam build, smoke test"
 	@echo "make bench         benchmark against the baselines, into .bench/ (docs/performance.md)"
 	@echo "make bench-publish the same, written to docs/performance-results.md"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"

@@ -24,9 +24,8 @@ _JSON_TYPES: Final = frozenset({"application/json"})
 class HttpRequest:
     """What the service needs from an event: the caller and the decoded JSON body."""
 
-    request_id: str
     sub: str
-    body: Any  # decoded JSON, None for an empty body
+    body: dict[str, Any] | None  # decoded JSON object, None for an empty body
 
 
 def request_id_of(event: Any) -> str | None:
@@ -44,8 +43,11 @@ def parse_event(event: Any) -> HttpRequest:
         raise Problem("INVALID_REQUEST", "Not an API Gateway HTTP API (payload 2.0) request.")
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, Mapping) else None
-    request_id = request_id_of(event)
-    if not isinstance(context, Mapping) or not isinstance(http, Mapping) or request_id is None:
+    if (
+        not isinstance(context, Mapping)
+        or not isinstance(http, Mapping)
+        or not request_id_of(event)
+    ):
         raise Problem("INVALID_REQUEST", "The event has no requestContext.http/requestId.")
     if http.get("method") != "POST":
         raise Problem("INVALID_REQUEST", "Only POST creates a link token.")
@@ -53,7 +55,7 @@ def parse_event(event: Any) -> HttpRequest:
     sub = _sub(context)
     raw = _body_bytes(event)
     if not raw.strip():
-        return HttpRequest(request_id, sub, None)
+        return HttpRequest(sub, None)
     charset = _charset(_header(event, "content-type"))
     try:
         body = json.loads(raw.decode(charset))
@@ -63,7 +65,7 @@ def parse_event(event: Any) -> HttpRequest:
         raise Problem("INVALID_REQUEST", "The body's JSON is nested too deeply.") from None
     if not isinstance(body, dict):  # `null` included: only "no body" means "all defaults"
         raise Problem("INVALID_REQUEST", "The body must be a JSON object.")
-    return HttpRequest(request_id, sub, body)
+    return HttpRequest(sub, body)
 
 
 def _sub(context: Mapping[str, Any]) -> str:
