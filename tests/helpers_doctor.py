@@ -4,6 +4,7 @@ CloudFormation) on a loopback port, and running `make doctor`'s entry point in-p
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import zipfile
@@ -50,8 +51,13 @@ def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield moto_url
 
 
+@functools.cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()  # one per run: loading service models is slow
+
+
 def client(service: str) -> Any:
-    return botocore.session.get_session().create_client(service)
+    return _session().create_client(service)
 
 
 def put_secret(secret_string: str | None = None, name: str = SECRET_ID) -> None:

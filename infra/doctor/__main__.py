@@ -6,6 +6,7 @@ Exit status 1 when any problem was found, 2 on a usage error, else 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
                 Finding(
                     GROUP_FUNCTION,
                     "configuration",
-                    "skip",
+                    "problem",  # nothing of it could be checked: not a pass
                     f"could not read it: {exc}",
                     "check the name, the region (AWS_REGION / --region of your profile) and "
                     "lambda:GetFunctionConfiguration (cloudformation:DescribeStacks for --stack)",
@@ -113,13 +114,19 @@ def _finish(report: Report, args: argparse.Namespace, title: str) -> int:
     return report.exit_code
 
 
+@functools.cache
+def _session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()  # one per process: it caches the service models
+
+
 def _client(service: str) -> Any:
     """A client on the caller's standard configuration chain, with bounded waits."""
-    import botocore.session
     from botocore.config import Config
 
     config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
-    return botocore.session.get_session().create_client(service, config=config)
+    return _session().create_client(service, config=config)
 
 
 def _parser() -> argparse.ArgumentParser:
