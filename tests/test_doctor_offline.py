@@ -4,9 +4,12 @@ configuration passing, the secret never printed (moto server plays Secrets Manag
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import CLIENT_ID, HMAC_KEY, SECRET, SECRET_ID
+from conftest import CLIENT_ID, HMAC_KEY, ROOT, SECRET, SECRET_ID
 from helpers_doctor import finding, good_secret, moto, moto_url, put_secret, run_doctor, statuses
 
 from infra.doctor.config_checks import _FIXES
@@ -223,3 +226,29 @@ def test_findings_are_grouped_one_line_per_check(moto: str) -> None:
     fixes = [line for line in checks if line.startswith("  fix ")]
     assert len(checks) - len(fixes) == len(doc["findings"])
     assert len(fixes) == 1  # all is well: only the skipped keys' environment says what to do
+
+
+def test_make_doctor_runs_as_a_command_with_its_exit_code(moto: str) -> None:
+    """What the Makefile's `doctor` target runs, as a separate process."""
+    put_secret(good_secret())
+
+    good = _doctor_process()
+    bad = _doctor_process(PLAID_PRODUCTS="balance")
+
+    assert (good.returncode, json.loads(good.stdout)["ok"]) == (0, True), good.stderr
+    assert (bad.returncode, json.loads(bad.stdout)["problems"]) == (1, 1), bad.stderr
+    for forbidden in (SECRET, HMAC_KEY):
+        assert forbidden not in good.stdout + good.stderr + bad.stdout + bad.stderr
+
+
+def _doctor_process(**env: str) -> subprocess.CompletedProcess[str]:
+    """`PYTHONPATH=handler python -m infra.doctor --json`, as the Makefile runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "infra.doctor", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": "handler", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -89,7 +89,7 @@ def keys_environment_unknown() -> Finding:
         "not told by the keys themselves: Plaid's client_id is the same in every environment "
         "and its sandbox and production secrets are different values with no documented "
         "marker",
-        "run make doctor ARGS=--live: one call to Plaid says whether they match PLAID_ENV",
+        "add --live: one call to Plaid says whether they match PLAID_ENV",
     )
 
 
