@@ -28,6 +28,7 @@ from infra.doctor.deployed import (
     fix_for,
     parse_since,
     read_function,
+    summarise,
 )
 from linktoken.plaid_errors import BY_ERROR_CODE
 
@@ -320,3 +321,58 @@ def client_without_endpoint(service: str) -> Any:
     import botocore.session
 
     return botocore.session.get_session().create_client(service, endpoint_url="http://127.0.0.1:9")
+
+
+def test_the_real_handlers_failure_lines_are_summarised(
+    invoke: Any, plaid: Any, aws: Any, output: Any
+) -> None:
+    """The lines doctor reads are the ones the handler writes: run the real handler into three
+    failures, hand its log lines to doctor as CloudWatch would, and read the summary."""
+    from conftest import CLIENT_ID, make_event
+    from plaid_standin import plaid_error
+
+    product = plaid_error(400, "INVALID_INPUT", "INVALID_PRODUCT", "auth is not enabled")
+    keys = plaid_error(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret")
+    events = [make_event({}) for _ in range(3)]
+    plaid.script(product)
+    invoke(events[0])
+    plaid.script(keys)
+    invoke(events[1])
+    aws.put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps({"client_id": CLIENT_ID, "secret": ""})
+    )
+    invoke.runtime.service.secrets.forget()  # past the secret's TTL
+    invoke(events[2])
+    lines = output.logs("link_token_failed")
+    assert len(lines) == 3
+
+    logs = client_without_endpoint("logs")
+    with Stubber(logs) as stub:
+        stub.add_response(
+            "filter_log_events",
+            {
+                "events": [
+                    {"timestamp": NOW_MS + i, "message": json.dumps(line)}
+                    for i, line in enumerate(lines)
+                ]
+            },
+        )
+        rows = summarise(failure_events(LOG_GROUP, 0, logs))
+
+    by_code = {(r["error_code"], r["plaid_error_code"]): r for r in rows}
+    assert set(by_code) == {
+        ("UPSTREAM_REJECTED", "INVALID_PRODUCT"),
+        ("UPSTREAM_REJECTED", "INVALID_API_KEYS"),
+        ("MISCONFIGURED", None),
+    }
+    for event, key, answer in [
+        (events[0], ("UPSTREAM_REJECTED", "INVALID_PRODUCT"), product),
+        (events[1], ("UPSTREAM_REJECTED", "INVALID_API_KEYS"), keys),
+    ]:
+        row = by_code[key]
+        assert row["request_id"] == event["requestContext"]["requestId"]
+        assert row["plaid_request_id"] == answer.body["request_id"]
+        assert row["fix"] == BY_ERROR_CODE[key[1]].fix
+    misconfigured = by_code["MISCONFIGURED", None]
+    assert misconfigured["request_id"] == events[2]["requestContext"]["requestId"]
+    assert "field 'secret' is missing or empty" in misconfigured["cause"]
