@@ -27,6 +27,7 @@ from infra.doctor.deployed import (
     summarise,
 )
 from infra.doctor.findings import Finding, Report
+from infra.doctor.live import GROUP as PLAID
 from infra.doctor.live import check_link_tokens
 from infra.doctor.network import check_network
 from infra.doctor.secret_checks import check_secret, keys_environment_unknown
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
                     "configuration",
                     "problem",  # nothing of it could be checked: not a pass
                     f"could not read it: {exc}",
-                    "check the name, the region (AWS_REGION / --region of your profile) and "
+                    "check the name, the region (AWS_REGION or your profile's) and "
                     "lambda:GetFunctionConfiguration (cloudformation:DescribeStacks for --stack)",
                 )
             )
@@ -76,15 +77,13 @@ def diagnose(report: Report, environ: Mapping[str, str], live: bool) -> None:
         if credentials is not None:
             report.add(keys_environment_unknown())
         return
-    base_url = config.base_url if config else None
-    if base_url is None:
-        report.add(Finding("plaid", "link token", "skip", "not called: fix the configuration"))
+    if config is None:
+        report.add(Finding(PLAID, "link token", "skip", "not called: fix the configuration"))
         return
-    report.add(*check_network(base_url, os.environ))
+    report.add(*check_network(config.base_url, os.environ))
     if credentials is None:
-        report.add(Finding("plaid", "link token", "skip", "not called: no usable secret"))
+        report.add(Finding(PLAID, "link token", "skip", "not called: no usable secret"))
         return
-    assert config is not None
     report.add(*check_link_tokens(config, credentials))
 
 
