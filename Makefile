@@ -16,11 +16,12 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench bench-publish deploy clean
+.PHONY: help test lint check invoke doctor requirements sam-checks bench bench-publish deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
+	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
@@ -44,12 +45,17 @@ test: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	$(VENV)/bin/mypy handler
+	$(VENV)/bin/mypy handler infra/doctor
 
 check: lint test
 
 invoke: $(VENV)/.synced
 	@EVENT=$(EVENT) $(PY) infra/local/invoke.py
+
+# Configuration and secret checks; --live calls Plaid once; --function/--stack read AWS
+# (docs/troubleshooting.md).
+doctor: $(VENV)/.synced
+	@PYTHONPATH=handler $(PY) -m infra.doctor $(ARGS)
 
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt

@@ -9,6 +9,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from linktoken.catalog import (
@@ -44,31 +45,72 @@ class Config:
     secret_ttl_seconds: int = DEFAULT_SECRET_TTL_SECONDS
 
 
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One variable's rule: how its raw value (None when unset or blank) becomes a `Config`
+    field, given the fields parsed before it. Raises `ConfigError` naming the variable."""
+
+    field: str
+    variable: str
+    parse: Callable[[str | None, Mapping[str, object]], object]
+
+
 def load_config(environ: Mapping[str, str]) -> Config:
-    """Build and validate a `Config` from an environment mapping.
+    """Build and validate a `Config` from an environment mapping; raises at the first error.
 
     Example:
         >>> cfg = load_config({"PLAID_SECRET_ID": "plaid", "PLAID_CLIENT_NAME": "Acme"})
         >>> cfg.base_url, cfg.products
         ('https://sandbox.plaid.com', ('transactions',))
     """
+    values, errors = check_environment(environ)
+    if errors:
+        raise errors[0][1]
+    return Config(**values)  # type: ignore[arg-type]  # each rule returns its field's type
 
-    def get(name: str) -> str | None:
-        value = environ.get(name, "").strip()
-        return value or None
 
-    secret_id = get("PLAID_SECRET_ID")
-    if secret_id is None:
+def check_environment(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, object], list[tuple[Setting, ConfigError]]]:
+    """Every rule, not just up to the first error: the fields that are valid and, in
+    `SETTINGS` order, each variable that is not with the `ConfigError` `load_config` raises.
+
+    A rule that depends on an invalid earlier field (the redirect URI on PLAID_ENV) checks
+    what it can without it.
+    """
+    values: dict[str, object] = {}
+    errors: list[tuple[Setting, ConfigError]] = []
+    for setting in SETTINGS:
+        try:
+            values[setting.field] = setting.parse(raw_value(environ, setting.variable), values)
+        except ConfigError as exc:
+            errors.append((setting, exc))
+    return values, errors
+
+
+def raw_value(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable as the rules see it: surrounding whitespace trimmed, blank means unset."""
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _secret_id(raw: str | None, _values: Mapping[str, object]) -> str:
+    if raw is None:
         raise ConfigError("PLAID_SECRET_ID is required: the name or ARN of the Plaid secret")
+    return raw
 
-    client_name = get("PLAID_CLIENT_NAME")
-    if client_name is None or len(client_name) > CLIENT_NAME_MAX:
+
+def _client_name(raw: str | None, _values: Mapping[str, object]) -> str:
+    if raw is None or len(raw) > CLIENT_NAME_MAX:
         raise ConfigError(
             f"PLAID_CLIENT_NAME must be 1-{CLIENT_NAME_MAX} characters (Link shows it to users; "
             "longer names are replaced by 'This Application')"
         )
+    return raw
 
-    plaid_env = (get("PLAID_ENV") or "sandbox").lower()
+
+def _plaid_env(raw: str | None, _values: Mapping[str, object]) -> str:
+    plaid_env = (raw or "sandbox").lower()
     if plaid_env == "development":
         raise ConfigError(
             "PLAID_ENV=development is no longer available: Plaid retired the Development "
@@ -78,43 +120,45 @@ def load_config(environ: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"PLAID_ENV must be one of {sorted(PLAID_ENVIRONMENTS)}, not {plaid_env!r}"
         )
+    return plaid_env
 
-    products = _split(get("PLAID_PRODUCTS") or "transactions", str.lower)
+
+def _products(raw: str | None, _values: Mapping[str, object]) -> tuple[str, ...]:
+    products = _split(raw or "transactions", str.lower)
     if "balance" in products:
         raise ConfigError(
             "PLAID_PRODUCTS: 'balance' is not a Link product (it is always available)"
         )
-    products = _choices("PLAID_PRODUCTS", products, LINK_PRODUCTS)
-    country_codes = _choices(
-        "PLAID_COUNTRY_CODES", _split(get("PLAID_COUNTRY_CODES") or "US", str.upper), COUNTRY_CODES
-    )
-    language = (get("PLAID_LANGUAGE") or "en").lower()
+    return _choices("PLAID_PRODUCTS", products, LINK_PRODUCTS)
+
+
+def _country_codes(raw: str | None, _values: Mapping[str, object]) -> tuple[str, ...]:
+    return _choices("PLAID_COUNTRY_CODES", _split(raw or "US", str.upper), COUNTRY_CODES)
+
+
+def _language(raw: str | None, _values: Mapping[str, object]) -> str:
+    language = (raw or "en").lower()
     if language not in LANGUAGES:
         raise ConfigError(f"PLAID_LANGUAGE must be one of {sorted(LANGUAGES)}, not {language!r}")
+    return language
 
-    redirect_uri = get("PLAID_REDIRECT_URI")
-    if redirect_uri is not None:
-        _check_redirect_uri(redirect_uri, plaid_env)
-    android_package_name = get("PLAID_ANDROID_PACKAGE_NAME")
-    if android_package_name is not None and not _ANDROID_PACKAGE.match(android_package_name):
+
+def _redirect_uri(raw: str | None, values: Mapping[str, object]) -> str | None:
+    if raw is not None:
+        _check_redirect_uri(raw, values.get("plaid_env"))
+    return raw
+
+
+def _android_package_name(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is not None and not _ANDROID_PACKAGE.match(raw):
         raise ConfigError("PLAID_ANDROID_PACKAGE_NAME must look like com.example.app")
-    webhook_url = get("PLAID_WEBHOOK_URL")
-    if webhook_url is not None:
-        _check_webhook(webhook_url)
+    return raw
 
-    return Config(
-        secret_id=secret_id,
-        client_name=client_name,
-        plaid_env=plaid_env,
-        base_url=_base_url(get("PLAID_BASE_URL"), plaid_env),
-        products=products,
-        country_codes=country_codes,
-        language=language,
-        redirect_uri=redirect_uri,
-        android_package_name=android_package_name,
-        webhook_url=webhook_url,
-        secret_ttl_seconds=_ttl(get("PLAID_SECRET_TTL_SECONDS")),
-    )
+
+def _webhook_url(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is not None:
+        _check_webhook(raw)
+    return raw
 
 
 def is_loopback_host(host: str) -> bool:
@@ -156,14 +200,15 @@ def _choices(name: str, values: tuple[str, ...], allowed: frozenset[str]) -> tup
     return values
 
 
-def _check_redirect_uri(uri: str, plaid_env: str) -> None:
+def _check_redirect_uri(uri: str, plaid_env: object) -> None:
+    """`plaid_env` None: unknown (PLAID_ENV itself is invalid), so localhost is not judged."""
     parts = urlsplit(uri)
     if parts.query or parts.fragment or uri.endswith("?") or "#" in uri:
         raise ConfigError("PLAID_REDIRECT_URI must not contain a query string or fragment")
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname == "localhost":
-        if plaid_env == "sandbox":
+        if plaid_env in {"sandbox", None}:
             return
         raise ConfigError("PLAID_REDIRECT_URI: http://localhost is only accepted in sandbox")
     raise ConfigError("PLAID_REDIRECT_URI must be an https URL (http://localhost in sandbox)")
@@ -175,9 +220,9 @@ def _check_webhook(url: str) -> None:
         raise ConfigError("PLAID_WEBHOOK_URL must be an absolute http(s) URL")
 
 
-def _base_url(override: str | None, plaid_env: str) -> str:
+def _base_url(override: str | None, values: Mapping[str, object]) -> str:
     if override is None:
-        return PLAID_ENVIRONMENTS[plaid_env]
+        return PLAID_ENVIRONMENTS[str(values.get("plaid_env", "sandbox"))]
     if not is_allowed_plaid_url(override):
         raise ConfigError(
             "PLAID_BASE_URL must be https://*.plaid.com or a loopback address: credentials are "
@@ -186,7 +231,7 @@ def _base_url(override: str | None, plaid_env: str) -> str:
     return override.rstrip("/")
 
 
-def _ttl(raw: str | None) -> int:
+def _ttl(raw: str | None, _values: Mapping[str, object]) -> int:
     if raw is None:
         return DEFAULT_SECRET_TTL_SECONDS
     try:
@@ -196,3 +241,19 @@ def _ttl(raw: str | None) -> int:
     if not 0 <= ttl <= 86_400:
         raise ConfigError("PLAID_SECRET_TTL_SECONDS must be between 0 and 86400")
     return ttl
+
+
+# In the order load_config checks them: its first error is the first failing row.
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting("secret_id", "PLAID_SECRET_ID", _secret_id),
+    Setting("client_name", "PLAID_CLIENT_NAME", _client_name),
+    Setting("plaid_env", "PLAID_ENV", _plaid_env),
+    Setting("products", "PLAID_PRODUCTS", _products),
+    Setting("country_codes", "PLAID_COUNTRY_CODES", _country_codes),
+    Setting("language", "PLAID_LANGUAGE", _language),
+    Setting("redirect_uri", "PLAID_REDIRECT_URI", _redirect_uri),
+    Setting("android_package_name", "PLAID_ANDROID_PACKAGE_NAME", _android_package_name),
+    Setting("webhook_url", "PLAID_WEBHOOK_URL", _webhook_url),
+    Setting("base_url", "PLAID_BASE_URL", _base_url),
+    Setting("secret_ttl_seconds", "PLAID_SECRET_TTL_SECONDS", _ttl),
+)

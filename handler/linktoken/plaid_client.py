@@ -72,19 +72,38 @@ class LinkToken:
 
 _TIMEOUT = "UPSTREAM_TIMEOUT"
 _UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
-_READ_TIMEOUT = Rule(_TIMEOUT, "Plaid did not answer within the read timeout", retry=True)
-_CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True)
+_PATH_FIX = (
+    "check the network path to Plaid (NAT or proxy for a VPC function, egress rules) and "
+    "status.plaid.com"
+)
+_READ_TIMEOUT = Rule(
+    _TIMEOUT, "Plaid did not answer within the read timeout", retry=True, fix=_PATH_FIX
+)
+_CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True, fix=_PATH_FIX)
 # Not retried, and not retryable for the app: only an operator can fix what a certificate that
 # does not verify means here (a CA bundle without Plaid's root, an intercepting proxy).
 _TLS_UNTRUSTED = Rule(
     "MISCONFIGURED",
     "Plaid's TLS certificate did not verify: REQUESTS_CA_BUNDLE lacks Plaid's root CA, or an "
     "intercepting proxy presents its own certificate",
+    fix="unset REQUESTS_CA_BUNDLE or add the public CA Plaid's certificate chains to; behind a "
+    "TLS-inspecting proxy, add its CA to the bundle or exempt Plaid's host from inspection",
 )
-_NO_TIME = Rule(_TIMEOUT, "no time left in the invocation to call Plaid")
-_TOO_LARGE = Rule("UPSTREAM_REJECTED", "Plaid's answer is larger than any link token answer")
+_NO_TIME = Rule(
+    _TIMEOUT,
+    "no time left in the invocation to call Plaid",
+    fix="look at what used the invocation's time (the secret read, the cold start)",
+)
+_MIDDLEBOX_FIX = "check any proxy or gateway between the function and Plaid, and PLAID_BASE_URL"
+_TOO_LARGE = Rule(
+    "UPSTREAM_REJECTED",
+    "Plaid's answer is larger than any link token answer",
+    fix=_MIDDLEBOX_FIX,
+)
 _UNREADABLE = Rule(
-    "UPSTREAM_REJECTED", "Plaid's answer is compressed in a way this service cannot read"
+    "UPSTREAM_REJECTED",
+    "Plaid's answer is compressed in a way this service cannot read",
+    fix=_MIDDLEBOX_FIX + " (it asks for gzip or deflate only)",
 )
 
 
@@ -282,6 +301,12 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+def proxies_for(url: str) -> dict[str, str]:
+    """The proxies requests itself would use for `url`, from the process environment:
+    lower-case variables before upper-case ones, NO_PROXY honoured."""
+    return dict(requests.utils.get_environ_proxies(url))
+
+
 def _new_session(url: str) -> requests.Session:
     session = requests.Session()
     # trust_env makes requests re-read proxies and ~/.netrc on every call; resolve once what it
@@ -291,7 +316,7 @@ def _new_session(url: str) -> requests.Session:
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if ca_bundle:
         session.verify = ca_bundle
-    session.proxies = requests.utils.get_environ_proxies(url)
+    session.proxies = proxies_for(url)
     session.headers.update(
         {
             "Accept-Encoding": ACCEPT_ENCODING,

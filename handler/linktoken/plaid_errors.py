@@ -3,7 +3,8 @@
 Lookup order: Plaid's `error_code`, then its `error_type`, then the HTTP status (for answers
 that are not Plaid error objects at all). Each rule says whether the call may be retried within
 this invocation, whether a fresh secret is worth one more try (key rotation), which of our
-codes the app gets, and the operator-facing cause that goes into the log line.
+codes the app gets, the operator-facing cause that goes into the log line, and the fix: what
+the operator should do about it (`make doctor` prints it beside each cause).
 """
 
 from collections.abc import Mapping
@@ -19,10 +20,16 @@ class Rule:
     cause: str
     retry: bool = False
     refresh_secret: bool = False
+    fix: str = "see docs/troubleshooting.md and quote plaid_request_id to Plaid support"
 
 
 _REJECTED = "UPSTREAM_REJECTED"
 _UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+_NOT_YOURS = "not your configuration: Plaid is having trouble (status.plaid.com); it heals itself"
+_RATE_LIMIT_FIX = (
+    "not your configuration: too many calls for this client; spread them out or ask Plaid for "
+    "a higher limit"
+)
 
 BY_ERROR_CODE: Final[dict[str, Rule]] = {
     "INVALID_API_KEYS": Rule(
@@ -30,40 +37,63 @@ BY_ERROR_CODE: Final[dict[str, Rule]] = {
         "Plaid rejected client_id/secret: keys from another Plaid environment than PLAID_ENV, "
         "a rotated or mistyped secret",
         refresh_secret=True,
+        fix="put the PLAID_ENV environment's keys in the secret (Dashboard > Developers > Keys; "
+        "sandbox and production secrets differ, the usual cause), or replace a mistyped or "
+        "rotated secret",
     ),
     "UNAUTHORIZED_ENVIRONMENT": Rule(
-        _REJECTED, "this Plaid client is not enabled for the PLAID_ENV environment"
+        _REJECTED,
+        "this Plaid client is not enabled for the PLAID_ENV environment",
+        fix="request access to that environment in the Plaid Dashboard, or use PLAID_ENV=sandbox",
     ),
     "INVALID_PRODUCT": Rule(
         _REJECTED,
         "a requested product is not enabled for this Plaid client or environment "
         "(check PLAID_PRODUCTS against the Plaid dashboard)",
+        fix="enable the product for this environment in the Plaid Dashboard, or remove it from "
+        "PLAID_PRODUCTS",
     ),
     "PRODUCTS_NOT_SUPPORTED": Rule(
-        _REJECTED, "the product combination is not supported (check PLAID_PRODUCTS)"
+        _REJECTED,
+        "the product combination is not supported (check PLAID_PRODUCTS)",
+        fix="change PLAID_PRODUCTS to a combination Plaid supports, or enable the products in "
+        "the Plaid Dashboard",
     ),
     "INVALID_FIELD": Rule(
         _REJECTED,
         "Plaid rejected a field; most often redirect_uri is not in the dashboard's Allowed "
         "redirect URIs or android_package_name is not an Allowed Android package name",
+        fix="register PLAID_REDIRECT_URI exactly in the Dashboard's Allowed redirect URIs "
+        "(web/iOS), PLAID_ANDROID_PACKAGE_NAME in its Allowed Android package names (Android)",
     ),
     "INVALID_LINK_CUSTOMIZATION": Rule(
-        _REJECTED, "the Link customization does not exist or does not match language/countries"
+        _REJECTED,
+        "the Link customization does not exist or does not match language/countries",
+        fix="set up the Link use case in the Plaid Dashboard (Link > Link customization, Data "
+        "Transparency Messaging) for these countries and language",
     ),
     "MISSING_FIELDS": Rule(_REJECTED, "Plaid says a required field is missing"),
     "UNKNOWN_FIELDS": Rule(_REJECTED, "Plaid does not know a field the service sent"),
     "INVALID_BODY": Rule(_REJECTED, "Plaid could not parse the request body"),
     "INVALID_HEADERS": Rule(_REJECTED, "Plaid rejected the request headers"),
     "UNAUTHORIZED_ROUTE_ACCESS": Rule(
-        _REJECTED, "this Plaid client may not call /link/token/create (contact Plaid)"
+        _REJECTED,
+        "this Plaid client may not call /link/token/create (contact Plaid)",
+        fix="ask Plaid support to enable /link/token/create for this client",
     ),
-    "PLANNED_MAINTENANCE": Rule(_UNAVAILABLE, "Plaid is in planned maintenance", retry=True),
-    "INTERNAL_SERVER_ERROR": Rule(_UNAVAILABLE, "Plaid had an internal error", retry=True),
+    "PLANNED_MAINTENANCE": Rule(
+        _UNAVAILABLE, "Plaid is in planned maintenance", retry=True, fix=_NOT_YOURS
+    ),
+    "INTERNAL_SERVER_ERROR": Rule(
+        _UNAVAILABLE, "Plaid had an internal error", retry=True, fix=_NOT_YOURS
+    ),
 }
 
 BY_ERROR_TYPE: Final[dict[str, Rule]] = {
-    "RATE_LIMIT_EXCEEDED": Rule("RATE_LIMITED", "Plaid rate limit exceeded", retry=True),
-    "API_ERROR": Rule(_UNAVAILABLE, "Plaid API error", retry=True),
+    "RATE_LIMIT_EXCEEDED": Rule(
+        "RATE_LIMITED", "Plaid rate limit exceeded", retry=True, fix=_RATE_LIMIT_FIX
+    ),
+    "API_ERROR": Rule(_UNAVAILABLE, "Plaid API error", retry=True, fix=_NOT_YOURS),
     "INVALID_REQUEST": Rule(_REJECTED, "Plaid says the request is invalid"),
     "INVALID_INPUT": Rule(_REJECTED, "Plaid rejected an input"),
 }
@@ -71,10 +101,17 @@ BY_ERROR_TYPE: Final[dict[str, Rule]] = {
 # For answers that carry no Plaid error object (a proxy's HTML page, an empty body...), by
 # status class: 4 -> 4xx, 5 -> 5xx; 429 is the one status with a row of its own.
 BY_HTTP_STATUS: Final[dict[int, Rule]] = {
-    429: Rule("RATE_LIMITED", "Plaid answered 429 without an error body", retry=True),
+    429: Rule(
+        "RATE_LIMITED", "Plaid answered 429 without an error body", retry=True, fix=_RATE_LIMIT_FIX
+    ),
 }
 BY_STATUS_CLASS: Final[dict[int, Rule]] = {
-    5: Rule(_UNAVAILABLE, "Plaid (or a proxy in front of it) answered a 5xx", retry=True),
+    5: Rule(
+        _UNAVAILABLE,
+        "Plaid (or a proxy in front of it) answered a 5xx",
+        retry=True,
+        fix=_NOT_YOURS + "; if it persists, check any proxy between the function and Plaid",
+    ),
 }
 
 UNKNOWN_ERROR = Rule(_REJECTED, "Plaid answered an error this service does not know")

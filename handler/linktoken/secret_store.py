@@ -50,36 +50,42 @@ class PlaidCredentials:
 
 def parse_secret(secret_string: str | None, secret_id: str) -> PlaidCredentials:
     """Validate the secret's JSON; errors name the field, never its value."""
-
-    def misconfigured(what: str) -> Problem:
-        return Problem(
+    problems = secret_problems(secret_string)
+    if problems:
+        raise Problem(
             "MISCONFIGURED",
             "The service's Plaid credentials are not usable.",
-            cause=f"secret {secret_id!r}: {what}",
+            cause=f"secret {secret_id!r}: {problems[0]}",
         )
+    doc = json.loads(secret_string or "")
+    hmac_key = doc.get("user_id_hmac_key")
+    return PlaidCredentials(
+        client_id=doc["client_id"].strip(),
+        secret=doc["secret"].strip(),
+        user_id_hmac_key=hmac_key.encode() if hmac_key else None,
+    )
 
+
+def secret_problems(secret_string: str | None) -> list[str]:
+    """Everything wrong with the secret's text, each naming a field and never a value; the
+    first is what `parse_secret` reports."""
     if not secret_string:
-        raise misconfigured("has no SecretString (empty, or stored as binary)")
+        return ["has no SecretString (empty, or stored as binary)"]
     try:
         doc = json.loads(secret_string)
     except ValueError:
-        raise misconfigured('is not JSON; expected {"client_id": "...", "secret": "..."}') from None
+        return ['is not JSON; expected {"client_id": "...", "secret": "..."}']
     if not isinstance(doc, dict):
-        raise misconfigured("is not a JSON object")
-    values: dict[str, str] = {}
-    for key in ("client_id", "secret"):
-        value = doc.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise misconfigured(f"field {key!r} is missing or empty")
-        values[key] = value.strip()
+        return ["is not a JSON object"]
+    problems = [
+        f"field {key!r} is missing or empty"
+        for key in ("client_id", "secret")
+        if not isinstance(doc.get(key), str) or not doc[key].strip()
+    ]
     hmac_key = doc.get("user_id_hmac_key")
     if hmac_key is not None and (not isinstance(hmac_key, str) or len(hmac_key) < 16):
-        raise misconfigured("field 'user_id_hmac_key' must be a string of at least 16 characters")
-    return PlaidCredentials(
-        client_id=values["client_id"],
-        secret=values["secret"],
-        user_id_hmac_key=hmac_key.encode() if hmac_key else None,
-    )
+        problems.append("field 'user_id_hmac_key' must be a string of at least 16 characters")
+    return problems
 
 
 def make_secrets_client() -> "SecretsManagerClient":
@@ -130,7 +136,7 @@ class SecretStore:
         """Cached credentials, or a fresh read when expired, absent or `refresh` is set."""
         if not refresh and self._cached is not None and self._clock() < self._expires_at:
             return self._cached
-        self._cached = parse_secret(self._read(), self._secret_id)
+        self._cached = parse_secret(self.read_secret_string(), self._secret_id)
         self._expires_at = self._clock() + self._ttl
         return self._cached
 
@@ -157,7 +163,8 @@ class SecretStore:
         self._client = None
         self._expires_at = 0.0
 
-    def _read(self) -> str | None:
+    def read_secret_string(self) -> str | None:
+        """One GetSecretValue, uncached and unparsed; read failures raise `Problem`."""
         from botocore.exceptions import (  # noqa: PLC0415 - botocore is already loaded by now
             BotoCoreError,
             ClientError,

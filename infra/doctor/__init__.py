@@ -1,0 +1,14 @@
+"""`make doctor`: names the cause of "Unable to fetch link_token", before and after deploying.
+
+Three depths, each reusing the service's own rules (`linktoken.config`, `secret_store`,
+`plaid_errors`) rather than a copy of them:
+
+- offline (default): the configuration and the secret it points to (`config_checks`,
+  `secret_checks`);
+- `--live`: the network path to Plaid and one `/link/token/create` per platform (`network`,
+  `live`);
+- `--function NAME` / `--stack NAME`: a deployed function's configuration and its recent
+  `link_token_failed` log lines (`deployed`).
+
+Every check is a `Finding`; `render` prints them (text or `--json`) with secrets redacted.
+"""
