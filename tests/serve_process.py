@@ -86,20 +86,40 @@ class ServeProcess:
         raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()}")
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, ...; None once gone."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def is_running(pid: int) -> bool:
+    """Alive: neither gone nor a zombie waiting for a parent (or init) to reap it."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def children(pid: int) -> list[int]:
+    """The running processes whose parent is `pid`."""
+    return [
+        child
+        for child in _all_pids()
+        if (fields := _stat_fields(child)) and fields[0] != "Z" and int(fields[1]) == pid
+    ]
+
+
 def _group_members(pgid: int) -> list[int]:
-    """Processes still in the process group (read from /proc)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+    """The running processes still in the process group."""
+    return [
+        member
+        for member in _all_pids()
+        if (fields := _stat_fields(member)) and fields[0] != "Z" and int(fields[2]) == pgid
+    ]
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve_process import ServeProcess, serve
+from tests.serve_process import ServeProcess, children, is_running, serve
 from tests.smoke_build import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,3 +323,58 @@ def test_a_worker_killed_mid_request_is_replaced_and_that_request_gets_500(
     server.wait_for(r"^serve: worker ready \(pid \d+\)$", 60, after=before)
     call(server, "DELETE", "/_standin/script", url=server.standin_url)
     assert create(server).status == 200
+
+
+def test_scripted_plaid_errors_reach_the_app_as_the_handlers_problems(server: ServeProcess) -> None:
+    plaid_error = {
+        "error_type": "INVALID_INPUT",
+        "error_code": "INVALID_PRODUCT",
+        "error_message": "client not enabled",
+        "display_message": None,
+        "request_id": "scripted-req-1",
+    }
+    scripted = json.dumps([{"status": 400, "body": plaid_error}])
+    assert call(server, "POST", "/_standin/script", scripted, url=server.standin_url).status == 204
+    reply = create(server, origin=ORIGIN)
+    assert reply.status == 502
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["code"] == "UPSTREAM_REJECTED"
+    assert reply.json()["plaid_request_id"] == "scripted-req-1"
+    assert reply.headers["access-control-allow-origin"] == ORIGIN
+    bad = call(server, "POST", "/_standin/script", '{"nope": 1}', url=server.standin_url)
+    assert bad.status == 400
+
+
+def test_an_event_over_lambdas_payload_limit_is_an_integration_failure(
+    server: ServeProcess,
+) -> None:
+    body = json.dumps({"platform": "web", "pad": "x" * (7 * 1024 * 1024)})
+    reply = call(
+        server,
+        "POST",
+        "/link-token",
+        body,
+        {"authorization": f"Bearer {token({'sub': 'u'})}", "content-type": "application/json"},
+    )
+    assert reply.status == 500
+    assert reply.json() == {"message": "Internal Server Error"}
+
+
+def test_head_of_a_static_file_has_its_headers_and_no_body(server: ServeProcess) -> None:
+    reply = call(server, "HEAD", "/app.js")
+    assert reply.status == 200
+    assert reply.raw == b""
+    assert int(reply.headers["content-length"]) == len("console.log('hi');")
+
+
+def test_sigterm_to_the_server_alone_stops_everything_it_started() -> None:
+    with serve({"WORKERS": "1"}) as alone:
+        (server_pid,) = children(alone.process.pid)  # make's one child: the server
+        started = children(server_pid)
+        assert len(started) >= 2, "a worker and multiprocessing's resource tracker"
+        os.kill(server_pid, signal.SIGTERM)
+        alone.process.wait(5)
+        deadline = time.monotonic() + 1.0
+        while any(is_running(pid) for pid in started):
+            assert time.monotonic() < deadline, f"left behind: {started}"
+            time.sleep(0.02)

@@ -18,6 +18,7 @@ tests/serve_process.py starts the server the way `make serve` does and reads it.
 from __future__ import annotations
 
 import contextlib
+import json
 import mimetypes
 import os
 import signal
@@ -55,6 +56,7 @@ sys.path.insert(0, str(ROOT / "handler"))  # the service's own rules, one source
 from linktoken.config import is_loopback_host
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 READ_TIMEOUT_S = 30.0  # a client this slow to send its request is dropped
 STANDIN_HEADER = "x-plaid-stand-in"
 _API_PATH = ROUTE_KEY.split(" ", 1)[1]
@@ -235,7 +237,19 @@ class LocalApiServer(ThreadingHTTPServer):
             return gateway_response(
                 401, "Unauthorized", {"www-authenticate": claims.www_authenticate}
             )
-        outcome = self.pool.invoke(build_event(request, claims))
+        event = build_event(request, claims)
+        # JSON escaping at most sextuples a byte: only a large body can pass Lambda's limit.
+        if len(request.body) * 6 > LAMBDA_MAX_EVENT_BYTES - 64 * 1024 and (
+            len(json.dumps(event)) > LAMBDA_MAX_EVENT_BYTES
+        ):  # Lambda refuses the invocation; API Gateway reports an integration failure
+            log.update(
+                {
+                    "integrationErrorMessage": "Lambda: request payload too large",
+                    "error.message": "Internal Server Error",
+                }
+            )
+            return gateway_response(500, "Internal Server Error")
+        outcome = self.pool.invoke(event)
         log["integrationLatency"] = round(outcome.duration_ms)
         if isinstance(outcome, Failed):
             log.update(
