@@ -111,6 +111,15 @@ def access_logs(server: ServeProcess) -> list[dict[str, Any]]:
     return logs
 
 
+def access_log_of(server: ServeProcess, request_id: str) -> dict[str, Any]:
+    """The access-log line of one request (written just after its response)."""
+    deadline = time.monotonic() + 5
+    while not (mine := [log for log in access_logs(server) if log["requestId"] == request_id]):
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.05)
+    return mine[0]
+
+
 # ------------------------------------------------------------------------------ the API ---
 def test_bearer_sub_is_the_plaid_user_and_a_link_token_comes_back(server: ServeProcess) -> None:
     reply = create(server, sub="ada-lovelace-1815")
@@ -155,7 +164,9 @@ def test_no_usable_token_is_refused_by_the_authorizer(
     assert reply.status == 401
     assert reply.json() == {"message": "Unauthorized"}
     assert reply.headers["www-authenticate"].startswith("Bearer")
-    assert "apigw-requestid" not in reply.headers, "the function must not have been called"
+    log = access_log_of(server, reply.headers["apigw-requestid"])
+    assert log["integrationStatus"] == "-", "the function must not have been called"
+    assert log["authorizerError"] != "-"
 
 
 def test_bad_json_is_the_handlers_400_problem(server: ServeProcess) -> None:
@@ -242,10 +253,8 @@ def test_the_actual_response_carries_the_grant_for_an_allowed_origin_only(
 def test_access_log_is_the_templates_format_one_line_per_request(server: ServeProcess) -> None:
     reply = create(server)
     request_id = reply.headers["apigw-requestid"]
-    deadline = time.monotonic() + 5
-    while not (mine := [log for log in access_logs(server) if log["requestId"] == request_id]):
-        assert time.monotonic() < deadline, server.output()
-        time.sleep(0.05)
+    access_log_of(server, request_id)
+    mine = [log for log in access_logs(server) if log["requestId"] == request_id]
     assert len(mine) == 1
     sample = re.sub(r"\$context\.[A-Za-z.]+", "1", TEMPLATE_API["AccessLogSettings"]["Format"])
     assert list(mine[0]) == list(json.loads(sample)), "the keys of the template's format"
@@ -378,3 +387,22 @@ def test_sigterm_to_the_server_alone_stops_everything_it_started() -> None:
         while any(is_running(pid) for pid in started):
             assert time.monotonic() < deadline, f"left behind: {started}"
             time.sleep(0.02)
+
+
+def test_given_keys_seed_the_local_secret_and_never_show(plaid: Any) -> None:
+    from tests.conftest import CLIENT_ID, SECRET
+
+    env = {
+        "WORKERS": "1",
+        "PLAID_CLIENT_ID": CLIENT_ID,
+        "PLAID_SECRET": SECRET,
+        "PLAID_BASE_URL": plaid.base_url,
+    }
+    with serve(env) as keyed:
+        reply = create(keyed, sub="keyed-user")
+        assert reply.status == 200, reply.raw
+        assert "x-plaid-stand-in" not in reply.headers, "this Plaid is not the built-in stand-in"
+        assert keyed.standin_url is None
+        assert plaid.requests[-1]["headers"]["PLAID-SECRET"] == SECRET
+        assert "PLAID_CLIENT_ID/PLAID_SECRET" in keyed.output()
+    assert SECRET not in keyed.output()

@@ -41,6 +41,7 @@ def test_event_is_what_the_handler_parses_with_the_claims_as_its_user() -> None:
     context = event["requestContext"]
     assert event["routeKey"] == context["routeKey"] == "POST /link-token"
     assert context["stage"] == "$default"
+    assert context["domainName"] == "127.0.0.1", "a domain name, without the port"
     assert context["http"]["method"] == "POST"
     assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000", context["time"])
     assert isinstance(context["timeEpoch"], int)
@@ -61,6 +62,8 @@ def test_headers_lowercased_repeated_joined_cookies_and_query_split_out() -> Non
         {},
     )
     assert event["headers"]["x-thing"] == "a,b"
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert event["headers"]["x-amzn-trace-id"].startswith("Root=1-")
     assert "cookie" not in event["headers"]
     assert event["cookies"] == ["s=1", "t=2"]
     assert event["rawQueryString"] == "a=1&a=2&b=%20x"

@@ -4,7 +4,8 @@ HTTP response API Gateway would send, and API Gateway's own answers (404, 401, 5
 its fixed `{"message": ...}` documents.
 
 Event rules (AWS "Working with AWS Lambda proxy integrations for HTTP APIs", format 2.0):
-header names lower-cased and repeated headers joined with commas; the Cookie header moved to
+header names lower-cased and repeated headers joined with commas; X-Forwarded-For/-Port/-Proto
+and X-Amzn-Trace-Id added; the Cookie header moved to
 `cookies`; `queryStringParameters` decoded, repeated keys joined with commas; absent keys left
 out, not null; a body that is not text is base64-encoded. Result rules: a dict with
 `statusCode` is used as given (`cookies` become Set-Cookie headers, `isBase64Encoded` bodies are
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -42,6 +44,7 @@ class IncomingRequest:
     body: bytes
     source_ip: str
     protocol: str = "HTTP/1.1"
+    server_port: int = 443
     request_id: str = field(default_factory=lambda: new_request_id())  # noqa: PLW0108 - defined below
     time_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
@@ -95,6 +98,7 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
             continue
         headers[key] = f"{headers[key]},{value}" if key in headers else value
+    _add_gateway_headers(headers, request)
     method = request.method
     when = time.gmtime(request.time_epoch_ms / 1000)
     event: dict[str, Any] = {
@@ -111,7 +115,7 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
         query[key] = f"{query[key]},{value}" if key in query else value
     if query:
         event["queryStringParameters"] = query
-    host = headers.get("host", "127.0.0.1")
+    host = re.sub(r":\d+$", "", headers.get("host", "127.0.0.1"))  # a domain name: no port
     event["requestContext"] = {
         "accountId": ACCOUNT_ID,
         "apiId": API_ID,
@@ -145,6 +149,19 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
     else:
         event["isBase64Encoded"] = False
     return event
+
+
+def _add_gateway_headers(headers: dict[str, str], request: IncomingRequest) -> None:
+    """What API Gateway adds on the way in: forwarding headers and an X-Ray trace id."""
+    forwarded = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = (
+        f"{forwarded}, {request.source_ip}" if forwarded else request.source_ip
+    )
+    headers["x-forwarded-port"] = str(request.server_port)
+    headers["x-forwarded-proto"] = "http"
+    if "x-amzn-trace-id" not in headers:
+        epoch = request.time_epoch_ms // 1000
+        headers["x-amzn-trace-id"] = f"Root=1-{epoch:08x}-{secrets.token_hex(12)}"
 
 
 class BadLambdaResponse(ValueError):

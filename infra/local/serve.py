@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
             protocol=self.request_version,
+            server_port=self.server.server_address[1],
         )
 
     def _send(self, response: HttpResponse, head_only: bool = False, close: bool = False) -> None:
@@ -218,17 +220,27 @@ class LocalApiServer(ThreadingHTTPServer):
     def answer(self, request: IncomingRequest) -> tuple[HttpResponse, dict[str, Any]]:
         """The response API Gateway sends, and the access-log variables it fills."""
         log: dict[str, Any] = {}
-        preflight = self.cors.preflight(request)
-        if preflight is not None:
-            return preflight, log
+        try:
+            # API Gateway answers a preflight itself, before routes and the authorizer.
+            response = self.cors.preflight(request) or self.cors.apply(
+                request, self._route(request, log)
+            )
+        except Exception:  # a bug here must cost one request, not the connection or the server
+            traceback.print_exc()
+            log["error.message"] = "Internal Server Error"
+            response = gateway_response(500, "Internal Server Error")
+        response.headers.append(("apigw-requestid", request.request_id))
+        return response, log
+
+    def _route(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
         if request.method == "POST" and request.raw_path == _API_PATH:
             log["routeKey"] = ROUTE_KEY
-            response = self._api(request, log)
-        elif request.method in {"GET", "HEAD"} and self.web_root is not None:
-            response = static_file(self.web_root, request.raw_path) or _not_found(log)
-        else:
-            response = _not_found(log)
-        return self.cors.apply(request, response), log
+            return self._api(request, log)
+        if request.method in {"GET", "HEAD"} and self.web_root is not None:
+            found = static_file(self.web_root, request.raw_path)
+            if found is not None:
+                return found
+        return _not_found(log)
 
     def _api(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
         claims = jwt_local.authorize(request.header("authorization"))
@@ -267,7 +279,6 @@ class LocalApiServer(ThreadingHTTPServer):
                 {"integrationErrorMessage": str(exc), "error.message": "Internal Server Error"}
             )
             return gateway_response(500, "Internal Server Error")
-        response.headers.append(("apigw-requestid", request.request_id))
         if self.standin_in_use:
             response.headers.append((STANDIN_HEADER, "not-plaid; tokens work nowhere"))
         return response
