@@ -339,7 +339,7 @@ def _banner(url: str, host: str, backends: Any, cors: Cors, web_root: Path | Non
     token = jwt_local.dev_token()
     lines = [
         f"serve: listening on {url}",
-        f"serve: POST {url}{_API_PATH}  (the real handler, {os.environ['WORKERS']} workers)",
+        f"serve: POST {url}{_API_PATH}  (the real handler; workers: {os.environ['WORKERS']})",
         f"serve: Plaid: {backends.plaid}",
         f"serve: Secret: {backends.secrets}",
         f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}",
