@@ -264,13 +264,13 @@ class LocalApiServer(ThreadingHTTPServer):
         outcome = self.pool.invoke(event)
         log["integrationLatency"] = round(outcome.duration_ms)
         if isinstance(outcome, Failed):
-            log.update(
-                {
-                    "integrationErrorMessage": outcome.reason,
-                    "error.message": "Internal Server Error",
-                }
+            status, message = (
+                (503, "Service Unavailable")
+                if outcome.gateway_gave_up
+                else (500, "Internal Server Error")
             )
-            return gateway_response(500, "Internal Server Error")
+            log.update({"integrationErrorMessage": outcome.reason, "error.message": message})
+            return gateway_response(status, message)
         log["integrationStatus"] = 200
         try:
             response = to_http_response(outcome.result)
