@@ -217,6 +217,11 @@ class LocalApiServer(ThreadingHTTPServer):
         self.web_root = web_root
         self.standin_in_use = standin_in_use
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left mid-exchange is routine; anything else is a bug worth a trace."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
     def answer(self, request: IncomingRequest) -> tuple[HttpResponse, dict[str, Any]]:
         """The response API Gateway sends, and the access-log variables it fills."""
         log: dict[str, Any] = {}
