@@ -130,7 +130,7 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start every worker and wait until each has finished its init phase."""
-        threads = [threading.Thread(target=self._add_worker) for _ in range(self.size)]
+        threads = [threading.Thread(target=self._add_worker, daemon=True) for _ in range(self.size)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -375,9 +375,32 @@ def main() -> int:
     web_root = web_root_setting if web_root_setting.is_dir() else None
     template = load_template()
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    def on_signal(signum: int, frame: object) -> None:
+        # Once serving, stop in order; before that (imports, cold starts) unwind at once.
+        if not serving.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    serving = threading.Event()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return _serve(host, port, workers, web_root, template, serving, stop)
+    except KeyboardInterrupt:
+        say("serve: stopped while starting")
+        return 130
+
+
+def _serve(
+    host: str,
+    port: int,
+    workers: str,
+    web_root: Path | None,
+    template: dict[str, Any],
+    serving: threading.Event,
+    stop: threading.Event,
+) -> int:
     with contextlib.ExitStack() as stack, local_backends(os.environ) as backends:
         cors = Cors(
             http_api_cors(template),
@@ -385,14 +408,21 @@ def main() -> int:
             extra_expose=(STANDIN_HEADER,) if backends.standin else (),
         )
         pool = WorkerPool(int(workers), function_timeout_seconds(template), ROOT / "handler")
+        try:  # bind first: a taken port fails in a moment, not after the workers' cold starts
+            server = LocalApiServer(
+                (host, port),
+                pool,
+                cors,
+                access_log_format(template),
+                web_root,
+                bool(backends.standin),
+            )
+        except OSError as exc:  # port taken, address not on this machine...
+            say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
+            return 1
+        stack.callback(server.server_close)
         stack.callback(pool.stop)
         pool.start()
-        if stop.is_set():
-            return 130
-        server = LocalApiServer(
-            (host, port), pool, cors, access_log_format(template), web_root, bool(backends.standin)
-        )
-        stack.callback(server.server_close)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
         thread.daemon = True
         thread.start()
@@ -400,6 +430,7 @@ def main() -> int:
         bound_port = server.server_address[1]
         url = f"http://{host}:{bound_port}"
         say(_banner(url, host, backends, cors, web_root))
+        serving.set()
         stop.wait()
         say("serve: stopping")
     return 0
