@@ -109,7 +109,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
 
 
-_COMPRESSORS = {"gzip": gzip.compress, "deflate": zlib.compress}
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+def _deflate(data: bytes) -> bytes:
+    return zlib.compress(data)
+
+
+_COMPRESSORS = {"gzip": _gzip, "deflate": _deflate}
 
 
 class _Server(ThreadingHTTPServer):
