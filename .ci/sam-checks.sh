@@ -13,7 +13,9 @@
 #      as the full botocore of .venv (same version) does
 #   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
 #      no module of the build output compiled from source (its .pyc are used)
-#   8. infra/scripts/put-plaid-secret.sh never puts a key on a command line
+#   8. tests/conformance_ric.py: the build output run by awslambdaric against a Runtime API
+#      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
+#   9. infra/scripts/put-plaid-secret.sh never puts a key on a command line
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -302,6 +304,12 @@ fingerprint() { (cd ".aws-sam/build/$FUNCTION" && find . -printf '%p %s %T@\n' |
 before=$(fingerprint)
 .venv/bin/python tests/smoke_build.py --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
+took
+
+step "conformance: the build output under awslambdaric, Lambda's runtime interface client"
+before=$(fingerprint)
+.venv/bin/python tests/conformance_ric.py --python "$PY313" --build-root .aws-sam/build
+[[ "$(fingerprint)" == "$before" ]] || fail "the conformance run changed the build output"
 took
 
 step "put-plaid-secret.sh keeps the keys off every command line"

@@ -27,9 +27,10 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from loopback import LoopbackHandler
 from plaid_standin import PlaidStandIn, plaid_error
 
 
@@ -71,13 +72,11 @@ def huge_body(size: int = 1024 * 1024) -> Reply:
     return Reply(200, json.dumps({"link_token": "link-sandbox-big", "pad": padding}).encode())
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _Server
 
     def setup(self) -> None:
         super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.opened(self.connection)
 
     def finish(self) -> None:
@@ -85,9 +84,6 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.closed(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -112,16 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         payload = (
             action.body if isinstance(action.body, bytes) else json.dumps(action.body).encode()
         )
-        lines = [f"HTTP/1.1 {action.status} {self.responses.get(action.status, ('',))[0]}"]
         headers = {"Content-Type": "application/json", "X-Stand-In": "not-plaid"}
-        headers.update(action.headers)
-        headers["Content-Length"] = str(len(payload))
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        # One write per answer: with TCP_NODELAY, no Nagle delay between header and body.
-        try:
-            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
-        except OSError:  # the client gave up reading (a huge answer): nothing to do
-            self.close_connection = True
+        self.answer(action.status, payload, {**headers, **action.headers})
 
 
 class _Server(ThreadingHTTPServer):

@@ -11,13 +11,14 @@ service's real botocore client, with its timeouts and retries, is what meets eac
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from loopback import LoopbackHandler
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,8 @@ class SmSlow:
 SmAction = SmError | SmSlow
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -71,14 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "VersionId": "00000000-0000-0000-0000-000000000001",
                 "CreatedDate": 1_700_000_000,
             }
-        payload = json.dumps(doc).encode()
-        head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Bad Request'}"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        head += ["Content-Type: application/x-amz-json-1.1", f"Content-Length: {len(payload)}"]
-        try:  # one write per answer (TCP_NODELAY: no Nagle delay)
-            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        except OSError:  # the client timed out and left
-            self.close_connection = True
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        self.answer(status, json.dumps(doc).encode(), headers)
 
 
 class _Server(ThreadingHTTPServer):
