@@ -16,7 +16,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench deploy clean
+.PHONY: help test lint check invoke requirements sam-checks bench soak deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -26,6 +26,7 @@ help:
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
 	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
 	@echo "make bench         benchmark against the baselines (docs/performance.md)"
+	@echo "make soak          20,000 invocations of one warm handler with faults: SOAK_N=20000"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
@@ -43,7 +44,7 @@ test: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	$(VENV)/bin/mypy handler
+	MYPYPATH=infra/local $(VENV)/bin/mypy handler infra/local/plaid_faults.py infra/local/secrets_faults.py
 
 check: lint test
 
@@ -58,6 +59,10 @@ sam-checks: $(VENV)/.synced
 
 bench: $(VENV)/.synced
 	$(PY) infra/bench/run.py --out docs/performance-results.md
+
+SOAK_N ?= 20000
+soak: $(VENV)/.synced
+	$(PY) infra/bench/soak.py --invocations $(SOAK_N)
 
 deploy:
 	infra/scripts/deploy.sh $(ENV)
