@@ -118,7 +118,7 @@ class Container:
         import app
 
         app.RUNTIME = self.runtime
-        requests_before = len(self.plaid.requests)
+        requests_before = self.plaid.request_count
         reads_before = self.runtime.service.secrets.reads
         seen = len(self.output.read())
         started = time.monotonic()
@@ -143,7 +143,7 @@ class Container:
             seconds=seconds,
             summary=summaries[0],
             metrics=metrics,
-            plaid_requests=len(self.plaid.requests) - requests_before,
+            plaid_requests=self.plaid.request_count - requests_before,
             secret_reads=self.runtime.service.secrets.reads - reads_before,
         )
         self.log.append(exchange)
@@ -425,6 +425,8 @@ def test_connection_refused_then_back(plaid: PlaidFaults, warm: Container) -> No
     assert fault.summary["attempts"] == 3 and fault.plaid_requests == 0
     assert fault.seconds < 2  # three refused connects and two short backoffs
     assert_ok(warm.invoke())
+    assert_ok(warm.invoke())
+    assert plaid.connections == 2, "one new connection after the refusal, then kept alive"
 
 
 def test_certificate_that_does_not_verify_fails_closed(
@@ -440,9 +442,16 @@ def test_certificate_that_does_not_verify_fails_closed(
     assert_problem(fault, rule.problem_code, rule.cause)
     assert fault.summary["attempts"] == attempts
     assert fault.plaid_requests == 0, "a request (and its credentials) crossed an unverified TLS"
+    # The double notes a rejected handshake when it reads the client's alert: may lag a little.
+    deadline = time.monotonic() + 2
+    while plaid.failed_connections - failed_before < attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert plaid.failed_connections - failed_before == attempts
     assert fault.seconds < 2
+    rejected = plaid.connections
     assert_ok(warm.invoke())
+    assert_ok(warm.invoke())
+    assert plaid.connections == rejected + 1, "one new trusted connection, then kept alive"
 
 
 # ---------------------------------------------------------- Secrets Manager faults ---------
@@ -487,6 +496,7 @@ def test_unusable_secret_then_fixed(
         secrets.put_secret_value(SecretId=secret_id, SecretString=secret_doc())
     assert_ok(cold.invoke(), reads=1)
     assert_ok(cold.invoke())  # cached from now on
+    assert plaid.connections == 1
 
 
 @dataclass(frozen=True)
@@ -544,6 +554,9 @@ def test_secrets_manager_fault_then_healthy(
         assert fault.plaid_requests == 0
         assert case.at_least_s <= fault.seconds <= case.within_s, fault.seconds
         assert_ok(cold.invoke(), reads=1)
+        assert_ok(cold.invoke())
+        assert len(sm.requests) == case.sm_requests + 1  # cached after the good read
+        assert plaid.connections == 1
 
 
 def test_secrets_manager_slow_but_in_time(

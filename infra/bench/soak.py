@@ -217,7 +217,7 @@ def drive(
         "rss_growth_mib": round(rss_end - rss_start, 1),
         "plaid_connections": plaid.connections,
         "plaid_connections_allowed": 1 + tally.broken_connections,
-        "plaid_requests": len(plaid.requests),
+        "plaid_requests": plaid.request_count,
         "secret_reads": len(sm.requests),
         "secret_reads_allowed": bound_reads,
         "output_lines": sink.lines,

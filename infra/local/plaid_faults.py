@@ -143,6 +143,7 @@ class _Server(ThreadingHTTPServer):
     def next_action(self, path: str, headers: Any, raw: bytes) -> Action:
         double = self.double
         with double.lock:
+            double.request_count += 1
             double.requests.append({"path": path, "headers": dict(headers), "body": raw})
             scripted = double.scripted.popleft() if double.scripted else None
         if scripted is not None:
@@ -166,7 +167,9 @@ class PlaidFaults:
         self.connections = 0
         self.failed_connections = 0
         self.live: set[socket.socket] = set()
-        self.requests: list[dict[str, Any]] = []
+        self.request_count = 0
+        # The latest requests only: a long soak must not measure the double's own memory.
+        self.requests: deque[dict[str, Any]] = deque(maxlen=100)
         self.scripted: deque[Action] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
