@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make test     find Python 3.13, create .venv from uv.lock, run every test
 #   make invoke   run the real handler once on embedded defaults (EVENT=infra/events/<file>)
+#   make serve    the service on http://127.0.0.1:3000, as the apps will see it (PORT, HOST, ...)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,6 +9,10 @@ UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
 EVENT ?= infra/events/ok.json
+HOST ?= 127.0.0.1
+PORT ?= 3000
+WORKERS ?= 4
+ALLOWED_ORIGINS ?=
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 
@@ -16,11 +21,12 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench soak deploy clean
+.PHONY: help test lint check invoke serve requirements sam-checks bench soak deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
+	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
@@ -44,12 +50,19 @@ test: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	MYPYPATH=infra/local $(VENV)/bin/mypy handler infra/local/plaid_faults.py infra/local/secrets_faults.py
+	$(VENV)/bin/mypy handler
+	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py \
+		infra/local/plaid_faults.py infra/local/secrets_faults.py
 
 check: lint test
 
 invoke: $(VENV)/.synced
 	@EVENT=$(EVENT) $(PY) infra/local/invoke.py
+
+# exec: Ctrl-C and SIGTERM reach the server itself, which stops everything it started.
+serve: $(VENV)/.synced
+	@HOST='$(HOST)' PORT='$(PORT)' WORKERS='$(WORKERS)' ALLOWED_ORIGINS='$(ALLOWED_ORIGINS)' \
+		exec $(PY) infra/local/serve.py
 
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt

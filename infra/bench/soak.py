@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "handler"), str(ROOT / "infra" / "local")]
 
-from invoke import LocalContext  # noqa: E402
+from local_env import LocalContext  # noqa: E402
 from loopback import make_loopback_tls  # noqa: E402
 from plaid_faults import Action, PlaidFaults, Reply, Reset, error_body  # noqa: E402
 from secrets_faults import SecretsFaults  # noqa: E402
