@@ -21,7 +21,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve requirements sam-checks bench soak deploy clean
+.PHONY: help test lint check invoke serve requirements sam-checks bench soak soak-serve deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -33,6 +33,7 @@ help:
 	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
 	@echo "make bench         benchmark against the baselines (docs/performance.md)"
 	@echo "make soak          20,000 invocations of one warm handler with faults: SOAK_N=20000"
+	@echo "make soak-serve    4,000 concurrent requests through make serve: SOAK_SERVE_N=4000 WORKERS=4"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
@@ -76,6 +77,10 @@ bench: $(VENV)/.synced
 SOAK_N ?= 20000
 soak: $(VENV)/.synced
 	$(PY) infra/bench/soak.py --invocations $(SOAK_N)
+
+SOAK_SERVE_N ?= 4000
+soak-serve: $(VENV)/.synced
+	$(PY) infra/bench/soak_serve.py --requests $(SOAK_SERVE_N) --workers $(WORKERS)
 
 deploy:
 	infra/scripts/deploy.sh $(ENV)

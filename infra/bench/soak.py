@@ -107,9 +107,9 @@ class OutputSink:
         self.summaries += doc.get("message") in {"link_token_created", "link_token_failed"}
 
 
-def rss_mib() -> float:
-    """This process's resident set size now (Linux)."""
-    with open("/proc/self/statm") as statm:
+def rss_mib_of(pid: int | str = "self") -> float:
+    """A process's resident set size now, MiB (Linux)."""
+    with open(f"/proc/{pid}/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -181,7 +181,7 @@ def drive(
         rss_start = 0.0
         for i in range(args.invocations):
             if i == args.warmup:
-                rss_start = rss_mib()
+                rss_start = rss_mib_of()
             name = names[i % len(names)]
             want, kind = expected[name], name
             if expected[name] == 200 and (i // len(names)) % args.fault_every == 0:
@@ -201,7 +201,7 @@ def drive(
             if status != want or sink.summaries != summaries + 1:
                 tally.unexpected.append(f"#{i} {kind}: status {status}, expected {want}")
         elapsed = time.monotonic() - started
-        rss_end = rss_mib()
+        rss_end = rss_mib_of()
     finally:
         sys.stdout = real_stdout
     bound_reads = math.floor(elapsed / args.ttl) + 1
