@@ -50,6 +50,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / "infra" / "local"),
 ]
 
+from cfn_template import load_template  # noqa: E402
 from runtime_api import Result, RuntimeApi  # noqa: E402
 from smoke_build import (  # noqa: E402
     EVENTS,
@@ -59,7 +60,6 @@ from smoke_build import (  # noqa: E402
     SUMMARY_MESSAGES,
     Target,
     lambda_environment,
-    load_template,
     secrets_manager,
     static_faults,
     the_function,
@@ -96,7 +96,7 @@ def runtime_dir(directory: Path) -> Path:
 
 def source_target() -> Target:
     """The function as it is in the checkout: handler/ for a task root."""
-    template = load_template(ROOT / "template.yaml")
+    template = load_template()
     logical_id, props = the_function(template)
     env = json.loads((ROOT / "infra" / "env.json").read_text())[logical_id]
     expected = json.loads((EVENTS / "expected.json").read_text())
