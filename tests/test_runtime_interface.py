@@ -15,4 +15,4 @@ def test_handler_conforms_under_awslambdaric() -> None:
     site_packages = Path(sysconfig.get_paths()["purelib"])
     report = conformance(source_target(), sys.executable, extra_paths=(site_packages,))
     assert not report.faults, "\n".join(report.lines + report.faults)
-    assert len(report.lines) == 5
+    assert len(report.lines) == 6
