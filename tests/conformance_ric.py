@@ -12,7 +12,7 @@ server and Plaid as the loopback stand-in (which is not Plaid). The runtime's ow
 copied from the dev environment into a directory standing in for /var/runtime; the build's
 aarch64 extensions are skipped for their pure-Python fallbacks, as in tests/smoke_build.py.
 
-Checked, at AWS_LAMBDA_LOG_LEVEL INFO and ERROR:
+Checked (the events and the configuration error at AWS_LAMBDA_LOG_LEVEL INFO and at ERROR):
 - every infra/events event gets its expected status through `/response`;
 - every line the process writes (stdout and stderr) is one JSON object, none repeated (the
   runtime's own root handler included), one summary line per request when its level is shown,
