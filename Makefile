@@ -21,7 +21,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve doctor requirements sam-checks bench bench-publish deploy clean
+.PHONY: help test lint check invoke serve doctor requirements sam-checks bench bench-publish soak soak-serve deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -34,6 +34,8 @@ help:
 	@echo "make sam-checks    SAM CLI from PyPI once, then offline: cfn-lint, sam validate, sam build, smoke test"
 	@echo "make bench         benchmark against the baselines, into .bench/ (docs/performance.md)"
 	@echo "make bench-publish the same, written to docs/performance-results.md"
+	@echo "make soak          20,000 invocations of one warm handler with faults: SOAK_N=20000"
+	@echo "make soak-serve    4,000 concurrent requests through make serve: SOAK_SERVE_N=4000 WORKERS=4"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
@@ -52,7 +54,8 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
 	$(VENV)/bin/mypy handler infra/doctor
-	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py
+	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py \
+		infra/local/plaid_faults.py infra/local/secrets_faults.py
 
 check: lint test
 
@@ -81,6 +84,14 @@ bench: $(VENV)/.synced
 
 bench-publish: $(VENV)/.synced
 	$(PY) infra/bench/run.py --out docs/performance-results.md
+
+SOAK_N ?= 20000
+soak: $(VENV)/.synced
+	$(PY) infra/bench/soak.py --invocations $(SOAK_N)
+
+SOAK_SERVE_N ?= 4000
+soak-serve: $(VENV)/.synced
+	$(PY) infra/bench/soak_serve.py --requests $(SOAK_SERVE_N) --workers $(WORKERS)
 
 deploy:
 	infra/scripts/deploy.sh $(ENV)

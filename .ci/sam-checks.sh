@@ -13,7 +13,9 @@
 #      as the full botocore of .venv (same version) does
 #   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
 #      no module of the build output compiled from source (its .pyc are used)
-#   8. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
+#   8. tests/conformance_ric.py: the build output run by awslambdaric against a Runtime API
+#      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
+#   9. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
 #      reads and that the keys never reach a command line (tests/test_deploy_script.py,
 #      tests/test_put_plaid_secret.py)
 #
@@ -304,6 +306,12 @@ fingerprint() { (cd ".aws-sam/build/$FUNCTION" && find . -printf '%p %s %T@\n' |
 before=$(fingerprint)
 .venv/bin/python tests/smoke_build.py --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
+took
+
+step "conformance: the build output under awslambdaric, Lambda's runtime interface client"
+before=$(fingerprint)
+.venv/bin/python tests/conformance_ric.py --python "$PY313" --build-root .aws-sam/build
+[[ "$(fingerprint)" == "$before" ]] || fail "the conformance run changed the build output"
 took
 
 step "operator scripts: deploy.sh (with SAM CLI's parameter parser) and put-plaid-secret.sh"
