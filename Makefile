@@ -16,7 +16,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench deploy clean
+.PHONY: help test lint check invoke requirements sam-checks static-checks bench deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -25,6 +25,7 @@ help:
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
 	@echo "make sam-checks    cfn-lint, sam validate, sam build, smoke-test the built artifact (offline)"
+	@echo "make static-checks bandit, checkov (offline), audit of the locked runtime dependencies"
 	@echo "make bench         benchmark against the baselines (docs/performance.md)"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
@@ -56,6 +57,9 @@ requirements: $(VENV)/.synced
 sam-checks: $(VENV)/.synced
 	bash .ci/sam-checks.sh
 
+static-checks: $(VENV)/.synced
+	bash .ci/static-checks.sh
+
 bench: $(VENV)/.synced
 	$(PY) infra/bench/run.py --out docs/performance-results.md
 
@@ -63,4 +67,4 @@ deploy:
 	infra/scripts/deploy.sh $(ENV)
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-audit .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache
