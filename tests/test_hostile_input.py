@@ -346,10 +346,16 @@ def sub_of(event: dict[str, Any]) -> str:
 
 
 def test_every_hostile_event_gets_a_documented_4xx_and_never_reaches_plaid(
-    invoke: Call, plaid: Any
+    invoke: Call, plaid: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Any event: 200 with exactly one configured Plaid request, or a documented 4xx with none."""
+    """Any event: 200 with exactly one configured Plaid request, or a documented 4xx with no
+    Plaid request and no secret read."""
     outcomes: Counter[str] = Counter()
+    # Every use of the credentials, cached or not: a refused request must not touch them.
+    secrets = invoke.runtime.service.secrets  # type: ignore[attr-defined]
+    uses: list[bool] = []
+    get = secrets.get
+    monkeypatch.setattr(secrets, "get", lambda refresh=False: uses.append(refresh) or get(refresh))
 
     @PROPERTY
     @given(event=hostile_events())
@@ -373,16 +379,17 @@ def test_every_hostile_event_gets_a_documented_4xx_and_never_reaches_plaid(
     @example(event=make_event(raw_body="{}", content_type="application/json; charset=\ud800"))
     @example(event=make_event(raw_body='{"platform": "web"}', sub=None))
     def run(event: dict[str, Any]) -> None:
-        before = len(plaid.requests)
+        before, uses_before = len(plaid.requests), len(uses)
         response = invoke(event)
         made = len(plaid.requests) - before
         if response["statusCode"] == 200:
-            assert made == 1
+            assert made == 1 and len(uses) == uses_before + 1
             assert_configured_request(plaid.requests[-1], sub_of(event))
             outcomes["200"] += 1
         else:
             outcomes[assert_documented_client_problem(response)] += 1
             assert made == 0, "a refused request reached Plaid"
+            assert len(uses) == uses_before, "a refused request used the credentials"
 
     run()
     # The strategies reach every client error, and mostly produce refusals.
