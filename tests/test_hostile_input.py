@@ -224,6 +224,7 @@ content_types = st.one_of(
         st.sampled_from(CHARSETS),
     ),
     st.text(max_size=40),
+    st.integers() | st.lists(st.text(max_size=5), max_size=2),  # not a string at all
 )
 HOSTILE_HEADERS = (
     "host", "x-forwarded-host", "x-forwarded-for", "x-amzn-trace-id", "plaid-client-id",
@@ -244,6 +245,8 @@ def headers(draw: st.DrawFn) -> Any:
         found[name] = content_type
     for name in draw(st.lists(st.sampled_from(HOSTILE_HEADERS), max_size=3)):
         found[name] = draw(st.sampled_from(STEERING_VALUES[:3]) | st.text(max_size=30))
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        found[draw(st.sampled_from([1, None, ("content-type",)]))] = "application/json"
     return found
 
 
@@ -373,6 +376,8 @@ def test_every_hostile_event_gets_a_documented_4xx_and_never_reaches_plaid(
         }
     )
     @example(event=make_event(raw_body='{"products": "auth"}'))
+    @example(event=make_event(raw_body='{"language": ' + "9" * 5_000 + "}"))  # int digit limit
+    @example(event=make_event(raw_body='{"language": 1e999999}'))  # infinity
     @example(event=make_event(raw_body="{}", content_type="application/json; charset=rot13"))
     @example(event=make_event(raw_body="{}", content_type="text/html"))
     @example(event=make_event(raw_body="{}", content_type="application/json; charset=utf-8\x00"))
