@@ -21,7 +21,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve doctor requirements sam-checks bench bench-publish soak soak-serve deploy clean
+.PHONY: help test lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -32,6 +32,7 @@ help:
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
 	@echo "make sam-checks    SAM CLI from PyPI once, then offline: cfn-lint, sam validate, sam build, smoke test"
+	@echo "make static-checks bandit, checkov (offline), audit of the locked runtime dependencies"
 	@echo "make bench         benchmark against the baselines, into .bench/ (docs/performance.md)"
 	@echo "make bench-publish the same, written to docs/performance-results.md"
 	@echo "make soak          20,000 invocations of one warm handler with faults: SOAK_N=20000"
@@ -78,6 +79,9 @@ requirements: $(VENV)/.synced
 sam-checks: $(VENV)/.synced
 	bash .ci/sam-checks.sh
 
+static-checks: $(VENV)/.synced
+	bash .ci/static-checks.sh
+
 bench: $(VENV)/.synced
 	$(PY) infra/bench/run.py --out .bench/results.md
 	@echo "bench: results in .bench/results.md (.json beside it); 'make bench-publish' writes docs/performance-results.md"
@@ -97,4 +101,4 @@ deploy:
 	infra/scripts/deploy.sh $(ENV)
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-audit .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 """Shared fixtures: a moto Secrets Manager, a loopback Plaid stand-in, API Gateway events,
-and a guard that fails any test whose captured output contains the Plaid secret."""
+and a guard that fails any test that lets a secret out by any channel (tests/secret_guard.py)."""
 
 from __future__ import annotations
 
@@ -92,17 +92,19 @@ class _CurrentStdout:
 
 
 @pytest.fixture(autouse=True)
-def output(capfd: pytest.CaptureFixture[str]) -> Iterator[Output]:
-    """Every test: the secret and the HMAC key never appear in anything it printed."""
+def output(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Output]:
+    """Every test: no secret in its output, log records, responses, traces or exceptions."""
+    from secret_guard import guarded
+
     from linktoken.observability import logger
 
     # Powertools binds its handler to the sys.stdout of import time; follow pytest's instead.
     logger.registered_handler.setStream(_CurrentStdout())  # type: ignore[attr-defined]
     captured = Output(capfd)
-    yield captured
-    text = captured.read()
-    for forbidden in FORBIDDEN:
-        assert forbidden not in text, "a secret reached the captured output"
+    with guarded(FORBIDDEN, monkeypatch) as guard:
+        yield captured
+    guard.observe("output (log lines, EMF metrics)", captured.read())
+    guard.check()
 
 
 PLAID_SCHEMAS = ROOT.parent / "shared" / "plaid"

@@ -58,7 +58,9 @@ def parse_event(event: Any) -> HttpRequest:
         return HttpRequest(sub, None)
     charset = _charset(_header(event, "content-type"))
     try:
-        body = json.loads(raw.decode(charset))
+        body = json.loads(raw.decode(charset), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise Problem("INVALID_REQUEST", f"The body repeats the key {exc.key[:40]!r}.") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem("INVALID_REQUEST", f"The body is not valid JSON: {_brief(exc)}.") from None
     except RecursionError:
@@ -66,6 +68,25 @@ def parse_event(event: Any) -> HttpRequest:
     if not isinstance(body, dict):  # `null` included: only "no body" means "all defaults"
         raise Problem("INVALID_REQUEST", "The body must be a JSON object.")
     return HttpRequest(sub, body)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with each key once: a repeated key is refused, not silently last-wins
+    (RFC 7493), so no other parser in the path can read a different request than this one."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _sub(context: Mapping[str, Any]) -> str:
@@ -132,7 +153,7 @@ def _charset(content_type: str | None) -> str:
             charset = value.strip().strip('"') or "utf-8"
             try:
                 info = codecs.lookup(charset)
-            except LookupError:
+            except (LookupError, ValueError):  # ValueError: a NUL or a lone surrogate in the name
                 info = None
             # Bytes-to-bytes codecs (base64, rot13, zlib...) are codecs but not charsets.
             if info is None or not getattr(info, "_is_text_encoding", True):

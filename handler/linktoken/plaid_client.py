@@ -38,7 +38,7 @@ from linktoken.secret_store import PlaidCredentials
 
 PLAID_VERSION = "2020-09-14"
 USER_AGENT = f"plaid-link-token-service/{__version__} python-requests/{requests.__version__}"
-LINK_TOKEN_PATH = "/link/token/create"  # noqa: S105 - a URL path, not a password
+LINK_TOKEN_PATH = "/link/token/create"  # noqa: S105 - a URL path, not a password  # nosec B105
 MAX_ANSWER_BYTES = 256 * 1024  # a link token answer is < 1 KiB; bound memory on a bad answer
 
 
@@ -155,7 +155,7 @@ class PlaidClient:
         self.policy = policy or RetryPolicy()
         self._span = span
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography  # nosec B311
         self._session: requests.Session | None = None
 
     def reset(self) -> None:
@@ -211,7 +211,7 @@ class PlaidClient:
                     _ms_since(started),
                 )
             last = outcome
-        assert last is not None  # the loop ran at least once: max_attempts >= 1
+        assert last is not None  # for mypy: the loop ran at least once (max_attempts >= 1)  # nosec B101
         error, retry_after = last
         raise PlaidCallError(error, attempt, _ms_since(started), retry_after)
 

@@ -45,9 +45,13 @@ _CfnLoader.add_multi_constructor("!", _cfn_tag)
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """template.yaml as plain data; short-form tags become their long form ({"Ref": ...})."""
-    with path.open() as handle:
-        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-        return template
+    return parse_template(path.read_text())
+
+
+def parse_template(text: str) -> dict[str, Any]:
+    """A template's text as plain data, as `load_template` reads a file."""
+    template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return template
 
 
 def _http_api(template: dict[str, Any]) -> dict[str, Any]:
