@@ -16,11 +16,13 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench deploy clean
+.PHONY: help test lint check invoke requirements sam-checks bench deploy clean browser-test web-errors
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
+	@echo "make browser-test  the web example in headless Chromium (screenshots in .artifacts/web/)"
+	@echo "make web-errors    regenerate examples/web/errors.json from the service's error table"
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
@@ -40,10 +42,17 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.to
 test: $(VENV)/.synced
 	$(PY) -m pytest
 
+browser-test: $(VENV)/.synced
+	bash infra/scripts/install-chromium.sh
+	$(PY) -m pytest tests/test_web_browser.py tests/test_web_error_table.py
+
+web-errors: $(VENV)/.synced
+	$(PY) infra/local/web_error_table.py
+
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	$(VENV)/bin/mypy handler
+	$(VENV)/bin/mypy handler infra/local/web_error_table.py tests/web_fixture_server.py tests/browser.py
 
 check: lint test
 
@@ -63,4 +72,4 @@ deploy:
 	infra/scripts/deploy.sh $(ENV)
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .aws-sam .tools .bench .artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,330 @@
+"""The web example (`examples/web/`) in headless Chromium, against the test fixture server.
+
+Plaid's CDN script is replaced by the Link stand-in, which records `Plaid.create` calls; no
+request leaves loopback. A screenshot of each state goes to `.artifacts/web/`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Collection, Iterator
+from typing import Any
+
+import pytest
+from browser import PLAID_CDN_SCRIPT, PageWatch, launch, open_context, screenshot
+from web_fixture_server import (
+    WEB_ROOT,
+    WebFixtureServer,
+    gateway_answer,
+    problem_answer,
+    token_answer,
+)
+
+from linktoken.plaid_errors import BY_ERROR_CODE
+from linktoken.problems import Problem
+
+TIMEOUT_MS = 10_000
+STORAGE_KEY = "plaid-link-session"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield from launch(playwright)
+
+
+@pytest.fixture
+def server() -> Iterator[WebFixtureServer]:
+    with WebFixtureServer() as running:
+        yield running
+
+
+@pytest.fixture
+def tab(browser: Any, server: WebFixtureServer) -> Iterator[Tab]:
+    context, page, watch = open_context(browser)
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield Tab(page, watch, server)
+    finally:
+        context.close()
+
+
+class Tab:
+    """One browser tab on the example page, with the order of what the page did."""
+
+    def __init__(self, page: Any, watch: PageWatch, server: WebFixtureServer) -> None:
+        self.page = page
+        self.watch = watch
+        self.server = server
+        self.timeline: list[str] = []  # "token-response" and "cdn-request", in order
+        self.tokens: list[str] = []
+        page.on("response", self._on_response)
+        page.on("request", self._on_request)
+
+    def _on_response(self, response: Any) -> None:
+        if response.url.endswith("/link-token") and response.request.method == "POST":
+            self.timeline.append("token-response")
+            if response.status == 200:
+                self.tokens.append(json.loads(response.body())["link_token"])
+
+    def _on_request(self, request: Any) -> None:
+        if request.url.startswith(PLAID_CDN_SCRIPT):
+            self.timeline.append("cdn-request")
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(self.server.base_url + "/" + query)
+        self.wait_state("idle")
+
+    def connect(self) -> None:
+        """Press the button with the keyboard, as a keyboard user would."""
+        button = self.page.get_by_role("button", name="Connect a bank account")
+        button.focus()
+        self.page.keyboard.press("Enter")
+
+    def set_endpoint(self, url: str) -> None:
+        self.page.get_by_text("Service address").click()  # opens the <details>
+        self.page.get_by_label("Link token endpoint").fill(url)
+
+    def connect_until_error(self) -> str:
+        """Connect, expect a failure before Link; return the status text shown."""
+        self.connect()
+        self.wait_state("error")
+        text = self.status()
+        assert "Unable to fetch link_token" not in text
+        assert self.plaid_calls() == [] and self.watch.cdn_loads == 0, "Link without a token"
+        assert self.focused_id() == "status-title", "focus moves to the outcome"
+        return text
+
+    def wait_state(self, *states: str) -> None:
+        selector = ", ".join(f'#status[data-state="{state}"]' for state in states)
+        self.page.wait_for_selector(selector)
+
+    def status(self) -> str:
+        return str(self.page.inner_text("#status"))
+
+    def plaid_calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.page.evaluate("window.__plaidCalls || []")
+        return calls
+
+    def link_dialog(self) -> Any:
+        return self.page.get_by_role("dialog", name="Plaid Link stand-in (this is not Plaid)")
+
+    def choose(self, outcome: str) -> None:
+        self.link_dialog().get_by_role("button", name=outcome).click()
+
+    def stored(self) -> Any:
+        return self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{STORAGE_KEY}'))")
+
+    def focused_id(self) -> str:
+        return str(self.page.evaluate("document.activeElement && document.activeElement.id"))
+
+    def assert_clean(
+        self, statuses: Collection[int] = (), net_errors: Collection[str] = ()
+    ) -> None:
+        assert self.watch.blocked == [], "the page tried to leave loopback"
+        assert self.watch.unexpected_console_errors(statuses, net_errors) == []
+
+
+def test_happy_path_creates_link_once_with_the_token_after_it_arrived(tab: Tab) -> None:
+    tab.open()
+    assert tab.plaid_calls() == [] and tab.watch.cdn_loads == 0, "Link loaded before any token"
+    screenshot(tab.page, "idle")
+
+    tab.connect()
+    tab.link_dialog().wait_for()
+    screenshot(tab.page, "link-open")
+
+    calls = tab.plaid_calls()
+    assert len(calls) == 1
+    assert calls[0]["token"] == tab.tokens[0]
+    assert calls[0]["receivedRedirectUri"] is None
+    assert tab.timeline == ["token-response", "cdn-request"]
+    assert [r["sub"] for r in tab.server.requests] == ["user-0001"]
+    assert json.loads(tab.server.requests[0]["body"]) == {"platform": "web"}
+    assert tab.stored()["link_token"] == tab.tokens[0]
+    assert tab.page.evaluate("localStorage.length") == 0, "the token belongs in sessionStorage"
+
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("success")
+    text = tab.status()
+    assert "Bank account linked" in text
+    assert "public-standin-" in text
+    assert "/item/public_token/exchange" in text
+    assert tab.focused_id() == "status-title"
+    assert tab.stored() is None, "a used token must not be kept"
+    assert len(tab.plaid_calls()) == 1
+    assert len(tab.server.requests) == 1, "the public_token went nowhere"
+    screenshot(tab.page, "success")
+    tab.assert_clean()
+
+
+def test_api_gateway_401_says_to_sign_in_again(tab: Tab) -> None:
+    tab.open()
+    # Not a JWT: the local authorizer answers like API Gateway's.
+    tab.page.get_by_label("Or paste a real bearer token (JWT)").fill("not-a-jwt")
+    text = tab.connect_until_error()
+    assert "not signed in (401 Unauthorized)" in text
+    assert "Sign in again" in text
+    assert len(tab.server.requests) == 1, "a 401 is not retried"
+    screenshot(tab.page, "error-401")
+    tab.assert_clean(statuses={401})
+
+
+def test_502_shows_title_code_detail_and_request_id(tab: Tab) -> None:
+    problem = Problem(
+        "UPSTREAM_REJECTED",
+        "Plaid rejected the link token request because of this service's configuration.",
+        plaid_request_id="a20988b9f1c73af",
+        plaid_error_code="INVALID_PRODUCT",
+    )
+    answer = problem_answer(problem)
+    request_id = json.loads(answer.body)["request_id"]
+    tab.server.script(answer)
+    tab.open()
+    text = tab.connect_until_error()
+    assert "Plaid rejected the service's request" in text  # the problem's title
+    assert "UPSTREAM_REJECTED" in text
+    assert problem.detail in text
+    assert request_id in text
+    assert "a20988b9f1c73af" in text
+    assert BY_ERROR_CODE["INVALID_PRODUCT"].cause in text  # from the service's own table
+    assert len(tab.server.requests) == 1, "retryable: false means no retry"
+    screenshot(tab.page, "error-502")
+    tab.assert_clean(statuses={502})
+
+
+def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab) -> None:
+    tab.server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=1)))
+    tab.open()
+    tab.connect()
+    tab.wait_state("waiting")
+    assert "Attempt 2 of 3" in tab.status()
+    screenshot(tab.page, "waiting-retry")
+    tab.link_dialog().wait_for()
+    first, second = tab.server.requests
+    waited = second["at"] - first["at"]
+    assert 1.0 <= waited < 2.0, f"retried after {waited:.2f} s; Retry-After said 1 s (+20 % jitter)"
+    calls = tab.plaid_calls()
+    assert len(calls) == 1 and calls[0]["token"] == tab.tokens[0]
+    tab.assert_clean(statuses={429})
+
+
+def test_api_gateway_throttling_backs_off_then_gives_up(tab: Tab) -> None:
+    tab.server.script(*[gateway_answer(429, "Too Many Requests")] * 3)
+    tab.open()
+    text = tab.connect_until_error()
+    assert "Too many requests right now (429)" in text
+    assert "Tried 3 times" in text
+    times = [r["at"] for r in tab.server.requests]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.5 and times[2] - times[1] >= 1.0, "backoff without jitter floor"
+    tab.assert_clean(statuses={429})
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_network_failure_is_reported(tab: Tab) -> None:
+    tab.open()
+    tab.set_endpoint(f"http://127.0.0.1:{_closed_port()}/link-token")
+    text = tab.connect_until_error()
+    assert "Could not reach the service" in text
+    assert "ALLOWED_ORIGINS" in text
+    screenshot(tab.page, "error-network")
+    tab.assert_clean(net_errors={"ERR_CONNECTION_REFUSED"})
+
+
+def test_cors_refusal_is_reported(tab: Tab) -> None:
+    with WebFixtureServer() as other_origin:  # answers without any CORS header
+        tab.open()
+        tab.set_endpoint(other_origin.base_url + "/link-token")
+        text = tab.connect_until_error()
+    assert "Could not reach the service" in text
+    assert f"CORS: {tab.server.base_url} must be in its ALLOWED_ORIGINS" in text
+    assert tab.watch.blocked == []
+    unexpected = tab.watch.unexpected_console_errors(statuses={501}, net_errors={"ERR_FAILED"})
+    assert all("CORS policy" in line for line in unexpected), unexpected
+
+
+def test_exit_with_error_shows_plaid_code_and_the_documented_fix(tab: Tab) -> None:
+    fixes = json.loads((WEB_ROOT / "errors.json").read_text())["link_exit"]
+    tab.open()
+    tab.connect()
+    tab.choose("Fail with INVALID_LINK_TOKEN (onExit)")
+    tab.wait_state("exit")
+    text = tab.status()
+    assert "INVALID_LINK_TOKEN" in text
+    assert fixes["INVALID_LINK_TOKEN"] in text
+    assert "request-standin-" in text  # Link's request id, for Plaid support
+    assert tab.stored() is None, "an invalid token is forgotten"
+    assert tab.focused_id() == "status-title"
+    screenshot(tab.page, "exit-error")
+
+    tab.page.get_by_role("button", name="Try again").click()  # a fresh token, not the old one
+    tab.link_dialog().wait_for()
+    assert len(tab.tokens) == 2 and tab.tokens[0] != tab.tokens[1]
+    assert tab.plaid_calls()[-1]["token"] == tab.tokens[1]
+    tab.assert_clean()
+
+
+def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
+    tab.open()
+    tab.connect()
+    tab.choose("Go through a bank's OAuth page")
+    tab.page.wait_for_url("**/?oauth_state_id=*")
+    tab.link_dialog().wait_for()
+    calls = tab.plaid_calls()  # a new page load: only the re-open is recorded
+    assert len(calls) == 1
+    assert calls[0]["token"] == tab.tokens[0]
+    assert calls[0]["receivedRedirectUri"] == tab.page.url
+    assert "oauth_state_id=" in calls[0]["receivedRedirectUri"]
+    assert len(tab.server.requests) == 1, "no new token for a resumed session"
+    screenshot(tab.page, "oauth-resumed")
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("success")
+    assert "oauth_state_id" not in tab.page.url
+    tab.assert_clean()
+
+
+def test_oauth_return_with_an_expired_token_fetches_a_new_one(tab: Tab) -> None:
+    tab.open()
+    tab.page.evaluate(
+        f"sessionStorage.setItem('{STORAGE_KEY}', JSON.stringify("
+        "{link_token: 'link-sandbox-expired', expiration: '2020-01-01T00:00:00Z'}))"
+    )
+    tab.page.goto(tab.server.base_url + "/?oauth_state_id=abc")
+    tab.link_dialog().wait_for()
+    calls = tab.plaid_calls()
+    assert len(calls) == 1
+    assert calls[0]["token"] == tab.tokens[0] != "link-sandbox-expired"
+    assert calls[0]["receivedRedirectUri"] is None, "a new token starts a new session"
+    assert "expired while you were at your bank" in tab.page.inner_text("#status")
+    tab.assert_clean()
+
+
+def test_stand_in_mode_says_so_and_never_loads_plaids_cdn(browser: Any) -> None:
+    with WebFixtureServer(stand_in=True) as server:
+        context, page, watch = open_context(browser)
+        try:
+            tab = Tab(page, watch, server)
+            tab.open()
+            assert not page.is_visible("#standin-banner")
+            tab.server.script(token_answer(stand_in=True))
+            tab.connect()
+            tab.link_dialog().wait_for()
+            assert page.is_visible("#standin-banner")
+            assert "Local Plaid stand-in in use" in page.inner_text("#standin-banner")
+            assert watch.cdn_loads == 0 and "cdn-request" not in tab.timeline
+            assert tab.plaid_calls()[0]["token"] == tab.tokens[0]
+            assert tab.stored()["stand_in"] is True
+            screenshot(page, "stand-in")
+            tab.assert_clean()
+        finally:
+            context.close()
