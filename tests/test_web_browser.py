@@ -224,6 +224,28 @@ def test_api_gateway_throttling_backs_off_then_gives_up(tab: Tab) -> None:
     tab.assert_clean(statuses={429})
 
 
+def test_a_retry_after_beyond_the_cap_is_left_to_the_user(tab: Tab) -> None:
+    tab.server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=30)))
+    tab.open()
+    text = tab.connect_until_error()
+    assert "RATE_LIMITED" in text
+    assert "asks to wait 30 s" in text
+    assert len(tab.server.requests) == 1, "no automatic wait longer than the cap"
+    tab.assert_clean(statuses={429})
+
+
+def test_api_gateway_500_is_not_retried_and_says_who_answered(tab: Tab) -> None:
+    tab.server.script(gateway_answer(500, "Internal Server Error"))
+    tab.open()
+    text = tab.connect_until_error()
+    assert "The API answered 500 Internal Server Error" in text
+    assert "Yb1xKhJ3IAMEabc=" in text  # apigw-requestid, the only id API Gateway gives
+    assert "report the apigw-requestid" in text  # from docs/errors.md, via errors.json
+    assert len(tab.server.requests) == 1
+    screenshot(tab.page, "error-gateway-500")
+    tab.assert_clean(statuses={500})
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
