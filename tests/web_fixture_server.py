@@ -52,7 +52,7 @@ def token_answer(*, stand_in: bool = False, hours: float = 4) -> Answer:
     )
     answer = _from_lambda(response)
     if stand_in:
-        answer.headers["X-Stand-In"] = "not-plaid"
+        answer.headers["X-Plaid-Stand-In"] = "not-plaid; tokens work nowhere"  # as make serve
     return answer
 
 

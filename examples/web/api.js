@@ -55,8 +55,9 @@ async function classify(response) {
     doc = null; // not JSON: an HTML error page from a proxy, an empty body...
   }
   if (status === 200 && doc && typeof doc.link_token === "string" && doc.link_token) {
-    // The local Plaid stand-in marks its answers; the page then uses the Link stand-in too.
-    const standIn = response.headers.get("X-Stand-In") === "not-plaid";
+    // `make serve` marks answers made with the local Plaid stand-in; the page then opens the
+    // Link stand-in too (real Link cannot open a stand-in's token).
+    const standIn = (response.headers.get("X-Plaid-Stand-In") || "").startsWith("not-plaid");
     return { kind: "token", token: doc, standIn };
   }
   if (doc && typeof doc.code === "string") {
