@@ -7,9 +7,11 @@ aborted and recorded, so a test can assert the page reached nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / ".artifacts/web"
+TIMEOUT_MS = 10_000
+STORAGE_KEY = "plaid-link-session"  # examples/web/oauth.js
 PLAID_CDN_SCRIPT = "https://cdn.plaid.com/link/v2/stable/link-initialize.js"
 LINK_STAND_IN = ROOT / "examples/web/link-standin.js"
 CHROMIUM_ARGS = [
@@ -119,6 +123,87 @@ def open_context(browser: Any) -> tuple[Any, Any, PageWatch]:
     page.on("console", on_console)
     page.on("pageerror", lambda exc: watch.page_errors.append(str(exc)))
     return context, page, watch
+
+
+class Tab:
+    """One browser tab on the example page, with the order of what the page did."""
+
+    def __init__(self, page: Any, watch: PageWatch, base_url: str) -> None:
+        self.page = page
+        self.watch = watch
+        self.base_url = base_url
+        # "token-response", "cdn-request", "standin-script-request", in the order they happened
+        self.timeline: list[str] = []
+        self.tokens: list[str] = []
+        self.token_responses: list[tuple[float, int]] = []  # (monotonic time, status)
+        page.on("response", self._on_response)
+        page.on("request", self._on_request)
+
+    def _on_response(self, response: Any) -> None:
+        if response.url.endswith("/link-token") and response.request.method == "POST":
+            self.timeline.append("token-response")
+            self.token_responses.append((time.monotonic(), response.status))
+            if response.status == 200:
+                self.tokens.append(json.loads(response.body())["link_token"])
+
+    def _on_request(self, request: Any) -> None:
+        if request.url.startswith(PLAID_CDN_SCRIPT):
+            self.timeline.append("cdn-request")
+        elif request.url.endswith("/link-standin.js"):
+            self.timeline.append("standin-script-request")
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(self.base_url + "/" + query)
+        self.wait_state("idle")
+
+    def connect(self) -> None:
+        """Press the button with the keyboard, as a keyboard user would."""
+        button = self.page.get_by_role("button", name="Connect a bank account")
+        button.focus()
+        self.page.keyboard.press("Enter")
+
+    def set_endpoint(self, url: str) -> None:
+        self.page.get_by_text("Service address").click()  # opens the <details>
+        self.page.get_by_label("Link token endpoint").fill(url)
+
+    def connect_until_error(self) -> str:
+        """Connect, expect a failure before Link; return the status text shown."""
+        self.connect()
+        self.wait_state("error")
+        text = self.status()
+        assert "Unable to fetch link_token" not in text
+        assert self.plaid_calls() == [] and self.watch.cdn_loads == 0, "Link without a token"
+        assert self.focused_id() == "status-title", "focus moves to the outcome"
+        return text
+
+    def wait_state(self, *states: str) -> None:
+        selector = ", ".join(f'#status[data-state="{state}"]' for state in states)
+        self.page.wait_for_selector(selector)
+
+    def status(self) -> str:
+        return str(self.page.inner_text("#status"))
+
+    def plaid_calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.page.evaluate("window.__plaidCalls || []")
+        return calls
+
+    def link_dialog(self) -> Any:
+        return self.page.get_by_role("dialog", name="Plaid Link stand-in (this is not Plaid)")
+
+    def choose(self, outcome: str) -> None:
+        self.link_dialog().get_by_role("button", name=outcome).click()
+
+    def stored(self) -> Any:
+        return self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{STORAGE_KEY}'))")
+
+    def focused_id(self) -> str:
+        return str(self.page.evaluate("document.activeElement && document.activeElement.id"))
+
+    def assert_clean(
+        self, statuses: Collection[int] = (), net_errors: Collection[str] = ()
+    ) -> None:
+        assert self.watch.blocked == [], "the page tried to leave loopback"
+        assert self.watch.unexpected_console_errors(statuses, net_errors) == []
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import PLAID_CDN_SCRIPT, PageWatch, launch, open_context, screenshot
+from browser import STORAGE_KEY, TIMEOUT_MS, Tab, launch, open_context, screenshot
 from web_fixture_server import (
     WEB_ROOT,
     WebFixtureServer,
@@ -23,9 +23,6 @@ from web_fixture_server import (
 
 from linktoken.plaid_errors import BY_ERROR_CODE
 from linktoken.problems import Problem
-
-TIMEOUT_MS = 10_000
-STORAGE_KEY = "plaid-link-session"
 
 
 @pytest.fixture(scope="module")
@@ -47,88 +44,14 @@ def tab(browser: Any, server: WebFixtureServer) -> Iterator[Tab]:
     context, page, watch = open_context(browser)
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        yield Tab(page, watch, server)
+        yield Tab(page, watch, server.base_url)
     finally:
         context.close()
 
 
-class Tab:
-    """One browser tab on the example page, with the order of what the page did."""
-
-    def __init__(self, page: Any, watch: PageWatch, server: WebFixtureServer) -> None:
-        self.page = page
-        self.watch = watch
-        self.server = server
-        self.timeline: list[str] = []  # "token-response" and "cdn-request", in order
-        self.tokens: list[str] = []
-        page.on("response", self._on_response)
-        page.on("request", self._on_request)
-
-    def _on_response(self, response: Any) -> None:
-        if response.url.endswith("/link-token") and response.request.method == "POST":
-            self.timeline.append("token-response")
-            if response.status == 200:
-                self.tokens.append(json.loads(response.body())["link_token"])
-
-    def _on_request(self, request: Any) -> None:
-        if request.url.startswith(PLAID_CDN_SCRIPT):
-            self.timeline.append("cdn-request")
-
-    def open(self, query: str = "") -> None:
-        self.page.goto(self.server.base_url + "/" + query)
-        self.wait_state("idle")
-
-    def connect(self) -> None:
-        """Press the button with the keyboard, as a keyboard user would."""
-        button = self.page.get_by_role("button", name="Connect a bank account")
-        button.focus()
-        self.page.keyboard.press("Enter")
-
-    def set_endpoint(self, url: str) -> None:
-        self.page.get_by_text("Service address").click()  # opens the <details>
-        self.page.get_by_label("Link token endpoint").fill(url)
-
-    def connect_until_error(self) -> str:
-        """Connect, expect a failure before Link; return the status text shown."""
-        self.connect()
-        self.wait_state("error")
-        text = self.status()
-        assert "Unable to fetch link_token" not in text
-        assert self.plaid_calls() == [] and self.watch.cdn_loads == 0, "Link without a token"
-        assert self.focused_id() == "status-title", "focus moves to the outcome"
-        return text
-
-    def wait_state(self, *states: str) -> None:
-        selector = ", ".join(f'#status[data-state="{state}"]' for state in states)
-        self.page.wait_for_selector(selector)
-
-    def status(self) -> str:
-        return str(self.page.inner_text("#status"))
-
-    def plaid_calls(self) -> list[dict[str, Any]]:
-        calls: list[dict[str, Any]] = self.page.evaluate("window.__plaidCalls || []")
-        return calls
-
-    def link_dialog(self) -> Any:
-        return self.page.get_by_role("dialog", name="Plaid Link stand-in (this is not Plaid)")
-
-    def choose(self, outcome: str) -> None:
-        self.link_dialog().get_by_role("button", name=outcome).click()
-
-    def stored(self) -> Any:
-        return self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{STORAGE_KEY}'))")
-
-    def focused_id(self) -> str:
-        return str(self.page.evaluate("document.activeElement && document.activeElement.id"))
-
-    def assert_clean(
-        self, statuses: Collection[int] = (), net_errors: Collection[str] = ()
-    ) -> None:
-        assert self.watch.blocked == [], "the page tried to leave loopback"
-        assert self.watch.unexpected_console_errors(statuses, net_errors) == []
-
-
-def test_happy_path_creates_link_once_with_the_token_after_it_arrived(tab: Tab) -> None:
+def test_happy_path_creates_link_once_with_the_token_after_it_arrived(
+    tab: Tab, server: WebFixtureServer
+) -> None:
     tab.open()
     assert tab.plaid_calls() == [] and tab.watch.cdn_loads == 0, "Link loaded before any token"
     screenshot(tab.page, "idle")
@@ -142,8 +65,8 @@ def test_happy_path_creates_link_once_with_the_token_after_it_arrived(tab: Tab) 
     assert calls[0]["token"] == tab.tokens[0]
     assert calls[0]["receivedRedirectUri"] is None
     assert tab.timeline == ["token-response", "cdn-request"]
-    assert [r["sub"] for r in tab.server.requests] == ["user-0001"]
-    assert json.loads(tab.server.requests[0]["body"]) == {"platform": "web"}
+    assert [r["sub"] for r in server.requests] == ["user-0001"]
+    assert json.loads(server.requests[0]["body"]) == {"platform": "web"}
     assert tab.stored()["link_token"] == tab.tokens[0]
     assert tab.page.evaluate("localStorage.length") == 0, "the token belongs in sessionStorage"
 
@@ -156,24 +79,24 @@ def test_happy_path_creates_link_once_with_the_token_after_it_arrived(tab: Tab) 
     assert tab.focused_id() == "status-title"
     assert tab.stored() is None, "a used token must not be kept"
     assert len(tab.plaid_calls()) == 1
-    assert len(tab.server.requests) == 1, "the public_token went nowhere"
+    assert len(server.requests) == 1, "the public_token went nowhere"
     screenshot(tab.page, "success")
     tab.assert_clean()
 
 
-def test_api_gateway_401_says_to_sign_in_again(tab: Tab) -> None:
+def test_api_gateway_401_says_to_sign_in_again(tab: Tab, server: WebFixtureServer) -> None:
     tab.open()
     # Not a JWT: the local authorizer answers like API Gateway's.
     tab.page.get_by_label("Or paste a real bearer token (JWT)").fill("not-a-jwt")
     text = tab.connect_until_error()
     assert "not signed in (401 Unauthorized)" in text
     assert "Sign in again" in text
-    assert len(tab.server.requests) == 1, "a 401 is not retried"
+    assert len(server.requests) == 1, "a 401 is not retried"
     screenshot(tab.page, "error-401")
     tab.assert_clean(statuses={401})
 
 
-def test_502_shows_title_code_detail_and_request_id(tab: Tab) -> None:
+def test_502_shows_title_code_detail_and_request_id(tab: Tab, server: WebFixtureServer) -> None:
     problem = Problem(
         "UPSTREAM_REJECTED",
         "Plaid rejected the link token request because of this service's configuration.",
@@ -182,7 +105,7 @@ def test_502_shows_title_code_detail_and_request_id(tab: Tab) -> None:
     )
     answer = problem_answer(problem)
     request_id = json.loads(answer.body)["request_id"]
-    tab.server.script(answer)
+    server.script(answer)
     tab.open()
     text = tab.connect_until_error()
     assert "Plaid rejected the service's request" in text  # the problem's title
@@ -191,20 +114,20 @@ def test_502_shows_title_code_detail_and_request_id(tab: Tab) -> None:
     assert request_id in text
     assert "a20988b9f1c73af" in text
     assert BY_ERROR_CODE["INVALID_PRODUCT"].cause in text  # from the service's own table
-    assert len(tab.server.requests) == 1, "retryable: false means no retry"
+    assert len(server.requests) == 1, "retryable: false means no retry"
     screenshot(tab.page, "error-502")
     tab.assert_clean(statuses={502})
 
 
-def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab) -> None:
-    tab.server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=1)))
+def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab, server: WebFixtureServer) -> None:
+    server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=1)))
     tab.open()
     tab.connect()
     tab.wait_state("waiting")
     assert "Attempt 2 of 3" in tab.status()
     screenshot(tab.page, "waiting-retry")
     tab.link_dialog().wait_for()
-    first, second = tab.server.requests
+    first, second = server.requests
     waited = second["at"] - first["at"]
     assert 1.0 <= waited < 2.0, f"retried after {waited:.2f} s; Retry-After said 1 s (+20 % jitter)"
     calls = tab.plaid_calls()
@@ -212,36 +135,40 @@ def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab) -> None:
     tab.assert_clean(statuses={429})
 
 
-def test_api_gateway_throttling_backs_off_then_gives_up(tab: Tab) -> None:
-    tab.server.script(*[gateway_answer(429, "Too Many Requests")] * 3)
+def test_api_gateway_throttling_backs_off_then_gives_up(tab: Tab, server: WebFixtureServer) -> None:
+    server.script(*[gateway_answer(429, "Too Many Requests")] * 3)
     tab.open()
     text = tab.connect_until_error()
     assert "Too many requests right now (429)" in text
     assert "Tried 3 times" in text
-    times = [r["at"] for r in tab.server.requests]
+    times = [r["at"] for r in server.requests]
     assert len(times) == 3
     assert times[1] - times[0] >= 0.5 and times[2] - times[1] >= 1.0, "backoff without jitter floor"
     tab.assert_clean(statuses={429})
 
 
-def test_a_retry_after_beyond_the_cap_is_left_to_the_user(tab: Tab) -> None:
-    tab.server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=30)))
+def test_a_retry_after_beyond_the_cap_is_left_to_the_user(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=30)))
     tab.open()
     text = tab.connect_until_error()
     assert "RATE_LIMITED" in text
     assert "asks to wait 30 s" in text
-    assert len(tab.server.requests) == 1, "no automatic wait longer than the cap"
+    assert len(server.requests) == 1, "no automatic wait longer than the cap"
     tab.assert_clean(statuses={429})
 
 
-def test_api_gateway_500_is_not_retried_and_says_who_answered(tab: Tab) -> None:
-    tab.server.script(gateway_answer(500, "Internal Server Error"))
+def test_api_gateway_500_is_not_retried_and_says_who_answered(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    server.script(gateway_answer(500, "Internal Server Error"))
     tab.open()
     text = tab.connect_until_error()
     assert "The API answered 500 Internal Server Error" in text
     assert "Yb1xKhJ3IAMEabc=" in text  # apigw-requestid, the only id API Gateway gives
     assert "report the apigw-requestid" in text  # from docs/errors.md, via errors.json
-    assert len(tab.server.requests) == 1
+    assert len(server.requests) == 1
     screenshot(tab.page, "error-gateway-500")
     tab.assert_clean(statuses={500})
 
@@ -263,13 +190,13 @@ def test_network_failure_is_reported(tab: Tab) -> None:
     tab.assert_clean(net_errors={"ERR_CONNECTION_REFUSED"})
 
 
-def test_cors_refusal_is_reported(tab: Tab) -> None:
+def test_cors_refusal_is_reported(tab: Tab, server: WebFixtureServer) -> None:
     with WebFixtureServer() as other_origin:  # answers without any CORS header
         tab.open()
         tab.set_endpoint(other_origin.base_url + "/link-token")
         text = tab.connect_until_error()
     assert "Could not reach the service" in text
-    assert f"CORS: {tab.server.base_url} must be in its ALLOWED_ORIGINS" in text
+    assert f"CORS: {server.base_url} must be in its ALLOWED_ORIGINS" in text
     assert tab.watch.blocked == []
     unexpected = tab.watch.unexpected_console_errors(statuses={501}, net_errors={"ERR_FAILED"})
     assert all("CORS policy" in line for line in unexpected), unexpected
@@ -296,7 +223,9 @@ def test_exit_with_error_shows_plaid_code_and_the_documented_fix(tab: Tab) -> No
     tab.assert_clean()
 
 
-def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
+def test_oauth_return_reopens_link_with_the_stored_token(
+    tab: Tab, server: WebFixtureServer
+) -> None:
     tab.open()
     tab.connect()
     tab.choose("Go through a bank's OAuth page")
@@ -307,7 +236,7 @@ def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
     assert calls[0]["token"] == tab.tokens[0]
     assert calls[0]["receivedRedirectUri"] == tab.page.url
     assert "oauth_state_id=" in calls[0]["receivedRedirectUri"]
-    assert len(tab.server.requests) == 1, "no new token for a resumed session"
+    assert len(server.requests) == 1, "no new token for a resumed session"
     screenshot(tab.page, "oauth-resumed")
     tab.choose("Link an account (onSuccess)")
     tab.wait_state("success")
@@ -315,13 +244,15 @@ def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
     tab.assert_clean()
 
 
-def test_oauth_return_with_an_expired_token_fetches_a_new_one(tab: Tab) -> None:
+def test_oauth_return_with_an_expired_token_fetches_a_new_one(
+    tab: Tab, server: WebFixtureServer
+) -> None:
     tab.open()
     tab.page.evaluate(
         f"sessionStorage.setItem('{STORAGE_KEY}', JSON.stringify("
         "{link_token: 'link-sandbox-expired', expiration: '2020-01-01T00:00:00Z'}))"
     )
-    tab.page.goto(tab.server.base_url + "/?oauth_state_id=abc")
+    tab.page.goto(server.base_url + "/?oauth_state_id=abc")
     tab.link_dialog().wait_for()
     calls = tab.plaid_calls()
     assert len(calls) == 1
@@ -335,10 +266,10 @@ def test_stand_in_mode_says_so_and_never_loads_plaids_cdn(browser: Any) -> None:
     with WebFixtureServer(stand_in=True) as server:
         context, page, watch = open_context(browser)
         try:
-            tab = Tab(page, watch, server)
+            tab = Tab(page, watch, server.base_url)
             tab.open()
             assert not page.is_visible("#standin-banner")
-            tab.server.script(token_answer(stand_in=True))
+            server.script(token_answer(stand_in=True))
             tab.connect()
             tab.link_dialog().wait_for()
             assert page.is_visible("#standin-banner")
