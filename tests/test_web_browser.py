@@ -84,6 +84,25 @@ def test_happy_path_creates_link_once_with_the_token_after_it_arrived(
     tab.assert_clean()
 
 
+def test_keyboard_and_screen_reader_basics(tab: Tab) -> None:
+    tab.open()
+    unlabelled = tab.page.evaluate(
+        "[...document.querySelectorAll('input, textarea, select')]"
+        ".filter((el) => el.labels.length === 0).map((el) => el.id)"
+    )
+    assert unlabelled == []
+    assert tab.page.get_attribute("#status", "aria-live") == "polite"
+    tab.connect()
+    tab.link_dialog().wait_for()
+    focused = tab.page.evaluate("document.activeElement.textContent")
+    assert focused == "Link an account (onSuccess)", "focus moves into the Link dialog"
+    tab.page.keyboard.press("Escape")  # closes Link: onExit without an error
+    tab.wait_state("exit")
+    assert "Plaid Link closed" in tab.status()
+    assert tab.focused_id() == "status-title"
+    tab.assert_clean()
+
+
 def test_api_gateway_401_says_to_sign_in_again(tab: Tab, server: WebFixtureServer) -> None:
     tab.open()
     # Not a JWT: the local authorizer answers like API Gateway's.
