@@ -13,6 +13,7 @@ import re
 import subprocess
 import time
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,15 +97,18 @@ class PageWatch:
         return unexpected
 
 
-def open_context(browser: Any) -> tuple[Any, Any, PageWatch]:
-    """A fresh context (own sessionStorage) and page, with the network fenced to loopback."""
+def open_context(browser: Any, *, plaid_cdn: bool = True) -> tuple[Any, Any, PageWatch]:
+    """A fresh context (own sessionStorage) and page, with the network fenced to loopback.
+    `plaid_cdn=False` plays a browser that cannot load Plaid's script (offline, blocked)."""
     context = browser.new_context(viewport={"width": 900, "height": 1000})
     watch = PageWatch()
     stand_in = LINK_STAND_IN.read_text()
 
     def route(route: Any) -> None:
         url = route.request.url
-        if url.split("?", 1)[0] == PLAID_CDN_SCRIPT:
+        if url.split("?", 1)[0] == PLAID_CDN_SCRIPT and not plaid_cdn:
+            route.abort("internetdisconnected")
+        elif url.split("?", 1)[0] == PLAID_CDN_SCRIPT:
             watch.cdn_loads += 1
             route.fulfill(status=200, content_type="text/javascript", body=stand_in)
         elif urlsplit(url).hostname in LOOPBACK_HOSTS or url.startswith(("data:", "blob:")):
@@ -204,6 +208,17 @@ class Tab:
     ) -> None:
         assert self.watch.blocked == [], "the page tried to leave loopback"
         assert self.watch.unexpected_console_errors(statuses, net_errors) == []
+
+
+@contextmanager
+def browser_tab(browser: Any, base_url: str, *, plaid_cdn: bool = True) -> Iterator[Tab]:
+    """A `Tab` on `base_url` in a fresh context, closed afterwards."""
+    context, page, watch = open_context(browser, plaid_cdn=plaid_cdn)
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield Tab(page, watch, base_url)
+    finally:
+        context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import STORAGE_KEY, TIMEOUT_MS, Tab, launch, open_context, screenshot
+from browser import STORAGE_KEY, Tab, browser_tab, launch, screenshot
 from web_fixture_server import (
     WEB_ROOT,
     WebFixtureServer,
     gateway_answer,
     problem_answer,
-    token_answer,
 )
 
 from linktoken.plaid_errors import BY_ERROR_CODE
@@ -41,12 +40,8 @@ def server() -> Iterator[WebFixtureServer]:
 
 @pytest.fixture
 def tab(browser: Any, server: WebFixtureServer) -> Iterator[Tab]:
-    context, page, watch = open_context(browser)
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
-        yield Tab(page, watch, server.base_url)
-    finally:
-        context.close()
+    with browser_tab(browser, server.base_url) as opened:
+        yield opened
 
 
 def test_happy_path_creates_link_once_with_the_token_after_it_arrived(
@@ -282,21 +277,29 @@ def test_oauth_return_with_an_expired_token_fetches_a_new_one(
 
 
 def test_stand_in_mode_says_so_and_never_loads_plaids_cdn(browser: Any) -> None:
-    with WebFixtureServer(stand_in=True) as server:
-        context, page, watch = open_context(browser)
-        try:
-            tab = Tab(page, watch, server.base_url)
-            tab.open()
-            assert not page.is_visible("#standin-banner")
-            server.script(token_answer(stand_in=True))
-            tab.connect()
-            tab.link_dialog().wait_for()
-            assert page.is_visible("#standin-banner")
-            assert "Local Plaid stand-in in use" in page.inner_text("#standin-banner")
-            assert watch.cdn_loads == 0 and "cdn-request" not in tab.timeline
-            assert tab.plaid_calls()[0]["token"] == tab.tokens[0]
-            assert tab.stored()["stand_in"] is True
-            screenshot(page, "stand-in")
-            tab.assert_clean()
-        finally:
-            context.close()
+    with WebFixtureServer(stand_in=True) as server, browser_tab(browser, server.base_url) as tab:
+        tab.open()
+        assert not tab.page.is_visible("#standin-banner")
+        tab.connect()
+        tab.link_dialog().wait_for()
+        assert tab.page.is_visible("#standin-banner")
+        assert "Local Plaid stand-in in use" in tab.page.inner_text("#standin-banner")
+        assert tab.watch.cdn_loads == 0
+        assert tab.timeline == ["token-response", "standin-script-request"]
+        assert tab.plaid_calls()[0]["token"] == tab.tokens[0]
+        assert tab.stored()["stand_in"] is True
+        screenshot(tab.page, "stand-in")
+        tab.assert_clean()
+
+
+def test_plaid_script_that_cannot_load_is_reported(browser: Any, server: WebFixtureServer) -> None:
+    with browser_tab(browser, server.base_url, plaid_cdn=False) as tab:
+        tab.open()
+        tab.connect()
+        tab.wait_state("error")
+        text = tab.status()
+        assert "Plaid Link could not be loaded" in text
+        assert "https://cdn.plaid.com" in text  # the CSP hint
+        assert tab.plaid_calls() == []
+        assert tab.focused_id() == "status-title"
+        tab.assert_clean(net_errors={"ERR_INTERNET_DISCONNECTED"})
