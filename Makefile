@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make test     find Python 3.13, create .venv from uv.lock, run every test
 #   make invoke   run the real handler once on embedded defaults (EVENT=infra/events/<file>)
+#   make serve    the service on http://127.0.0.1:3000, as the apps will see it (PORT, HOST, ...)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,6 +9,10 @@ UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
 EVENT ?= infra/events/ok.json
+HOST ?= 127.0.0.1
+PORT ?= 3000
+WORKERS ?= 4
+ALLOWED_ORIGINS ?=
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 
@@ -16,11 +21,12 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke requirements sam-checks bench deploy clean browser-test web-errors
+.PHONY: help test lint check invoke serve requirements sam-checks bench deploy clean browser-test web-errors
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
+	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make browser-test  the web example in headless Chromium (screenshots in .artifacts/web/)"
 	@echo "make web-errors    regenerate examples/web/errors.json from the service's error table"
 	@echo "make lint          ruff + mypy"
@@ -53,11 +59,17 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
 	$(VENV)/bin/mypy handler infra/local/web_error_table.py tests/web_fixture_server.py tests/browser.py
+	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py
 
 check: lint test
 
 invoke: $(VENV)/.synced
 	@EVENT=$(EVENT) $(PY) infra/local/invoke.py
+
+# exec: Ctrl-C and SIGTERM reach the server itself, which stops everything it started.
+serve: $(VENV)/.synced
+	@HOST='$(HOST)' PORT='$(PORT)' WORKERS='$(WORKERS)' ALLOWED_ORIGINS='$(ALLOWED_ORIGINS)' \
+		exec $(PY) infra/local/serve.py
 
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt

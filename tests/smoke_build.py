@@ -46,9 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "infra" / "local"))
+from cfn_template import load_template  # noqa: E402 - found through the path just set
+
 EVENTS = ROOT / "infra" / "events"
 REGION = "us-east-1"
 # Loopback test credentials, recognisable in any output; never valid anywhere.
@@ -58,36 +59,6 @@ SUMMARY_MESSAGES = {"link_token_created", "link_token_failed"}
 
 
 # --------------------------------------------------------------------------- template ------
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that understands CloudFormation's short-form tags (!Ref, !Sub, ...)."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    key = (
-        "Ref"
-        if tag_suffix == "Ref"
-        else ("Condition" if tag_suffix == "Condition" else f"Fn::{tag_suffix}")
-    )
-    return {key: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    """template.yaml as plain data; short-form tags become their long form ({"Ref": ...})."""
-    with path.open() as handle:
-        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-
-
 def the_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The template's one AWS::Serverless::Function: logical id and properties."""
     functions = [

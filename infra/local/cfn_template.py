@@ -1,0 +1,101 @@
+"""template.yaml as plain data, and the API settings local tools must serve exactly as deployed.
+
+CloudFormation's short-form tags (!Ref, !If, !Split, ...) become their long form
+({"Ref": ...}), so any YAML reader of the template sees the same structure cfn-lint does.
+
+    template = load_template(ROOT / "template.yaml")
+    cors = http_api_cors(template)          # methods, headers, expose headers, max age
+    log_format = access_log_format(template)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped, unused-ignore]  # no stubs in the lock
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
+    """A YAML loader that understands CloudFormation's short-form tags (!Ref, !Sub, ...)."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type, unused-ignore]
+    key = (
+        "Ref"
+        if tag_suffix == "Ref"
+        else ("Condition" if tag_suffix == "Condition" else f"Fn::{tag_suffix}")
+    )
+    return {key: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """template.yaml as plain data; short-form tags become their long form ({"Ref": ...})."""
+    with path.open() as handle:
+        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return template
+
+
+def _http_api(template: dict[str, Any]) -> dict[str, Any]:
+    """The template's one AWS::Serverless::HttpApi: its properties."""
+    apis = [
+        res.get("Properties", {})
+        for res in template["Resources"].values()
+        if res.get("Type") == "AWS::Serverless::HttpApi"
+    ]
+    if len(apis) != 1:
+        raise ValueError(f"expected one AWS::Serverless::HttpApi, found {len(apis)}")
+    props: dict[str, Any] = apis[0]
+    return props
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    """The HTTP API's CORS configuration, apart from the origins (a deploy parameter)."""
+
+    allow_methods: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    expose_headers: tuple[str, ...]
+    max_age: int
+    allow_credentials: bool
+
+
+def http_api_cors(template: dict[str, Any]) -> CorsSettings:
+    """The CORS configuration the API gets when origins are configured (the `!If` true branch)."""
+    config = _http_api(template)["CorsConfiguration"]
+    if isinstance(config, dict) and "Fn::If" in config:
+        config = config["Fn::If"][1]
+    return CorsSettings(
+        allow_methods=tuple(config.get("AllowMethods", ())),
+        allow_headers=tuple(header.lower() for header in config.get("AllowHeaders", ())),
+        expose_headers=tuple(header.lower() for header in config.get("ExposeHeaders", ())),
+        max_age=int(config.get("MaxAge", 0)),
+        allow_credentials=bool(config.get("AllowCredentials", False)),
+    )
+
+
+def access_log_format(template: dict[str, Any]) -> str:
+    """The stage's access-log format, with `$context.*` variables for API Gateway to fill."""
+    return str(_http_api(template)["AccessLogSettings"]["Format"])
+
+
+def function_timeout_seconds(template: dict[str, Any]) -> int:
+    """The function's timeout: after it, Lambda stops the invocation and API Gateway says 500."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            return int(resource["Properties"]["Timeout"])
+    raise ValueError("no AWS::Serverless::Function in the template")

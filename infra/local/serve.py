@@ -1,0 +1,409 @@
+"""`make serve`: the service on a local HTTP port, as the apps will see it once deployed.
+
+No Docker and no AWS account: API Gateway's part (routes, the JWT authorizer, CORS, payload
+format 2.0 events, its own 401/404/500 answers, the access log) is played here; the function
+is the real handler/app.py, in worker processes run like Lambda execution environments
+(lambda_workers.py); Secrets Manager and Plaid are local stand-ins unless configured
+(local_env.py, shared with `make invoke`). CORS settings and the access-log format are read
+from template.yaml.
+
+Settings (environment): HOST (127.0.0.1; anything else is opt-in and said loudly), PORT
+(3000; 0 = a free port), WORKERS (4), ALLOWED_ORIGINS (comma-separated; empty = no CORS, as
+deployed), WEB_ROOT (examples/web: static files served on GET when the folder exists), and
+everything `make invoke` reads. The banner (stderr) starts with a line a program can parse,
+`serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
+tests/serve_process.py starts the server the way `make serve` does and reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mimetypes
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import access_log
+import jwt_local
+from apigw_cors import Cors, parse_origins
+from apigw_event import (
+    ROUTE_KEY,
+    BadLambdaResponse,
+    HttpResponse,
+    IncomingRequest,
+    build_event,
+    gateway_response,
+    to_http_response,
+)
+from cfn_template import (
+    access_log_format,
+    function_timeout_seconds,
+    http_api_cors,
+    load_template,
+)
+from lambda_workers import Failed, WorkerPool, say
+from local_env import ROOT, local_backends
+
+sys.path.insert(0, str(ROOT / "handler"))  # the service's own rules, one source of truth
+from linktoken.config import is_loopback_host
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
+READ_TIMEOUT_S = 30.0  # a client this slow to send its request is dropped
+STANDIN_HEADER = "x-plaid-stand-in"
+_API_PATH = ROUTE_KEY.split(" ", 1)[1]
+
+
+class _Done(Exception):
+    """The request cannot be answered (the client went away or stalled): drop the connection."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalApiServer
+    timeout = READ_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the access log line is written per request, in the template's format
+
+    def handle_one_request(self) -> None:  # noqa: PLR0911 - one return per way a request ends
+        """One request of any method; every answer is written by `_send`."""
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > 65536:
+            self._send(gateway_response(414, "Request-URI Too Long"), close=True)
+            return
+        if not self.parse_request():  # it has answered, through send_error
+            return
+        try:
+            body = self._read_body()
+            request = self._incoming(body)
+        except _Done:
+            self.close_connection = True
+            return
+        except _TooLarge:
+            self._send(gateway_response(413, "Request Entity Too Large"), close=True)
+            return
+        except ValueError:
+            self._send(gateway_response(400, "Bad Request"), close=True)
+            return
+        started = time.perf_counter()
+        response, log = self.server.answer(request)
+        try:
+            self._send(response, head_only=request.method == "HEAD")
+        except OSError:  # the client left before its answer
+            self.close_connection = True
+        log["responseLatency"] = round((time.perf_counter() - started) * 1000)
+        self.server.access_log(request, response, log)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request line or headers that do not parse: a bare 4xx, as a front end answers."""
+        self._send(gateway_response(code, message or "Bad Request"), close=True)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        length = int(length_header)  # ValueError: 400
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        if length > MAX_BODY_BYTES:
+            raise _TooLarge
+        return self._read_exactly(length)
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = self._readline()
+            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while self._readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(body)
+            if len(body) + size > MAX_BODY_BYTES:
+                raise _TooLarge
+            body += self._read_exactly(size)
+            self._readline()
+
+    def _readline(self) -> bytes:
+        try:
+            line = self.rfile.readline(1024)
+        except (TimeoutError, OSError):
+            raise _Done from None
+        if not line:
+            raise _Done
+        return line
+
+    def _read_exactly(self, length: int) -> bytes:
+        try:
+            data = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            raise _Done from None
+        if len(data) < length:  # the client disconnected mid-body
+            raise _Done
+        return data
+
+    def _incoming(self, body: bytes) -> IncomingRequest:
+        target = urlsplit(self.path)
+        return IncomingRequest(
+            method=self.command,
+            raw_path=target.path or "/",
+            raw_query=target.query,
+            headers=list(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+            protocol=self.request_version,
+            server_port=self.server.server_address[1],
+        )
+
+    def _send(self, response: HttpResponse, head_only: bool = False, close: bool = False) -> None:
+        lines = [f"HTTP/1.1 {response.status} {self.responses.get(response.status, ('',))[0]}"]
+        lines += [f"{name}: {value}" for name, value in response.headers]
+        lines.append(f"date: {self.date_time_string()}")
+        lines.append(f"content-length: {len(response.body)}")
+        if close:
+            lines.append("connection: close")
+            self.close_connection = True
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.wfile.write(head if head_only else head + response.body)  # one write: no Nagle
+        self.wfile.flush()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class LocalApiServer(ThreadingHTTPServer):
+    """API Gateway's side of each request; the function's side is the worker pool."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # a burst of clients connecting at once is queued, not refused
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        pool: WorkerPool,
+        cors: Cors,
+        log_format: str,
+        web_root: Path | None,
+        standin_in_use: bool,
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.pool = pool
+        self.cors = cors
+        self.log_format = log_format
+        self.web_root = web_root
+        self.standin_in_use = standin_in_use
+
+    def answer(self, request: IncomingRequest) -> tuple[HttpResponse, dict[str, Any]]:
+        """The response API Gateway sends, and the access-log variables it fills."""
+        log: dict[str, Any] = {}
+        try:
+            # API Gateway answers a preflight itself, before routes and the authorizer.
+            response = self.cors.preflight(request) or self.cors.apply(
+                request, self._route(request, log)
+            )
+        except Exception:  # a bug here must cost one request, not the connection or the server
+            traceback.print_exc()
+            log["error.message"] = "Internal Server Error"
+            response = gateway_response(500, "Internal Server Error")
+        response.headers.append(("apigw-requestid", request.request_id))
+        return response, log
+
+    def _route(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
+        if request.method == "POST" and request.raw_path == _API_PATH:
+            log["routeKey"] = ROUTE_KEY
+            return self._api(request, log)
+        if request.method in {"GET", "HEAD"} and self.web_root is not None:
+            found = static_file(self.web_root, request.raw_path)
+            if found is not None:
+                return found
+        return _not_found(log)
+
+    def _api(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
+        claims = jwt_local.authorize(request.header("authorization"))
+        if isinstance(claims, jwt_local.Refusal):
+            log.update({"authorizer.error": claims.reason, "error.message": "Unauthorized"})
+            return gateway_response(
+                401, "Unauthorized", {"www-authenticate": claims.www_authenticate}
+            )
+        event = build_event(request, claims)
+        # JSON escaping at most sextuples a byte: only a large body can pass Lambda's limit.
+        if len(request.body) * 6 > LAMBDA_MAX_EVENT_BYTES - 64 * 1024 and (
+            len(json.dumps(event)) > LAMBDA_MAX_EVENT_BYTES
+        ):  # Lambda refuses the invocation; API Gateway reports an integration failure
+            log.update(
+                {
+                    "integrationErrorMessage": "Lambda: request payload too large",
+                    "error.message": "Internal Server Error",
+                }
+            )
+            return gateway_response(500, "Internal Server Error")
+        outcome = self.pool.invoke(event)
+        log["integrationLatency"] = round(outcome.duration_ms)
+        if isinstance(outcome, Failed):
+            log.update(
+                {
+                    "integrationErrorMessage": outcome.reason,
+                    "error.message": "Internal Server Error",
+                }
+            )
+            return gateway_response(500, "Internal Server Error")
+        log["integrationStatus"] = 200
+        try:
+            response = to_http_response(outcome.result)
+        except BadLambdaResponse as exc:
+            log.update(
+                {"integrationErrorMessage": str(exc), "error.message": "Internal Server Error"}
+            )
+            return gateway_response(500, "Internal Server Error")
+        if self.standin_in_use:
+            response.headers.append((STANDIN_HEADER, "not-plaid; tokens work nowhere"))
+        return response
+
+    def access_log(
+        self, request: IncomingRequest, response: HttpResponse, log: dict[str, Any]
+    ) -> None:
+        when = time.gmtime(request.time_epoch_ms / 1000)
+        context = {
+            "requestId": request.request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", when),
+            "identity.sourceIp": request.source_ip,
+            "identity.userAgent": request.header("user-agent"),
+            "httpMethod": request.method,
+            "routeKey": "-",
+            "status": response.status,
+            "protocol": request.protocol,
+            "responseLength": len(response.body),
+            **log,
+        }
+        say(access_log.render(self.log_format, context))
+
+
+def _not_found(log: dict[str, Any]) -> HttpResponse:
+    log["error.message"] = "Not Found"
+    return gateway_response(404, "Not Found")
+
+
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def static_file(web_root: Path, raw_path: str) -> HttpResponse | None:
+    """A file of the web root (`/` is index.html), or None: nothing outside it, ever."""
+    relative = unquote(raw_path).lstrip("/") or "index.html"
+    if "\x00" in relative or "\\" in relative:
+        return None
+    root = web_root.resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    content_type = _CONTENT_TYPES.get(candidate.suffix.lower()) or (
+        mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
+    )
+    headers = [("content-type", content_type), ("cache-control", "no-store")]
+    return HttpResponse(200, headers, candidate.read_bytes())
+
+
+def _banner(url: str, host: str, backends: Any, cors: Cors, web_root: Path | None) -> str:
+    token = jwt_local.dev_token()
+    lines = [
+        f"serve: listening on {url}",
+        f"serve: POST {url}{_API_PATH}  (the real handler, {os.environ['WORKERS']} workers)",
+        f"serve: Plaid: {backends.plaid}",
+        f"serve: Secret: {backends.secrets}",
+        f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}",
+        "serve: JWT: signatures are NOT checked (local only); the token's claims are passed on",
+        f"serve: dev token (sub={jwt_local.DEV_SUB}, 24 h): {token}",
+        f"serve: try: curl -s -X POST {url}{_API_PATH} -H 'authorization: Bearer {token}'"
+        " -H 'content-type: application/json' -d '{\"platform\":\"web\"}'",
+    ]
+    if backends.standin is not None:
+        lines.append(f"serve: Plaid stand-in: {backends.standin.base_url}")
+        lines.append(f"serve: stand-in script: POST {backends.standin.control_url}")
+    if web_root is not None:
+        lines.append(f"serve: web page: {url}/ (from {web_root})")
+    if not is_loopback_host(host):
+        lines.append(
+            f"serve: WARNING: listening on {host}, NOT loopback: anyone on this network can"
+            " call it, and it accepts unsigned tokens"
+        )
+    lines.append("serve: ready (Ctrl-C stops the server, its workers and its stand-ins)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    host = os.environ.get("HOST") or "127.0.0.1"
+    port = int(os.environ.get("PORT") or 3000)
+    os.environ["WORKERS"] = workers = str(max(1, int(os.environ.get("WORKERS") or 4)))
+    web_root_setting = Path(os.environ.get("WEB_ROOT") or ROOT / "examples/web")
+    web_root = web_root_setting if web_root_setting.is_dir() else None
+    template = load_template()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    with contextlib.ExitStack() as stack, local_backends(os.environ) as backends:
+        cors = Cors(
+            http_api_cors(template),
+            parse_origins(os.environ.get("ALLOWED_ORIGINS")),
+            extra_expose=(STANDIN_HEADER,) if backends.standin else (),
+        )
+        pool = WorkerPool(int(workers), function_timeout_seconds(template), ROOT / "handler")
+        stack.callback(pool.stop)
+        pool.start()
+        if stop.is_set():
+            return 130
+        server = LocalApiServer(
+            (host, port), pool, cors, access_log_format(template), web_root, bool(backends.standin)
+        )
+        stack.callback(server.server_close)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+        thread.daemon = True
+        thread.start()
+        stack.callback(server.shutdown)
+        bound_port = server.server_address[1]
+        url = f"http://{host}:{bound_port}"
+        say(_banner(url, host, backends, cors, web_root))
+        stop.wait()
+        say("serve: stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    # Everything this process started is stopped by now. Skip the interpreter's teardown of
+    # moto's large module graph (about half a second): Ctrl-C must be done within a second.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
