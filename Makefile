@@ -50,7 +50,7 @@ test: $(VENV)/.synced
 
 browser-test: $(VENV)/.synced
 	bash infra/scripts/install-chromium.sh
-	$(PY) -m pytest tests/test_web_browser.py tests/test_web_error_table.py
+	$(PY) -m pytest tests/test_web_serve.py tests/test_web_browser.py tests/test_web_error_table.py
 
 web-errors: $(VENV)/.synced
 	$(PY) infra/local/web_error_table.py
@@ -58,7 +58,9 @@ web-errors: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	$(VENV)/bin/mypy handler infra/local/web_error_table.py tests/web_fixture_server.py tests/browser.py
+	$(VENV)/bin/mypy handler
+	MYPYPATH=tests:infra/local $(VENV)/bin/mypy infra/local/web_error_table.py tests/browser.py \
+		tests/web_fixture_server.py tests/test_web_browser.py tests/test_web_serve.py tests/test_web_error_table.py
 	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py
 
 check: lint test

@@ -7,7 +7,6 @@ request leaves loopback. A screenshot of each state goes to `.artifacts/web/`.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,23 +186,6 @@ def test_api_gateway_500_is_not_retried_and_says_who_answered(
     tab.assert_clean(statuses={500})
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def test_network_failure_is_reported(tab: Tab) -> None:
-    tab.open()
-    tab.set_endpoint(f"http://127.0.0.1:{_closed_port()}/link-token")
-    text = tab.connect_until_error()
-    assert "Could not reach the service" in text
-    assert "ALLOWED_ORIGINS" in text
-    screenshot(tab.page, "error-network")
-    tab.assert_clean(net_errors={"ERR_CONNECTION_REFUSED"})
-
-
 def test_cors_refusal_is_reported(tab: Tab, server: WebFixtureServer) -> None:
     with WebFixtureServer() as other_origin:  # answers without any CORS header
         tab.open()
@@ -234,27 +216,6 @@ def test_exit_with_error_shows_plaid_code_and_the_documented_fix(tab: Tab) -> No
     tab.link_dialog().wait_for()
     assert len(tab.tokens) == 2 and tab.tokens[0] != tab.tokens[1]
     assert tab.plaid_calls()[-1]["token"] == tab.tokens[1]
-    tab.assert_clean()
-
-
-def test_oauth_return_reopens_link_with_the_stored_token(
-    tab: Tab, server: WebFixtureServer
-) -> None:
-    tab.open()
-    tab.connect()
-    tab.choose("Go through a bank's OAuth page")
-    tab.page.wait_for_url("**/?oauth_state_id=*")
-    tab.link_dialog().wait_for()
-    calls = tab.plaid_calls()  # a new page load: only the re-open is recorded
-    assert len(calls) == 1
-    assert calls[0]["token"] == tab.tokens[0]
-    assert calls[0]["receivedRedirectUri"] == tab.page.url
-    assert "oauth_state_id=" in calls[0]["receivedRedirectUri"]
-    assert len(server.requests) == 1, "no new token for a resumed session"
-    screenshot(tab.page, "oauth-resumed")
-    tab.choose("Link an account (onSuccess)")
-    tab.wait_state("success")
-    assert "oauth_state_id" not in tab.page.url
     tab.assert_clean()
 
 
