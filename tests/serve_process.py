@@ -15,7 +15,8 @@ the banner's `serve: ready` line (or fails with the output so far). The environm
 process's without AWS_*, PLAID_*, POWERTOOLS_* and make's own variables, plus `env`. On exit
 it sends SIGINT to the group, as Ctrl-C in a terminal does, and asserts that every process of
 the group (make, the server, its workers, multiprocessing's helper) is gone within
-`stop_within` seconds.
+`stop_within` seconds. `start_make_serve(env)` and `interrupt_and_check(server)` are the two
+halves, for a test that needs to act before the server is ready.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ServeProcess:
     process: subprocess.Popen[bytes]
     lines: list[str] = field(default_factory=list)
     url: str = ""
+    reader: threading.Thread | None = None
 
     def output(self) -> str:
         return "\n".join(self.lines)
@@ -122,11 +124,8 @@ def _group_members(pgid: int) -> list[int]:
     ]
 
 
-@contextmanager
-def serve(
-    env: Mapping[str, str] | None = None, start_within: float = 90.0, stop_within: float = 1.0
-) -> Iterator[ServeProcess]:
-    """`make serve` on a free loopback port; see the module docstring."""
+def start_make_serve(env: Mapping[str, str] | None = None) -> ServeProcess:
+    """`make serve` with PORT=0 in a new process group, its output collected; no waiting."""
     child_env = {
         key: value
         for key, value in os.environ.items()
@@ -148,24 +147,38 @@ def serve(
         for raw in process.stdout:
             server.lines.append(raw.decode(errors="replace").rstrip("\n"))
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    server.reader = threading.Thread(target=read, daemon=True)
+    server.reader.start()
+    return server
+
+
+def interrupt_and_check(server: ServeProcess, stop_within: float = 1.0) -> None:
+    """SIGINT to the whole group, as Ctrl-C does; assert every process is gone in time."""
+    pgid = server.process.pid
+    deadline = time.monotonic() + stop_within
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGINT)
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = _group_members(pgid)
+    if left:  # leave nothing behind even when failing
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    server.process.wait(5)
+    if server.reader is not None:
+        server.reader.join(5)
+    assert not left, f"still running {stop_within} s after SIGINT: {left}\n{server.output()}"
+
+
+@contextmanager
+def serve(
+    env: Mapping[str, str] | None = None, start_within: float = 90.0, stop_within: float = 1.0
+) -> Iterator[ServeProcess]:
+    """`make serve` on a free loopback port; see the module docstring."""
+    server = start_make_serve(env)
     try:
         server.url = server.wait_for(r"^serve: listening on (http://\S+)$", start_within).group(1)
         server.wait_for(r"^serve: ready", 5.0)
         yield server
     finally:
-        stopped_at = time.monotonic()
-        pgid = process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGINT)
-        deadline = stopped_at + stop_within
-        while _group_members(pgid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        left = _group_members(pgid)
-        if left:  # leave nothing behind even when failing
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-        process.wait(5)
-        reader.join(5)
-        assert not left, f"still running {stop_within} s after SIGINT: {left}\n{server.output()}"
+        interrupt_and_check(server, stop_within)

@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve_process import ServeProcess, children, is_running, serve
+from tests.serve_process import (
+    ServeProcess,
+    children,
+    interrupt_and_check,
+    is_running,
+    serve,
+    start_make_serve,
+)
 from tests.smoke_build import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -406,3 +413,10 @@ def test_given_keys_seed_the_local_secret_and_never_show(plaid: Any) -> None:
         assert plaid.requests[-1]["headers"]["PLAID-SECRET"] == SECRET
         assert "PLAID_CLIENT_ID/PLAID_SECRET" in keyed.output()
     assert SECRET not in keyed.output()
+
+
+def test_ctrl_c_during_start_up_stops_everything_at_once() -> None:
+    starting = start_make_serve({"WORKERS": "2"})
+    time.sleep(1.0)  # imports and cold starts take longer than this
+    interrupt_and_check(starting, stop_within=1.0)
+    assert "serve: stopped while starting" in starting.output()

@@ -43,6 +43,9 @@ def say(text: str) -> None:
 
 
 READY_TIMEOUT_S = 60.0
+# API Gateway gives up on an integration after 30 s (503); a request waits no longer for a
+# worker (all busy, or none able to finish its init phase).
+INTEGRATION_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Failed:
 
     reason: str
     duration_ms: float
+    gateway_gave_up: bool = False  # API Gateway's own timeout, not the function's failure
 
 
 def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
@@ -126,7 +130,7 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start every worker and wait until each has finished its init phase."""
-        threads = [threading.Thread(target=self._add_worker) for _ in range(self.size)]
+        threads = [threading.Thread(target=self._add_worker, daemon=True) for _ in range(self.size)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -189,9 +193,13 @@ class WorkerPool:
 
     def invoke(self, event: dict[str, Any]) -> Invoked | Failed:
         """Run one event on an idle worker (waiting for one if all are busy)."""
+        give_up = time.monotonic() + INTEGRATION_TIMEOUT_S
         while True:
             if self._stopping.is_set():
                 return Failed("the server is stopping", 0.0)
+            if time.monotonic() > give_up:
+                waited = INTEGRATION_TIMEOUT_S * 1000
+                return Failed("no worker was free within 30 s", waited, gateway_gave_up=True)
             try:
                 worker = self._idle.get(timeout=0.2)
             except queue.Empty:

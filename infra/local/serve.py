@@ -217,6 +217,11 @@ class LocalApiServer(ThreadingHTTPServer):
         self.web_root = web_root
         self.standin_in_use = standin_in_use
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left mid-exchange is routine; anything else is a bug worth a trace."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
     def answer(self, request: IncomingRequest) -> tuple[HttpResponse, dict[str, Any]]:
         """The response API Gateway sends, and the access-log variables it fills."""
         log: dict[str, Any] = {}
@@ -264,13 +269,13 @@ class LocalApiServer(ThreadingHTTPServer):
         outcome = self.pool.invoke(event)
         log["integrationLatency"] = round(outcome.duration_ms)
         if isinstance(outcome, Failed):
-            log.update(
-                {
-                    "integrationErrorMessage": outcome.reason,
-                    "error.message": "Internal Server Error",
-                }
+            status, message = (
+                (503, "Service Unavailable")
+                if outcome.gateway_gave_up
+                else (500, "Internal Server Error")
             )
-            return gateway_response(500, "Internal Server Error")
+            log.update({"integrationErrorMessage": outcome.reason, "error.message": message})
+            return gateway_response(status, message)
         log["integrationStatus"] = 200
         try:
             response = to_http_response(outcome.result)
@@ -339,7 +344,7 @@ def _banner(url: str, host: str, backends: Any, cors: Cors, web_root: Path | Non
     token = jwt_local.dev_token()
     lines = [
         f"serve: listening on {url}",
-        f"serve: POST {url}{_API_PATH}  (the real handler, {os.environ['WORKERS']} workers)",
+        f"serve: POST {url}{_API_PATH}  (the real handler; workers: {os.environ['WORKERS']})",
         f"serve: Plaid: {backends.plaid}",
         f"serve: Secret: {backends.secrets}",
         f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}",
@@ -370,9 +375,32 @@ def main() -> int:
     web_root = web_root_setting if web_root_setting.is_dir() else None
     template = load_template()
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    def on_signal(signum: int, frame: object) -> None:
+        # Once serving, stop in order; before that (imports, cold starts) unwind at once.
+        if not serving.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    serving = threading.Event()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return _serve(host, port, workers, web_root, template, serving, stop)
+    except KeyboardInterrupt:
+        say("serve: stopped while starting")
+        return 130
+
+
+def _serve(
+    host: str,
+    port: int,
+    workers: str,
+    web_root: Path | None,
+    template: dict[str, Any],
+    serving: threading.Event,
+    stop: threading.Event,
+) -> int:
     with contextlib.ExitStack() as stack, local_backends(os.environ) as backends:
         cors = Cors(
             http_api_cors(template),
@@ -380,14 +408,21 @@ def main() -> int:
             extra_expose=(STANDIN_HEADER,) if backends.standin else (),
         )
         pool = WorkerPool(int(workers), function_timeout_seconds(template), ROOT / "handler")
+        try:  # bind first: a taken port fails in a moment, not after the workers' cold starts
+            server = LocalApiServer(
+                (host, port),
+                pool,
+                cors,
+                access_log_format(template),
+                web_root,
+                bool(backends.standin),
+            )
+        except OSError as exc:  # port taken, address not on this machine...
+            say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
+            return 1
+        stack.callback(server.server_close)
         stack.callback(pool.stop)
         pool.start()
-        if stop.is_set():
-            return 130
-        server = LocalApiServer(
-            (host, port), pool, cors, access_log_format(template), web_root, bool(backends.standin)
-        )
-        stack.callback(server.server_close)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
         thread.daemon = True
         thread.start()
@@ -395,6 +430,7 @@ def main() -> int:
         bound_port = server.server_address[1]
         url = f"http://{host}:{bound_port}"
         say(_banner(url, host, backends, cors, web_root))
+        serving.set()
         stop.wait()
         say("serve: stopping")
     return 0

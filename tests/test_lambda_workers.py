@@ -1,0 +1,103 @@
+"""The worker pool behind `make serve`, with a stand-in function instead of handler/app.py:
+one event at a time per worker process, failures that cost one request, dead or overrunning
+workers replaced, and API Gateway's 30 s patience when no worker is free."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lambda_workers
+import pytest
+from lambda_workers import Failed, Invoked, WorkerPool
+
+FUNCTION = """
+import os, time
+
+def lambda_handler(event, context):
+    if event.get("exit"):
+        os._exit(3)
+    if event.get("raise"):
+        raise ValueError("boom")
+    started = time.monotonic()
+    time.sleep(event.get("sleep", 0))
+    return {"pid": os.getpid(), "started": started, "ended": time.monotonic()}
+"""
+
+
+@pytest.fixture
+def function_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(FUNCTION)
+    return tmp_path
+
+
+@pytest.fixture
+def pool(function_dir: Path) -> Iterator[WorkerPool]:
+    said: list[str] = []
+    workers = WorkerPool(2, timeout_s=1.5, handler_dir=function_dir, say=said.append)
+    workers.start()
+    try:
+        yield workers
+    finally:
+        workers.stop()
+        assert not [p for p in workers.pids() if p], "stop() forgets every worker"
+
+
+def ok(outcome: Invoked | Failed) -> dict[str, float]:
+    assert isinstance(outcome, Invoked), outcome
+    result: dict[str, float] = outcome.result
+    return result
+
+
+def test_each_worker_runs_one_event_at_a_time(pool: WorkerPool) -> None:
+    with ThreadPoolExecutor(6) as clients:
+        results = [ok(o) for o in clients.map(lambda _: pool.invoke({"sleep": 0.2}), range(6))]
+    by_pid: dict[float, list[dict[str, float]]] = {}
+    for result in results:
+        by_pid.setdefault(result["pid"], []).append(result)
+    assert len(by_pid) == 2, "both workers served"
+    for runs in by_pid.values():
+        runs.sort(key=lambda r: r["started"])
+        for earlier, later in itertools.pairwise(runs):
+            assert later["started"] >= earlier["ended"], "never two events at once in a worker"
+
+
+def test_an_exception_fails_that_request_only(pool: WorkerPool) -> None:
+    failed = pool.invoke({"raise": True})
+    assert isinstance(failed, Failed)
+    assert "ValueError: boom" in failed.reason
+    ok(pool.invoke({}))
+
+
+def test_a_dead_or_overrunning_worker_is_replaced(pool: WorkerPool) -> None:
+    before = set(pool.pids())
+    died = pool.invoke({"exit": True})
+    assert isinstance(died, Failed)
+    assert "died" in died.reason
+    timed_out = pool.invoke({"sleep": 5})
+    assert isinstance(timed_out, Failed)
+    assert "timed out" in timed_out.reason
+    deadline = time.monotonic() + 30
+    while len(set(pool.pids()) - before) < 2:
+        assert time.monotonic() < deadline, "replacements never started"
+        time.sleep(0.05)
+    assert {ok(pool.invoke({}))["pid"] for _ in range(4)} <= set(pool.pids())
+
+
+def test_no_free_worker_within_the_gateway_timeout_is_the_gateways_failure(
+    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lambda_workers, "INTEGRATION_TIMEOUT_S", 0.3)
+    busy = [threading.Thread(target=pool.invoke, args=({"sleep": 1.0},)) for _ in range(2)]
+    for thread in busy:
+        thread.start()
+    time.sleep(0.1)
+    waited = pool.invoke({})
+    for thread in busy:
+        thread.join()
+    assert isinstance(waited, Failed)
+    assert waited.gateway_gave_up
