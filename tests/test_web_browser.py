@@ -186,18 +186,6 @@ def test_api_gateway_500_is_not_retried_and_says_who_answered(
     tab.assert_clean(statuses={500})
 
 
-def test_cors_refusal_is_reported(tab: Tab, server: WebFixtureServer) -> None:
-    with WebFixtureServer() as other_origin:  # answers without any CORS header
-        tab.open()
-        tab.set_endpoint(other_origin.base_url + "/link-token")
-        text = tab.connect_until_error()
-    assert "Could not reach the service" in text
-    assert f"CORS: {server.base_url} must be in its ALLOWED_ORIGINS" in text
-    assert tab.watch.blocked == []
-    unexpected = tab.watch.unexpected_console_errors(statuses={501}, net_errors={"ERR_FAILED"})
-    assert all("CORS policy" in line for line in unexpected), unexpected
-
-
 def test_exit_with_error_shows_plaid_code_and_the_documented_fix(tab: Tab) -> None:
     fixes = json.loads((WEB_ROOT / "errors.json").read_text())["link_exit"]
     tab.open()

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import TIMEOUT_MS, Tab, launch, open_context, screenshot
+from browser import TIMEOUT_MS, Tab, browser_tab, launch, open_context, screenshot
 from serve_process import ServeProcess, serve
+from web_fixture_server import WebFixtureServer
 
 from linktoken.plaid_errors import BY_ERROR_CODE
 
@@ -160,3 +161,34 @@ def test_network_failure_is_reported(tab: Tab) -> None:
     assert "ALLOWED_ORIGINS" in text
     screenshot(tab.page, "error-network")
     tab.assert_clean(net_errors={"ERR_CONNECTION_REFUSED"})
+
+
+def test_a_page_on_an_allowed_origin_gets_its_token_through_cors(browser: Any) -> None:
+    with (
+        WebFixtureServer() as page_origin,  # the page, hosted on another origin
+        serve({"ALLOWED_ORIGINS": page_origin.base_url}) as api,
+        browser_tab(browser, page_origin.base_url) as tab,
+    ):
+        tab.open()
+        tab.set_endpoint(api.url + "/link-token")
+        tab.connect()
+        tab.link_dialog().wait_for()
+        assert tab.plaid_calls()[0]["token"] == tab.tokens[0]
+        # The stand-in marker is an exposed header: readable across origins too.
+        assert tab.page.is_visible("#standin-banner")
+        assert page_origin.requests == [], "the token came from make serve"
+        tab.assert_clean()
+
+
+def test_a_page_on_an_origin_not_allowed_gets_a_cors_message(
+    browser: Any, served: ServeProcess
+) -> None:
+    with WebFixtureServer() as page_origin, browser_tab(browser, page_origin.base_url) as tab:
+        tab.open()
+        tab.set_endpoint(served.url + "/link-token")
+        text = tab.connect_until_error()
+        assert "Could not reach the service" in text
+        assert f"CORS: {page_origin.base_url} must be in its ALLOWED_ORIGINS" in text
+        screenshot(tab.page, "error-cors")
+        unexpected = tab.watch.unexpected_console_errors(net_errors={"ERR_FAILED"})
+        assert unexpected and all("CORS policy" in line for line in unexpected), unexpected
