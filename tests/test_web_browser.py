@@ -142,7 +142,7 @@ def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab, server: WebFix
     tab.link_dialog().wait_for()
     first, second = server.requests
     waited = second["at"] - first["at"]
-    assert 1.0 <= waited < 2.0, f"retried after {waited:.2f} s; Retry-After said 1 s (+20 % jitter)"
+    assert 1.0 <= waited < 2.5, f"retried after {waited:.2f} s; Retry-After said 1 s (+20 % jitter)"
     calls = tab.plaid_calls()
     assert len(calls) == 1 and calls[0]["token"] == tab.tokens[0]
     tab.assert_clean(statuses={429})
