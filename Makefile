@@ -21,13 +21,15 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean
+.PHONY: help test lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
 	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
+	@echo "make browser-test  the web example in headless Chromium (screenshots in .artifacts/web/)"
+	@echo "make web-errors    regenerate examples/web/errors.json from the service's error table"
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
@@ -51,12 +53,21 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.to
 test: $(VENV)/.synced
 	$(PY) -m pytest
 
+browser-test: $(VENV)/.synced
+	bash infra/scripts/install-chromium.sh
+	$(PY) -m pytest tests/test_web_serve.py tests/test_web_browser.py tests/test_web_error_table.py
+
+web-errors: $(VENV)/.synced
+	$(PY) infra/local/web_error_table.py
+
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
 	$(VENV)/bin/mypy handler infra/doctor
 	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py \
 		infra/local/plaid_faults.py infra/local/secrets_faults.py
+	MYPYPATH=tests:infra/local $(VENV)/bin/mypy infra/local/web_error_table.py tests/browser.py \
+		tests/web_fixture_server.py tests/test_web_browser.py tests/test_web_serve.py tests/test_web_error_table.py
 
 check: lint test
 
@@ -101,4 +112,4 @@ deploy:
 	infra/scripts/deploy.sh $(ENV)
 
 clean:
-	rm -rf $(VENV) .venv-sam .venv-audit .aws-sam .tools .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-audit .aws-sam .tools .bench .artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,237 @@
+"""Headless Chromium for the web example's tests: Debian's browser driven by Playwright.
+
+Plaid's CDN script is replaced by the page's own Link stand-in (`examples/web/link-standin.js`,
+which records every `Plaid.create` call); every other request that is not loopback is
+aborted and recorded, so a test can assert the page reached nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / ".artifacts/web"
+TIMEOUT_MS = 10_000
+STORAGE_KEY = "plaid-link-session"  # examples/web/oauth.js
+PLAID_CDN_SCRIPT = "https://cdn.plaid.com/link/v2/stable/link-initialize.js"
+LINK_STAND_IN = ROOT / "examples/web/link-standin.js"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# Chromium logs a failed or non-2xx fetch as a console error of its own; such a line is
+# expected only for the statuses (or net errors) a test provokes on purpose.
+_RESOURCE_ERROR = re.compile(
+    r"^Failed to load resource: (?:the server responded with a status of (\d+)|net::(\w+))"
+)
+
+
+def ensure_chromium() -> Path:
+    """The browser, installed from Debian if missing; skip (fail under CI) if impossible."""
+    if not _runs(CHROMIUM):
+        script = ROOT / "infra/scripts/install-chromium.sh"
+        # The project's own script, run with the absolute bash: no untrusted input.
+        result = subprocess.run(  # noqa: S603
+            ["/bin/bash", str(script)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0 or not _runs(CHROMIUM):
+            message = (
+                f"no browser: {CHROMIUM} is missing and could not be installed "
+                f"({result.stderr.strip()[-300:]}); run infra/scripts/install-chromium.sh as root"
+            )
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    return CHROMIUM
+
+
+def _runs(path: Path) -> bool:
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, check=False)  # noqa: S603
+        return version.returncode == 0
+    except OSError:
+        return False
+
+
+@dataclass
+class PageWatch:
+    """What a page did that a test may assert on."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    cdn_loads: int = 0
+
+    def unexpected_console_errors(
+        self, statuses: Collection[int] = (), net_errors: Collection[str] = ()
+    ) -> list[str]:
+        """Console errors other than the resource failures the test provoked on purpose."""
+        unexpected = list(self.page_errors)
+        for text in self.console_errors:
+            match = _RESOURCE_ERROR.match(text)
+            if match and (
+                (match[1] and int(match[1]) in statuses) or (match[2] and match[2] in net_errors)
+            ):
+                continue
+            unexpected.append(text)
+        return unexpected
+
+
+def open_context(browser: Any, *, plaid_cdn: bool = True) -> tuple[Any, Any, PageWatch]:
+    """A fresh context (own sessionStorage) and page, with the network fenced to loopback.
+    `plaid_cdn=False` plays a browser that cannot load Plaid's script (offline, blocked)."""
+    context = browser.new_context(viewport={"width": 900, "height": 1000})
+    watch = PageWatch()
+    stand_in = LINK_STAND_IN.read_text()
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if url.split("?", 1)[0] == PLAID_CDN_SCRIPT and not plaid_cdn:
+            route.abort("internetdisconnected")
+        elif url.split("?", 1)[0] == PLAID_CDN_SCRIPT:
+            watch.cdn_loads += 1
+            route.fulfill(status=200, content_type="text/javascript", body=stand_in)
+        elif urlsplit(url).hostname in LOOPBACK_HOSTS or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            watch.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", route)
+    page = context.new_page()
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            watch.console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: watch.page_errors.append(str(exc)))
+    return context, page, watch
+
+
+class Tab:
+    """One browser tab on the example page, with the order of what the page did."""
+
+    def __init__(self, page: Any, watch: PageWatch, base_url: str) -> None:
+        self.page = page
+        self.watch = watch
+        self.base_url = base_url
+        # "token-response", "cdn-request", "standin-script-request", in the order they happened
+        self.timeline: list[str] = []
+        self.tokens: list[str] = []
+        self.token_responses: list[tuple[float, int]] = []  # (monotonic time, status)
+        page.on("response", self._on_response)
+        page.on("request", self._on_request)
+
+    def _on_response(self, response: Any) -> None:
+        if response.url.endswith("/link-token") and response.request.method == "POST":
+            self.timeline.append("token-response")
+            self.token_responses.append((time.monotonic(), response.status))
+            if response.status == 200:
+                self.tokens.append(json.loads(response.body())["link_token"])
+
+    def _on_request(self, request: Any) -> None:
+        if request.url.startswith(PLAID_CDN_SCRIPT):
+            self.timeline.append("cdn-request")
+        elif request.url.endswith("/link-standin.js"):
+            self.timeline.append("standin-script-request")
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(self.base_url + "/" + query)
+        self.wait_state("idle")
+
+    def connect(self) -> None:
+        """Press the button with the keyboard, as a keyboard user would."""
+        button = self.page.get_by_role("button", name="Connect a bank account")
+        button.focus()
+        self.page.keyboard.press("Enter")
+
+    def set_endpoint(self, url: str) -> None:
+        self.page.get_by_text("Service address").click()  # opens the <details>
+        self.page.get_by_label("Link token endpoint").fill(url)
+
+    def connect_until_error(self) -> str:
+        """Connect, expect a failure before Link; return the status text shown."""
+        self.connect()
+        self.wait_state("error")
+        text = self.status()
+        assert "Unable to fetch link_token" not in text
+        assert self.plaid_calls() == [] and self.watch.cdn_loads == 0, "Link without a token"
+        assert self.focused_id() == "status-title", "focus moves to the outcome"
+        return text
+
+    def wait_state(self, *states: str) -> None:
+        selector = ", ".join(f'#status[data-state="{state}"]' for state in states)
+        self.page.wait_for_selector(selector)
+
+    def status(self) -> str:
+        return str(self.page.inner_text("#status"))
+
+    def plaid_calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.page.evaluate("window.__plaidCalls || []")
+        return calls
+
+    def link_dialog(self) -> Any:
+        return self.page.get_by_role("dialog", name="Plaid Link stand-in (this is not Plaid)")
+
+    def choose(self, outcome: str) -> None:
+        self.link_dialog().get_by_role("button", name=outcome).click()
+
+    def stored(self) -> Any:
+        return self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{STORAGE_KEY}'))")
+
+    def focused_id(self) -> str:
+        return str(self.page.evaluate("document.activeElement && document.activeElement.id"))
+
+    def assert_clean(
+        self, statuses: Collection[int] = (), net_errors: Collection[str] = ()
+    ) -> None:
+        assert self.watch.blocked == [], "the page tried to leave loopback"
+        assert self.watch.unexpected_console_errors(statuses, net_errors) == []
+
+
+@contextmanager
+def browser_tab(browser: Any, base_url: str, *, plaid_cdn: bool = True) -> Iterator[Tab]:
+    """A `Tab` on `base_url` in a fresh context, closed afterwards."""
+    context, page, watch = open_context(browser, plaid_cdn=plaid_cdn)
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield Tab(page, watch, base_url)
+    finally:
+        context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save the page as `.artifacts/web/<name>.png` (a CI artifact)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def launch(playwright: Any) -> Iterator[Any]:
+    browser = playwright.chromium.launch(executable_path=str(ensure_chromium()), args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        browser.close()

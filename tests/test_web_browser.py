@@ -1,0 +1,254 @@
+"""The web example (`examples/web/`) in headless Chromium, against the test fixture server.
+
+Plaid's CDN script is replaced by the Link stand-in, which records `Plaid.create` calls; no
+request leaves loopback. A screenshot of each state goes to `.artifacts/web/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from browser import STORAGE_KEY, Tab, browser_tab, launch, screenshot
+from web_fixture_server import (
+    WEB_ROOT,
+    WebFixtureServer,
+    gateway_answer,
+    problem_answer,
+)
+
+from linktoken.plaid_errors import BY_ERROR_CODE
+from linktoken.problems import Problem
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield from launch(playwright)
+
+
+@pytest.fixture
+def server() -> Iterator[WebFixtureServer]:
+    with WebFixtureServer() as running:
+        yield running
+
+
+@pytest.fixture
+def tab(browser: Any, server: WebFixtureServer) -> Iterator[Tab]:
+    with browser_tab(browser, server.base_url) as opened:
+        yield opened
+
+
+def test_happy_path_creates_link_once_with_the_token_after_it_arrived(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    tab.open()
+    assert tab.plaid_calls() == [] and tab.watch.cdn_loads == 0, "Link loaded before any token"
+    screenshot(tab.page, "idle")
+
+    tab.connect()
+    tab.link_dialog().wait_for()
+    screenshot(tab.page, "link-open")
+
+    calls = tab.plaid_calls()
+    assert len(calls) == 1
+    assert calls[0]["token"] == tab.tokens[0]
+    assert calls[0]["receivedRedirectUri"] is None
+    assert tab.timeline == ["token-response", "cdn-request"]
+    assert [r["sub"] for r in server.requests] == ["user-0001"]
+    assert json.loads(server.requests[0]["body"]) == {"platform": "web"}
+    assert tab.stored()["link_token"] == tab.tokens[0]
+    assert tab.page.evaluate("localStorage.length") == 0, "the token belongs in sessionStorage"
+
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("success")
+    text = tab.status()
+    assert "Bank account linked" in text
+    assert "public-standin-" in text
+    assert "/item/public_token/exchange" in text
+    assert tab.focused_id() == "status-title"
+    assert tab.stored() is None, "a used token must not be kept"
+    assert len(tab.plaid_calls()) == 1
+    assert len(server.requests) == 1, "the public_token went nowhere"
+    screenshot(tab.page, "success")
+    tab.assert_clean()
+
+
+def test_keyboard_and_screen_reader_basics(tab: Tab) -> None:
+    tab.open()
+    unlabelled = tab.page.evaluate(
+        "[...document.querySelectorAll('input, textarea, select')]"
+        ".filter((el) => el.labels.length === 0).map((el) => el.id)"
+    )
+    assert unlabelled == []
+    assert tab.page.get_attribute("#status", "aria-live") == "polite"
+    tab.connect()
+    tab.link_dialog().wait_for()
+    focused = tab.page.evaluate("document.activeElement.textContent")
+    assert focused == "Link an account (onSuccess)", "focus moves into the Link dialog"
+    tab.page.keyboard.press("Escape")  # closes Link: onExit without an error
+    tab.wait_state("exit")
+    assert "Plaid Link closed" in tab.status()
+    assert tab.focused_id() == "status-title"
+    tab.assert_clean()
+
+
+def test_api_gateway_401_says_to_sign_in_again(tab: Tab, server: WebFixtureServer) -> None:
+    tab.open()
+    # Not a JWT: the local authorizer answers like API Gateway's.
+    tab.page.get_by_label("Or paste a real bearer token (JWT)").fill("not-a-jwt")
+    text = tab.connect_until_error()
+    assert "not signed in (401 Unauthorized)" in text
+    assert "Sign in again" in text
+    assert len(server.requests) == 1, "a 401 is not retried"
+    screenshot(tab.page, "error-401")
+    tab.assert_clean(statuses={401})
+
+
+def test_502_shows_title_code_detail_and_request_id(tab: Tab, server: WebFixtureServer) -> None:
+    problem = Problem(
+        "UPSTREAM_REJECTED",
+        "Plaid rejected the link token request because of this service's configuration.",
+        plaid_request_id="a20988b9f1c73af",
+        plaid_error_code="INVALID_PRODUCT",
+    )
+    answer = problem_answer(problem)
+    request_id = json.loads(answer.body)["request_id"]
+    server.script(answer)
+    tab.open()
+    text = tab.connect_until_error()
+    assert "Plaid rejected the service's request" in text  # the problem's title
+    assert "UPSTREAM_REJECTED" in text
+    assert problem.detail in text
+    assert request_id in text
+    assert "a20988b9f1c73af" in text
+    assert BY_ERROR_CODE["INVALID_PRODUCT"].cause in text  # from the service's own table
+    assert len(server.requests) == 1, "retryable: false means no retry"
+    screenshot(tab.page, "error-502")
+    tab.assert_clean(statuses={502})
+
+
+def test_429_with_retry_after_is_retried_after_the_wait(tab: Tab, server: WebFixtureServer) -> None:
+    server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=1)))
+    tab.open()
+    tab.connect()
+    tab.wait_state("waiting")
+    assert "Attempt 2 of 3" in tab.status()
+    screenshot(tab.page, "waiting-retry")
+    tab.link_dialog().wait_for()
+    first, second = server.requests
+    waited = second["at"] - first["at"]
+    assert 1.0 <= waited < 2.5, f"retried after {waited:.2f} s; Retry-After said 1 s (+20 % jitter)"
+    calls = tab.plaid_calls()
+    assert len(calls) == 1 and calls[0]["token"] == tab.tokens[0]
+    tab.assert_clean(statuses={429})
+
+
+def test_api_gateway_throttling_backs_off_then_gives_up(tab: Tab, server: WebFixtureServer) -> None:
+    server.script(*[gateway_answer(429, "Too Many Requests")] * 3)
+    tab.open()
+    text = tab.connect_until_error()
+    assert "Too many requests right now (429)" in text
+    assert "Tried 3 times" in text
+    times = [r["at"] for r in server.requests]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.5 and times[2] - times[1] >= 1.0, "backoff without jitter floor"
+    tab.assert_clean(statuses={429})
+
+
+def test_a_retry_after_beyond_the_cap_is_left_to_the_user(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    server.script(problem_answer(Problem("RATE_LIMITED", "Slow down.", retry_after=30)))
+    tab.open()
+    text = tab.connect_until_error()
+    assert "RATE_LIMITED" in text
+    assert "asks to wait 30 s" in text
+    assert len(server.requests) == 1, "no automatic wait longer than the cap"
+    tab.assert_clean(statuses={429})
+
+
+def test_api_gateway_500_is_not_retried_and_says_who_answered(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    server.script(gateway_answer(500, "Internal Server Error"))
+    tab.open()
+    text = tab.connect_until_error()
+    assert "The API answered 500 Internal Server Error" in text
+    assert "Yb1xKhJ3IAMEabc=" in text  # apigw-requestid, the only id API Gateway gives
+    assert "report the apigw-requestid" in text  # from docs/errors.md, via errors.json
+    assert len(server.requests) == 1
+    screenshot(tab.page, "error-gateway-500")
+    tab.assert_clean(statuses={500})
+
+
+def test_exit_with_error_shows_plaid_code_and_the_documented_fix(tab: Tab) -> None:
+    fixes = json.loads((WEB_ROOT / "errors.json").read_text())["link_exit"]
+    tab.open()
+    tab.connect()
+    tab.choose("Fail with INVALID_LINK_TOKEN (onExit)")
+    tab.wait_state("exit")
+    text = tab.status()
+    assert "INVALID_LINK_TOKEN" in text
+    assert fixes["INVALID_LINK_TOKEN"] in text
+    assert "request-standin-" in text  # Link's request id, for Plaid support
+    assert tab.stored() is None, "an invalid token is forgotten"
+    assert tab.focused_id() == "status-title"
+    screenshot(tab.page, "exit-error")
+
+    tab.page.get_by_role("button", name="Try again").click()  # a fresh token, not the old one
+    tab.link_dialog().wait_for()
+    assert len(tab.tokens) == 2 and tab.tokens[0] != tab.tokens[1]
+    assert tab.plaid_calls()[-1]["token"] == tab.tokens[1]
+    tab.assert_clean()
+
+
+def test_oauth_return_with_an_expired_token_fetches_a_new_one(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    tab.open()
+    tab.page.evaluate(
+        f"sessionStorage.setItem('{STORAGE_KEY}', JSON.stringify("
+        "{link_token: 'link-sandbox-expired', expiration: '2020-01-01T00:00:00Z'}))"
+    )
+    tab.page.goto(server.base_url + "/?oauth_state_id=abc")
+    tab.link_dialog().wait_for()
+    calls = tab.plaid_calls()
+    assert len(calls) == 1
+    assert calls[0]["token"] == tab.tokens[0] != "link-sandbox-expired"
+    assert calls[0]["receivedRedirectUri"] is None, "a new token starts a new session"
+    assert "expired while you were at your bank" in tab.page.inner_text("#status")
+    tab.assert_clean()
+
+
+def test_stand_in_mode_says_so_and_never_loads_plaids_cdn(browser: Any) -> None:
+    with WebFixtureServer(stand_in=True) as server, browser_tab(browser, server.base_url) as tab:
+        tab.open()
+        assert not tab.page.is_visible("#standin-banner")
+        tab.connect()
+        tab.link_dialog().wait_for()
+        assert tab.page.is_visible("#standin-banner")
+        assert "Local Plaid stand-in in use" in tab.page.inner_text("#standin-banner")
+        assert tab.watch.cdn_loads == 0
+        assert tab.timeline == ["token-response", "standin-script-request"]
+        assert tab.plaid_calls()[0]["token"] == tab.tokens[0]
+        assert tab.stored()["stand_in"] is True
+        screenshot(tab.page, "stand-in")
+        tab.assert_clean()
+
+
+def test_plaid_script_that_cannot_load_is_reported(browser: Any, server: WebFixtureServer) -> None:
+    with browser_tab(browser, server.base_url, plaid_cdn=False) as tab:
+        tab.open()
+        tab.connect()
+        tab.wait_state("error")
+        text = tab.status()
+        assert "Plaid Link could not be loaded" in text
+        assert "https://cdn.plaid.com" in text  # the CSP hint
+        assert tab.plaid_calls() == []
+        assert tab.focused_id() == "status-title"
+        tab.assert_clean(net_errors={"ERR_INTERNET_DISCONNECTED"})
