@@ -12,7 +12,7 @@ server and Plaid as the loopback stand-in (which is not Plaid). The runtime's ow
 copied from the dev environment into a directory standing in for /var/runtime; the build's
 aarch64 extensions are skipped for their pure-Python fallbacks, as in tests/smoke_build.py.
 
-Checked (the events and the configuration error at AWS_LAMBDA_LOG_LEVEL INFO and at ERROR):
+Checked (the events and the configuration error at the template's LogLevel INFO and ERROR):
 - every infra/events event gets its expected status through `/response`;
 - every line the process writes (stdout and stderr) is one JSON object, none repeated (the
   runtime's own root handler included), one summary line per request when its level is shown,
@@ -159,9 +159,11 @@ def running_function(
             **lambda_environment(target, runtime, tmp / "home"),
             "_HANDLER": handler,
             "AWS_LAMBDA_RUNTIME_API": api.address,
-            # One level for Lambda's log filter and for Powertools, as template.yaml sets them
-            # (a mismatch makes Powertools warn on stderr, in plain text, at every cold start).
-            "AWS_LAMBDA_LOG_LEVEL": log_level,
+            # `log_level` is the template's LogLevel: Lambda's filter gets the template's mapping
+            # of it (never above INFO, so EMF survives), the service's logger the level itself.
+            "AWS_LAMBDA_LOG_LEVEL": target.template["Mappings"]["LambdaLogLevel"][log_level][
+                "Level"
+            ],
             "POWERTOOLS_LOG_LEVEL": log_level,
             "AWS_XRAY_DAEMON_ADDRESS": xray.address,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_endpoint,
@@ -310,7 +312,7 @@ def _scenarios(target: Target, python: str, endpoint: str, extra_paths: tuple[Pa
             faults = check_events(fn, target, level) + check_common(fn)
             lines = len(fn.output().splitlines())
         detail = f"{len(target.expected)} events, {lines} JSON lines"
-        report.add(f"events at AWS_LAMBDA_LOG_LEVEL={level}", faults, detail)
+        report.add(f"events at LogLevel={level}", faults, detail)
     for level in ("INFO", "ERROR"):  # its lines are errors: shown at both levels
         with start(env={"PLAID_CLIENT_NAME": ""}, log_level=level) as fn:
             faults = check_misconfigured(fn) + check_common(fn)
