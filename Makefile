@@ -63,7 +63,7 @@ web-errors: $(VENV)/.synced
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff format --check handler tests infra
 	$(VENV)/bin/ruff check handler tests infra
-	$(VENV)/bin/mypy handler infra/doctor
+	MYPYPATH=infra/local $(VENV)/bin/mypy handler infra/doctor
 	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py \
 		infra/local/plaid_faults.py infra/local/secrets_faults.py
 	MYPYPATH=tests:infra/local $(VENV)/bin/mypy infra/local/web_error_table.py tests/browser.py \

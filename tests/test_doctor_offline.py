@@ -252,3 +252,24 @@ def _doctor_process(**env: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def test_with_nothing_configured_the_local_setup_is_checked(
+    moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh machine: `make doctor` checks what `make serve` runs with, on its own stand-ins
+    (Secrets Manager seeded with the stand-in's keys, Plaid the loopback stand-in)."""
+    for name in ("PLAID_SECRET_ID", "PLAID_CLIENT_NAME", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+
+    code, text, doc = run_doctor("--live")
+
+    assert code == 0, text
+    assert "as make serve runs it" in text
+    assert finding(doc, "PLAID_SECRET_ID")["detail"].endswith(
+        "plaid-link-token-dev/plaid-credentials"
+    )
+    assert finding(doc, "readable")["status"] == "ok"
+    assert finding(doc, "link token (web/ios)")["status"] == "ok"
+    assert dict(os.environ) == before  # the stand-ins' settings did not leak into the process

@@ -11,7 +11,9 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from infra.doctor import render
 from infra.doctor.config_checks import check_configuration
@@ -31,6 +33,7 @@ from infra.doctor.live import GROUP as PLAID
 from infra.doctor.live import check_link_tokens
 from infra.doctor.network import check_network
 from infra.doctor.secret_checks import check_secret, keys_environment_unknown
+from linktoken.config import SETTINGS, raw_value
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
@@ -61,6 +64,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             return _finish(report, args, title)
         title = f"deployed function {function.name} (log group {function.log_group})"
         environ = function.environment
+    elif not any(raw_value(environ, setting.variable) for setting in SETTINGS):
+        return _local(report, args, environ)  # nothing configured: the local setup
     diagnose(report, environ, live=args.live)
     if function is not None:
         _recent_failures(report, function.log_group, since_ms, args.since)
@@ -85,6 +90,23 @@ def diagnose(report: Report, environ: Mapping[str, str], live: bool) -> None:
         report.add(Finding(PLAID, "link token", "skip", "not called: no usable secret"))
         return
     report.add(*check_link_tokens(config, credentials))
+
+
+def _local(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """No variable of the function's set: check what `make serve` and `make invoke` run with,
+    against the same local stand-ins (Secrets Manager seeded from PLAID_CLIENT_ID/PLAID_SECRET
+    or the stand-in's keys; Plaid Sandbox with keys, else the loopback stand-in)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
+    from local_env import local_backends
+
+    # local_backends fills the process environment, which the service's clients read.
+    with mock.patch.dict(os.environ, dict(environ)), local_backends(os.environ) as backends:
+        title = (
+            "local configuration, as make serve runs it (infra/env.json; set PLAID_SECRET_ID "
+            f"and your AWS configuration to check a real one). Secret: {backends.secrets}"
+        )
+        diagnose(report, os.environ, live=args.live)
+        return _finish(report, args, title)
 
 
 def _recent_failures(report: Report, log_group: str, since_ms: int, since: str) -> None:

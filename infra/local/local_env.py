@@ -162,6 +162,10 @@ def _create_secret(
         aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"],
     )
-    client.create_secret(
-        Name=secret_id, SecretString=json.dumps({"client_id": client_id, "secret": secret})
-    )
+    value = json.dumps({"client_id": client_id, "secret": secret})
+    try:
+        client.create_secret(Name=secret_id, SecretString=value)
+    except client.exceptions.ResourceExistsException:
+        # moto keeps its state per process: a second local run in one process (tests) finds
+        # the secret already there.
+        client.put_secret_value(SecretId=secret_id, SecretString=value)
