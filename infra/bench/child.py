@@ -9,10 +9,14 @@ argv: BUILD_DIR MODULE:FUNCTION EVENT_FILE MODE RESULT_FD
   with the event, check the 200, write one JSON line of timings to RESULT_FD, then `os._exit(0)`
   (interpreter shutdown is not part of a cold start: Lambda never pays it).
 - MODE warm: the same first invocation, then read commands from stdin: `N` runs N more
-  invocations and answers with their latencies (ms); `quit` exits.
+  invocations and answers with their latencies (ms); `quit` exits. With BENCH_FLOOR (the path
+  of floor.py), each invocation is followed by one floor POST timed in this same process, so
+  the floor and the variant share the process, its heap and the moment's machine load.
 
-Per invocation, like the Lambda runtime: a fresh `_X_AMZN_TRACE_ID` (sampled) and API Gateway
-request id, both set outside the timed region. The timed region is the handler call only.
+Per invocation, like the Lambda runtime: a fresh `_X_AMZN_TRACE_ID` and API Gateway request id,
+both set outside the timed region. BENCH_TRACE says what the header carries: `sampled`
+(`Sampled=1`), `unsampled` (`Sampled=0`) or `untraced` (no header: a direct invoke, or tracing
+in passthrough). The timed region is the handler call only.
 """
 
 import os  # noqa: E402
@@ -69,11 +73,18 @@ class Context:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
+TRACE = os.environ.get("BENCH_TRACE", "sampled")
+SAMPLED_FLAG = {"sampled": "1", "unsampled": "0"}
+
+
 def new_invocation(template: str) -> tuple[dict[str, object], Context]:
-    os.environ["_X_AMZN_TRACE_ID"] = (
-        f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
-        f"Parent={secrets.token_hex(8)};Sampled=1"
-    )
+    if TRACE in SAMPLED_FLAG:
+        os.environ["_X_AMZN_TRACE_ID"] = (
+            f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+            f"Parent={secrets.token_hex(8)};Sampled={SAMPLED_FLAG[TRACE]}"
+        )
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
     event = json.loads(template)
     event["requestContext"]["requestId"] = secrets.token_urlsafe(12)  # type: ignore[index]
     return event, Context()
@@ -101,6 +112,41 @@ def check(response: object) -> None:
         sys.stderr.write(f"bench: unexpected response {response!r}\n")
         sys.stderr.flush()
         os._exit(3)
+
+
+def load_floor() -> object | None:
+    """floor.py's `raw_post`, imported from the variant's own build (its `requests`), or None
+    when BENCH_FLOOR is unset or the build has no `requests`."""
+    path = os.environ.get("BENCH_FLOOR")
+    if not path:
+        return None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_floor", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        return None
+    return module.raw_post
+
+
+def floor_traced() -> bool:
+    """Whether a tracer has patched what the floor calls (baseline (3)'s Tracer patches
+    `requests.Session.request` and `http.client`): then the floor carries tracing cost too."""
+    import http.client
+    import types
+
+    requests = sys.modules.get("requests")
+    patched = [
+        (getattr(requests, "Session", None), "request"),
+        (http.client.HTTPConnection, "_send_request"),
+    ]
+    return any(
+        cls is not None and not isinstance(vars(cls).get(name), types.FunctionType)
+        for cls, name in patched
+    )
 
 
 def main() -> None:
@@ -156,19 +202,30 @@ def run() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    floor = load_floor()  # after the first invocation: never part of the cold start
     for line in sys.stdin:
         command = line.strip()
         if command == "quit":
             break
-        latencies = []
+        latencies, floor_latencies = [], []
         for _ in range(int(command)):
             event, context = new_invocation(template)
             started = clock()
             response = handler(event, context)
             latencies.append((clock() - started) * 1000)
             check(response)
+            if floor is not None:  # alternating: invocation, floor POST, invocation, ...
+                started = clock()
+                answer = floor(event, context)  # type: ignore[operator]
+                floor_latencies.append((clock() - started) * 1000)
+                check(answer)
         sys.stdout.flush()
-        os.write(out, (json.dumps({"latencies_ms": latencies}) + "\n").encode())
+        result = {
+            "latencies_ms": latencies,
+            "floor_ms": floor_latencies,
+            "floor_traced": floor is not None and floor_traced(),
+        }
+        os.write(out, (json.dumps(result) + "\n").encode())
     if warm_profile:
         profiler.disable()
         profiler.dump_stats(warm_profile)
