@@ -16,6 +16,8 @@
 #   8. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
 #      reads and that the keys never reach a command line (tests/test_deploy_script.py,
 #      tests/test_put_plaid_secret.py)
+#   9. tests/conformance_ric.py: the build output run by awslambdaric against a Runtime API
+#      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -310,6 +312,12 @@ step "operator scripts: deploy.sh (with SAM CLI's parameter parser) and put-plai
 # The deploy tests need .venv-sam, which exists from here on: a missing one is a failure.
 REQUIRE_SAM_VENV=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/test_deploy_script.py tests/test_put_plaid_secret.py
+took
+
+step "conformance: the build output under awslambdaric, Lambda's runtime interface client"
+before=$(fingerprint)
+.venv/bin/python tests/conformance_ric.py --python "$PY313" --build-root .aws-sam/build
+[[ "$(fingerprint)" == "$before" ]] || fail "the conformance run changed the build output"
 took
 
 printf '\nsam-checks: all passed in %d s\n' $((SECONDS - total_start))

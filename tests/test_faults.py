@@ -1,0 +1,609 @@
+"""Faults, end to end, through the real HTTP stacks.
+
+Plaid is `infra/local/plaid_faults.py` over TLS (a loopback CA the handler's session trusts
+through REQUESTS_CA_BUNDLE); Secrets Manager is moto in server mode, or, for what moto cannot
+do (access denied, throttling, slowness), `infra/local/secrets_faults.py`, which speaks the
+same wire protocol. The real `app.lambda_handler` answers, with real backoff sleeps and a
+Lambda context whose remaining time runs down like the deployed function's (20 s).
+
+Each case is a fresh container. It checks what the app gets (status, problem code), how long
+it took against the budget of docs/behaviour.md, the log line's `cause`, the EMF metrics, the
+Plaid calls and the secret reads; then the same warm container must serve a good request,
+on the connection it already had whenever the fault left that connection usable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import CLIENT_ID, SECRET, FakeContext, Output, make_event
+from helpers_app import closed_port
+from loopback import LoopbackTls, make_loopback_tls
+from plaid_faults import PlaidFaults, Reply, Reset, Silent, error_body, huge_body
+from secrets_faults import SecretsFaults, SmError, SmSlow
+
+from linktoken import plaid_client
+from linktoken.plaid_errors import BY_ERROR_CODE, BY_ERROR_TYPE, BY_HTTP_STATUS, BY_STATUS_CLASS
+from linktoken.problems import PROBLEM_TYPES
+from linktoken.secret_store import _MISCONFIGURED_CODES
+
+FUNCTION_TIMEOUT_MS = 20_000  # template.yaml
+SAFETY_MARGIN_S = plaid_client.RetryPolicy().safety_margin
+ROTATED_SECRET = "plaid-secret-rotated-3a9e-never-log"
+FIXED_SECRET = "plaid-secret-fixed-b71c-never-log"
+CANARIES = (SECRET, ROTATED_SECRET, FIXED_SECRET)
+
+
+def secret_doc(secret: str = SECRET, **fields: Any) -> str:
+    return json.dumps({"client_id": CLIENT_ID, "secret": secret, **fields})
+
+
+def transport_rule(kind: type[BaseException]) -> plaid_client.Rule:
+    """The service's own rule for a transport failure (its table, not a copy of it)."""
+    return next(rule for kinds, rule in plaid_client._TRANSPORT_RULES if issubclass(kind, kinds))
+
+
+# ------------------------------------------------------------------ the world -------------
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoopbackTls, LoopbackTls]:
+    """The CA the handler trusts, and another one it does not."""
+    root = Path(tmp_path_factory.mktemp("faults-tls"))
+    return make_loopback_tls(root / "trusted"), make_loopback_tls(root / "rogue", "rogue CA")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's Secrets Manager as an HTTP server on loopback (the real botocore stack)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def plaid(tls: tuple[LoopbackTls, LoopbackTls]) -> Iterator[PlaidFaults]:
+    with PlaidFaults(tls[0].server_context(), client_id=CLIENT_ID, secret=SECRET) as double:
+        yield double
+
+
+@dataclass
+class Exchange:
+    """One invocation, as the app and the operator see it."""
+
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+    seconds: float
+    summary: dict[str, Any]
+    metrics: dict[str, list[Any]]
+    plaid_requests: int
+    secret_reads: int
+
+    def metric(self, name: str) -> list[Any]:
+        return self.metrics.get(name, [])
+
+    def value(self, name: str) -> float:
+        """The metric's total over this invocation's EMF documents."""
+        total = 0.0
+        for doc in self.metric(name):
+            value = doc[name]
+            total += sum(value) if isinstance(value, list) else value
+        return total
+
+
+@dataclass
+class Container:
+    """One Lambda container: a runtime built once, invoked again and again."""
+
+    runtime: Any
+    plaid: PlaidFaults
+    output: Output
+    secret_id: str = ""
+    log: list[Exchange] = field(default_factory=list)
+
+    def invoke(self, remaining_ms: int = FUNCTION_TIMEOUT_MS) -> Exchange:
+        import app
+
+        app.RUNTIME = self.runtime
+        requests_before = len(self.plaid.requests)
+        reads_before = self.runtime.service.secrets.reads
+        seen = len(self.output.read())
+        started = time.monotonic()
+        response = app.lambda_handler(make_event({}), FakeContext(remaining_ms=remaining_ms))
+        seconds = time.monotonic() - started
+        lines = [json.loads(line) for line in self.output.read()[seen:].splitlines() if line]
+        summaries = [
+            line
+            for line in lines
+            if line.get("message") in {"link_token_created", "link_token_failed"}
+        ]
+        assert len(summaries) == 1, f"one summary log line per request, got {summaries}"
+        metrics: dict[str, list[Any]] = {}
+        for doc in lines:
+            for directive in doc.get("_aws", {}).get("CloudWatchMetrics", []):
+                for metric in directive["Metrics"]:
+                    metrics.setdefault(metric["Name"], []).append(doc)
+        exchange = Exchange(
+            status=response["statusCode"],
+            headers=response["headers"],
+            body=json.loads(response["body"]),
+            seconds=seconds,
+            summary=summaries[0],
+            metrics=metrics,
+            plaid_requests=len(self.plaid.requests) - requests_before,
+            secret_reads=self.runtime.service.secrets.reads - reads_before,
+        )
+        self.log.append(exchange)
+        return exchange
+
+
+@pytest.fixture
+def container(
+    plaid: PlaidFaults,
+    tls: tuple[LoopbackTls, LoopbackTls],
+    output: Output,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Container]:
+    """A container factory: Secrets Manager at `endpoint`, the secret `secret_id`."""
+    import app
+    from linktoken.observability import trace_span
+    from linktoken.runtime import build_runtime
+
+    monkeypatch.setattr(app, "RUNTIME", app.RUNTIME)  # restored after the test
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[0].ca_pem))
+
+    def make(endpoint: str, secret_id: str) -> Container:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+        env = {
+            "PLAID_SECRET_ID": secret_id,
+            "PLAID_CLIENT_NAME": "Faults Test",
+            "PLAID_BASE_URL": plaid.base_url,
+        }
+        runtime = build_runtime(env, span=trace_span)
+        assert runtime.service is not None, runtime.config_error
+        return Container(runtime, plaid, output, secret_id)
+
+    return make
+
+
+@pytest.fixture
+def secrets(moto_endpoint: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().create_client(
+        "secretsmanager", endpoint_url=moto_endpoint
+    )
+
+
+@pytest.fixture
+def warm(secrets: Any, moto_endpoint: str, container: Callable[..., Container]) -> Container:
+    """A container on moto's Secrets Manager that has served one good request."""
+    secret_id = new_secret(secrets, secret_doc())
+    warm = container(moto_endpoint, secret_id)
+    assert_ok(warm.invoke(), reads=1)
+    assert warm.plaid.connections == 1
+    return warm
+
+
+def new_secret(secrets: Any, value: str | None = None) -> str:
+    """A fresh secret id in moto (created with `value`, or absent when None)."""
+    secret_id = f"plaid-link-token/faults-{uuid.uuid4().hex[:8]}"
+    if value is not None:
+        secrets.create_secret(Name=secret_id, SecretString=value)
+    return secret_id
+
+
+# --------------------------------------------------------------------- checks --------------
+def assert_ok(exchange: Exchange, attempts: int = 1, reads: int = 0) -> None:
+    assert exchange.status == 200, exchange.body
+    assert exchange.body["link_token"].startswith("link-sandbox-")
+    assert exchange.summary["message"] == "link_token_created"
+    assert exchange.summary["attempts"] == attempts
+    assert exchange.plaid_requests == attempts
+    assert exchange.secret_reads == reads
+    assert len(exchange.metric("LinkTokenCreated")) == 1
+    assert not exchange.metric("LinkTokenFailed")
+    assert exchange.value("SecretsFetched") == reads
+    assert exchange.value("PlaidRetries") == attempts - 1
+
+
+def assert_problem(exchange: Exchange, code: str, cause: str, reads: int = 0) -> None:
+    """The app's problem, the operator's log line and the metrics agree on one code."""
+    kind = PROBLEM_TYPES[code]
+    assert exchange.status == kind.status, exchange.body
+    assert exchange.body["code"] == code
+    assert exchange.body["retryable"] is kind.retryable
+    assert exchange.headers["Content-Type"] == "application/problem+json"
+    assert "link_token" not in exchange.body
+    summary = exchange.summary
+    assert summary["message"] == "link_token_failed"
+    assert summary["error_code"] == code
+    assert summary["status"] == kind.status
+    assert cause in summary["cause"], summary["cause"]
+    (failed,) = exchange.metric("LinkTokenFailed")
+    assert failed["ErrorCode"] == code
+    assert exchange.value("SecretsFetched") == reads
+    assert exchange.secret_reads == reads
+
+
+def assert_no_canary(output: Output) -> None:
+    text = output.read()
+    for canary in CANARIES:
+        assert canary not in text
+
+
+# ------------------------------------------------------------------ Plaid faults -----------
+@dataclass(frozen=True)
+class PlaidCase:
+    """A scripted Plaid misbehaviour and everything it must produce."""
+
+    name: str
+    actions: tuple[Any, ...]
+    code: str | None  # None: the retries absorbed the fault, the app gets its token
+    cause: str
+    attempts: int
+    within_s: float  # the answer's time budget (docs/behaviour.md)
+    at_least_s: float = 0.0
+    remaining_ms: int = FUNCTION_TIMEOUT_MS
+    keeps_connection: bool = True  # the fault leaves the kept-alive connection usable
+    retry_after: str | None = None
+
+
+MAINTENANCE = error_body(503, "API_ERROR", "PLANNED_MAINTENANCE", "planned maintenance")
+INTERNAL = error_body(500, "API_ERROR", "INTERNAL_SERVER_ERROR", "an unexpected error occurred")
+RATE_LIMIT = error_body(429, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT", "too many requests")
+READ_TIMEOUT = transport_rule(requests.exceptions.ReadTimeout)
+CONNECT_FAILED = transport_rule(requests.exceptions.ConnectionError)
+FIVE_XX = BY_STATUS_CLASS[5]
+UNPARSEABLE = "Plaid's answer is not a link token nor a Plaid error"
+
+PLAID_CASES = [
+    PlaidCase("500 then success", (INTERNAL,), None, "", attempts=2, within_s=2),
+    PlaidCase(
+        "500 persistently",
+        (INTERNAL,) * 3,
+        "UPSTREAM_UNAVAILABLE",
+        BY_ERROR_CODE["INTERNAL_SERVER_ERROR"].cause,
+        attempts=3,
+        within_s=2,
+    ),
+    PlaidCase(
+        "503 PLANNED_MAINTENANCE",
+        (MAINTENANCE,) * 3,
+        "UPSTREAM_UNAVAILABLE",
+        BY_ERROR_CODE["PLANNED_MAINTENANCE"].cause,
+        attempts=3,
+        within_s=2,
+    ),
+    PlaidCase(
+        "429 with Retry-After: 1",
+        (Reply(RATE_LIMIT.status, RATE_LIMIT.body, {"Retry-After": "1"}),) * 3,
+        "RATE_LIMITED",
+        BY_ERROR_TYPE["RATE_LIMIT_EXCEEDED"].cause,
+        attempts=3,
+        within_s=3.5,
+        at_least_s=2.0,  # Plaid's pause honoured between attempts
+        retry_after="1",
+    ),
+    PlaidCase(
+        "429 with Retry-After: 30 (longer than an invocation waits)",
+        (Reply(RATE_LIMIT.status, RATE_LIMIT.body, {"Retry-After": "30"}),),
+        "RATE_LIMITED",
+        BY_ERROR_TYPE["RATE_LIMIT_EXCEEDED"].cause,
+        attempts=1,
+        within_s=1,
+        retry_after="30",
+    ),
+    PlaidCase(
+        "429 without Retry-After or body",
+        (Reply(429, b""),) * 3,
+        "RATE_LIMITED",
+        BY_HTTP_STATUS[429].cause,
+        attempts=3,
+        within_s=2,
+        retry_after="2",
+    ),
+    PlaidCase(
+        "reset mid-response, then success",
+        (Reset(),),
+        None,
+        "",
+        attempts=2,
+        within_s=2,
+        keeps_connection=False,
+    ),
+    PlaidCase(
+        "reset mid-response persistently",
+        (Reset(),) * 3,
+        "UPSTREAM_UNAVAILABLE",
+        CONNECT_FAILED.cause,
+        attempts=3,
+        within_s=2,
+        keeps_connection=False,
+    ),
+    PlaidCase(
+        "accepted then silent: read timeouts, answered before the deadline",
+        (Silent(), Silent()),
+        "UPSTREAM_TIMEOUT",
+        READ_TIMEOUT.cause,
+        attempts=2,
+        at_least_s=12.0,  # two 6 s read timeouts; a third attempt would not fit
+        within_s=14.0,
+        keeps_connection=False,
+    ),
+    PlaidCase(
+        "HTML with 200",
+        (
+            Reply(
+                200, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"}
+            ),
+        ),
+        "UPSTREAM_REJECTED",
+        UNPARSEABLE,
+        attempts=1,
+        within_s=1,
+    ),
+    PlaidCase(
+        "truncated JSON with 200",
+        (Reply(200, b'{"link_token": "link-sandbox-0b1c", "expira'),),
+        "UPSTREAM_REJECTED",
+        UNPARSEABLE,
+        attempts=1,
+        within_s=1,
+    ),
+    PlaidCase(
+        "200 without link_token",
+        (Reply(200, {"expiration": "2030-01-01T00:00:00Z", "request_id": "r1"}),),
+        "UPSTREAM_REJECTED",
+        UNPARSEABLE,
+        attempts=1,
+        within_s=1,
+    ),
+    PlaidCase(
+        "a very large body (1 MiB)",
+        (huge_body(),),
+        "UPSTREAM_REJECTED",
+        "larger than any link token answer",
+        attempts=1,
+        within_s=1,
+        keeps_connection=False,  # not read to the end: the connection cannot be reused
+    ),
+    PlaidCase(
+        "slow enough that only one attempt fits",
+        (Reply(503, b"", delay=1.0),),
+        "UPSTREAM_UNAVAILABLE",
+        FIVE_XX.cause,
+        attempts=1,
+        remaining_ms=9_000,  # 8 s left after the first answer: less than a full attempt
+        at_least_s=1.0,
+        within_s=2.0,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PLAID_CASES, ids=lambda case: case.name)
+def test_plaid_fault(case: PlaidCase, plaid: PlaidFaults, warm: Container, output: Output) -> None:
+    plaid.script(*case.actions)
+    fault = warm.invoke(remaining_ms=case.remaining_ms)
+    assert case.at_least_s <= fault.seconds <= case.within_s, fault.seconds
+    assert fault.seconds < case.remaining_ms / 1000 - SAFETY_MARGIN_S  # before the deadline
+    assert fault.plaid_requests == case.attempts
+    if case.code is None:
+        assert_ok(fault, attempts=case.attempts)
+    else:
+        assert_problem(fault, case.code, case.cause)
+        assert fault.summary["attempts"] == case.attempts
+        assert fault.value("PlaidRetries") == case.attempts - 1
+        assert fault.headers.get("Retry-After") == case.retry_after
+
+    again = warm.invoke()
+    assert_ok(again)
+    if case.keeps_connection:
+        assert plaid.connections == 1, "the kept-alive connection was not reused"
+    else:
+        assert plaid.connections > 1
+    assert_no_canary(output)
+
+
+def test_connection_refused_then_back(plaid: PlaidFaults, warm: Container) -> None:
+    with plaid.refusing():
+        fault = warm.invoke()
+    assert_problem(fault, CONNECT_FAILED.problem_code, CONNECT_FAILED.cause)
+    assert fault.summary["attempts"] == 3 and fault.plaid_requests == 0
+    assert fault.seconds < 2  # three refused connects and two short backoffs
+    assert_ok(warm.invoke())
+
+
+def test_certificate_that_does_not_verify_fails_closed(
+    plaid: PlaidFaults, tls: tuple[LoopbackTls, LoopbackTls], warm: Container
+) -> None:
+    from requests.exceptions import SSLError
+
+    rule = transport_rule(SSLError)
+    attempts = plaid_client.RetryPolicy().max_attempts if rule.retry else 1
+    failed_before = plaid.failed_connections
+    with plaid.presenting(tls[1].server_context()):
+        fault = warm.invoke()
+    assert_problem(fault, rule.problem_code, rule.cause)
+    assert fault.summary["attempts"] == attempts
+    assert fault.plaid_requests == 0, "a request (and its credentials) crossed an unverified TLS"
+    assert plaid.failed_connections - failed_before == attempts
+    assert fault.seconds < 2
+    assert_ok(warm.invoke())
+
+
+# ---------------------------------------------------------- Secrets Manager faults ---------
+@dataclass(frozen=True)
+class SecretCase:
+    """A secret moto can hold, wrong in one way, then fixed by the operator."""
+
+    name: str
+    value: str | None  # None: the secret does not exist
+    cause: str
+
+
+SECRET_CASES = [
+    SecretCase("missing", None, "ResourceNotFoundException"),
+    SecretCase("malformed JSON", '{"client_id": "x", "secret": ', "is not JSON"),
+    SecretCase("missing key", json.dumps({"client_id": CLIENT_ID}), "'secret' is missing or empty"),
+    SecretCase(
+        "empty key",
+        json.dumps({"client_id": "  ", "secret": SECRET}),
+        "'client_id' is missing or empty",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SECRET_CASES, ids=lambda case: case.name)
+def test_unusable_secret_then_fixed(
+    case: SecretCase,
+    plaid: PlaidFaults,
+    secrets: Any,
+    moto_endpoint: str,
+    container: Callable[..., Container],
+) -> None:
+    secret_id = new_secret(secrets, case.value)
+    cold = container(moto_endpoint, secret_id)
+    fault = cold.invoke()
+    assert_problem(fault, "MISCONFIGURED", case.cause, reads=1)
+    assert fault.plaid_requests == 0
+    assert fault.seconds < 1
+    if case.value is None:
+        secrets.create_secret(Name=secret_id, SecretString=secret_doc())
+    else:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=secret_doc())
+    assert_ok(cold.invoke(), reads=1)
+    assert_ok(cold.invoke())  # cached from now on
+
+
+@dataclass(frozen=True)
+class ServiceCase:
+    """Secrets Manager itself misbehaving (the double), then healthy again."""
+
+    name: str
+    actions: tuple[Any, ...]
+    code: str
+    cause: str
+    sm_requests: int
+    within_s: float
+    at_least_s: float = 0.0
+
+
+SERVICE_CASES = [
+    ServiceCase(
+        "access denied",
+        (SmError("AccessDeniedException"),),
+        "MISCONFIGURED",
+        _MISCONFIGURED_CODES["AccessDeniedException"],
+        sm_requests=1,
+        within_s=1,
+    ),
+    ServiceCase(
+        "throttled",
+        (SmError("ThrottlingException"),) * 2,
+        "UPSTREAM_UNAVAILABLE",
+        "Secrets Manager answered ThrottlingException",
+        sm_requests=2,  # botocore's standard mode retries once
+        within_s=2.5,
+    ),
+    ServiceCase(
+        "slow beyond the read timeout",
+        (SmSlow(3.0),) * 2,
+        "UPSTREAM_UNAVAILABLE",
+        "Secrets Manager unreachable: ReadTimeoutError",
+        sm_requests=2,
+        at_least_s=4.0,  # two 2 s read timeouts
+        within_s=6.0,  # docs/behaviour.md: a secret read takes at most 6 s
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SERVICE_CASES, ids=lambda case: case.name)
+def test_secrets_manager_fault_then_healthy(
+    case: ServiceCase, plaid: PlaidFaults, container: Callable[..., Container]
+) -> None:
+    with SecretsFaults(secret_doc()) as sm:
+        cold = container(sm.endpoint, "plaid-link-token/double")
+        sm.script(*case.actions)
+        fault = cold.invoke()
+        assert_problem(fault, case.code, case.cause, reads=1)
+        assert len(sm.requests) == case.sm_requests
+        assert fault.plaid_requests == 0
+        assert case.at_least_s <= fault.seconds <= case.within_s, fault.seconds
+        assert_ok(cold.invoke(), reads=1)
+
+
+def test_secrets_manager_slow_but_in_time(
+    plaid: PlaidFaults, container: Callable[..., Container]
+) -> None:
+    with SecretsFaults(secret_doc()) as sm:
+        cold = container(sm.endpoint, "plaid-link-token/double")
+        sm.script(SmSlow(1.0))
+        exchange = cold.invoke()
+        assert_ok(exchange, reads=1)
+        assert 1.0 <= exchange.seconds < 2.0
+        assert len(sm.requests) == 1
+
+
+def test_secrets_manager_unreachable_then_back(
+    plaid: PlaidFaults, container: Callable[..., Container]
+) -> None:
+    with closed_port() as port:
+        cold = container(f"http://127.0.0.1:{port}", "plaid-link-token/double")
+        fault = cold.invoke()
+    assert_problem(
+        fault, "UPSTREAM_UNAVAILABLE", "Secrets Manager unreachable: EndpointConnectionError", 1
+    )
+    assert fault.seconds < 3 and fault.plaid_requests == 0
+    with SecretsFaults(secret_doc(), port=port):
+        assert_ok(cold.invoke(), reads=1)
+
+
+def test_rotation_while_warm_rereads_once(
+    plaid: PlaidFaults, secrets: Any, warm: Container, output: Output
+) -> None:
+    secrets.put_secret_value(SecretId=warm.secret_id, SecretString=secret_doc(ROTATED_SECRET))
+    plaid.accept_keys(CLIENT_ID, ROTATED_SECRET)  # the old keys are revoked
+
+    healed = warm.invoke()
+    assert_ok(healed, attempts=2, reads=1)  # rejected once, one re-read, accepted
+    assert plaid.requests[-1]["headers"]["PLAID-SECRET"] == ROTATED_SECRET
+    assert_ok(warm.invoke())
+    assert plaid.connections == 1  # a 400 keeps the connection
+    assert_no_canary(output)
+
+
+def test_wrong_secret_one_reread_no_loop(
+    plaid: PlaidFaults, secrets: Any, warm: Container, output: Output
+) -> None:
+    plaid.accept_keys(CLIENT_ID, FIXED_SECRET)  # Plaid no longer accepts the stored keys
+
+    fault = warm.invoke()
+    assert_problem(
+        fault,
+        "UPSTREAM_REJECTED",
+        BY_ERROR_CODE["INVALID_API_KEYS"].cause + " (a fresh read returned the same keys)",
+        reads=1,
+    )
+    assert fault.plaid_requests == 1 and fault.summary["attempts"] == 1
+    assert fault.body["plaid_error_code"] == "INVALID_API_KEYS"
+    assert fault.seconds < 1
+
+    secrets.put_secret_value(SecretId=warm.secret_id, SecretString=secret_doc(FIXED_SECRET))
+    assert_ok(warm.invoke(), attempts=2, reads=1)  # the operator's fix is picked up
+    assert_ok(warm.invoke())
+    assert plaid.connections == 1
+    assert_no_canary(output)
