@@ -61,6 +61,7 @@ class Runner:
     warm: list[float] = field(default_factory=list)
     warm_floor: list[float] = field(default_factory=list)  # the floor, in the same process
     floor_traced: bool = False
+    ric: list[dict[str, Any]] = field(default_factory=list)  # cold starts under awslambdaric
     warm_counters: dict[str, int] = field(default_factory=dict)
     warm_maxrss_kib: int = 0
     log_lines: dict[str, int] = field(default_factory=dict)
@@ -188,10 +189,33 @@ def cold_start(world: World, runner: Runner, python: str, logs: Path) -> dict[st
     return result
 
 
-def run_cold(world: World, runners: list[Runner], n: int, python: str, logs: Path) -> None:
+def run_cold(
+    world: World,
+    runners: list[Runner],
+    n: int,
+    python: str,
+    logs: Path,
+    ric_runners: list[Runner] | None = None,
+) -> None:
+    """n rounds; in each, one in-process cold start per runner, then one under awslambdaric
+    per `ric_runners` entry, so drift on the machine hits every variant and both alike."""
+    if ric_runners:
+        from ric import prepare_runtime, ric_cold_start
+
+        runtime = prepare_runtime(BENCH / "var-runtime")
+        event = json.loads(EVENT.read_text())
     for round_no in range(n):
         for runner in runners:
             runner.cold.append(cold_start(world, runner, python, logs))
+        for runner in ric_runners or []:
+            env = lambda_env(world, runner, python)
+            handler = runner.target.replace(":", ".")
+            log = logs / f"{runner.name}-ric.log"
+            runner.ric.append(
+                ric_cold_start(
+                    python, runner.build_dir, handler, env, event, runtime, runner.trace, log
+                )
+            )
         progress(f"cold {round_no + 1}/{n}")
 
 
@@ -353,6 +377,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=50, help="warm interleaving batch")
     parser.add_argument("--variants", help="comma-separated subset (default: all)")
     parser.add_argument(
+        "--no-ric",
+        action="store_true",
+        help="skip the cold starts under awslambdaric (the runtime interface client)",
+    )
+    parser.add_argument(
         "--cold-traces",
         default="sampled,unsampled",
         help="trace modes of the cold starts (comma-separated; warm runs all three)",
@@ -415,7 +444,8 @@ def main() -> int:
         old.unlink()
 
     with World(BENCH / "world") as world:
-        run_cold(world, cold_runners, args.cold, python, logs)
+        ric_runners = [] if args.no_ric else [r for r in cold_runners if r.variant.built]
+        run_cold(world, cold_runners, args.cold, python, logs, ric_runners)
         run_warm(world, warm_runners + floors, args.warm, args.batch, python, logs)
 
     py_version = subprocess.run(
@@ -444,10 +474,11 @@ def main() -> int:
                 "trust_env_false": floors[1].warm,
                 "urllib3": floors[2].warm,
             },
-            {},
+            {(r.variant.name, r.trace): r.ric for r in cold_runners if r.ric},
         ),
         "raw": {
             "cold": {r.name: r.cold for r in cold_runners},
+            "cold_awslambdaric": {r.name: r.ric for r in cold_runners if r.ric},
             "warm": {
                 r.name: {"warm_ms": r.warm, "floor_ms": r.warm_floor, "warm_first": r.warm_first}
                 for r in warm_runners + floors
