@@ -329,7 +329,7 @@ def git_state() -> str:
     return rev + (" (handler/ modified)" if dirty else "")
 
 
-def profile(name: str, rebuild: bool) -> int:
+def profile(name: str, rebuild: bool, trace: str = "sampled") -> int:
     import pstats
 
     python = builder.python313()
@@ -341,8 +341,10 @@ def profile(name: str, rebuild: bool) -> int:
     prof = BENCH / "prof"
     prof.mkdir(parents=True, exist_ok=True)
     stats_path = prof / f"{name}.pstats"
-    runner = Runner(variant, path, variant.handler, name, {"BENCH_CPROFILE": str(stats_path)})
-    plain = Runner(variant, path, variant.handler, name)
+    runner = Runner(
+        variant, path, variant.handler, name, {"BENCH_CPROFILE": str(stats_path)}, trace=trace
+    )
+    plain = Runner(variant, path, variant.handler, name, trace=trace)
     with World(BENCH / "world") as world:
         env = lambda_env(world, plain, python)
         read_fd, write_fd = os.pipe()
@@ -358,7 +360,8 @@ def profile(name: str, rebuild: bool) -> int:
         os.close(read_fd)
         cold_start(world, runner, python, prof)
         warm_path = prof / f"{name}-warm.pstats"
-        warm = Runner(variant, path, variant.handler, name, {"BENCH_CPROFILE_WARM": str(warm_path)})
+        warm_env = {"BENCH_CPROFILE_WARM": str(warm_path)}
+        warm = Runner(variant, path, variant.handler, name, warm_env, trace=trace)
         run_warm(world, [warm], 300, 300, python, prof)
     stats = pstats.Stats(str(stats_path))
     stats.sort_stats("cumulative").print_stats(45)
@@ -404,7 +407,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if args.profile:
-        return profile(args.profile, args.rebuild)
+        return profile(args.profile, args.rebuild, args.cold_traces.split(",")[0])
     if args.quick:
         args.cold, args.warm, args.batch = 2, 30, 15
     json_path = args.json or args.out.with_suffix(".json")
