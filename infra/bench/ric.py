@@ -89,8 +89,11 @@ def ric_cold_start(
     runtime: Path,
     trace: str,
     log: Path,
+    extra_paths: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """One fresh function process under awslambdaric, from its start to its first response."""
+    """One fresh function process under awslambdaric, from its start to its first response.
+    `extra_paths` follow the task root and the runtime on the import path (a test runs the
+    checkout's handler/ with the dev environment's packages)."""
     with TimedRuntimeApi(trace) as api:
         request_id = api.invoke(event)
         full_env = {
@@ -98,7 +101,7 @@ def ric_cold_start(
             "_HANDLER": handler,
             "AWS_LAMBDA_RUNTIME_API": api.address,
             "LAMBDA_RUNTIME_DIR": str(runtime),
-            "PYTHONPATH": os.pathsep.join([str(build_dir), str(runtime)]),
+            "PYTHONPATH": os.pathsep.join(map(str, [build_dir, runtime, *extra_paths])),
             "PYTHONNOUSERSITE": "1",
         }
         full_env.pop("_X_AMZN_TRACE_ID", None)  # the runtime sets it from each invocation
