@@ -152,6 +152,9 @@ class Subsegment:
         return doc
 
 
+_NOT_SAMPLED: Final[AbstractContextManager[None]] = nullcontext()
+
+
 class Tracer:
     """The handler decorator, annotations and subsegments for sampled invocations only."""
 
@@ -202,12 +205,15 @@ class Tracer:
         if self._stack:
             self._stack[0].put_annotation(key, value)
 
+    def subsegment(
+        self, name: str, namespace: str | None = None
+    ) -> AbstractContextManager[Subsegment | None]:
+        """A nested subsegment around a call; yields None when the invocation is not sampled
+        (one shared no-op context: nothing is allocated for it)."""
+        return self._recorded(name, namespace) if self._stack else _NOT_SAMPLED
+
     @contextmanager
-    def subsegment(self, name: str, namespace: str | None = None) -> Iterator[Subsegment | None]:
-        """A nested subsegment around a call; yields None when the invocation is not sampled."""
-        if not self._stack:
-            yield None
-            return
+    def _recorded(self, name: str, namespace: str | None) -> Iterator[Subsegment]:
         sub = Subsegment(name, namespace)
         self._stack[-1].children.append(sub)
         self._stack.append(sub)
