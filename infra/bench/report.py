@@ -102,6 +102,8 @@ def warm_summary(run: Measured, floor_process: dict[str, float]) -> dict[str, An
     reference = floor or floor_process
     first, counters = run.warm_first, run.warm_counters
     overhead = warm["p50"] - reference["p50"]
+    # Each invocation minus the floor POST right after it: drift on the machine cancels out.
+    pairs = [h - f for h, f in zip(run.warm, run.warm_floor, strict=False)]
     return {
         "warm_ms": warm,
         "floor_in_process_ms": floor,
@@ -109,6 +111,7 @@ def warm_summary(run: Measured, floor_process: dict[str, float]) -> dict[str, An
         "overhead_p50_ms": overhead,
         "overhead_p99_ms": warm["p99"] - reference["p99"],
         "overhead_p50_vs_floor_process_ms": warm["p50"] - floor_process["p50"],
+        "overhead_paired_median_ms": statistics.median(pairs) if pairs else None,
         "invocations": len(run.warm),
         "container": {key: first[key] + counters[key] for key in counters},
         "warm_only": counters,
@@ -247,14 +250,16 @@ def markdown(report: dict[str, Any]) -> str:
         "First response = in-process time from the runner's first line to the handler's first "
         "200 (Lambda's Init Duration + first Duration, without the sandbox set-up Lambda adds); "
         "CPU = CPU time of the process at that point; process wall = fork to exit, measured by "
-        "the parent. Ratios compare first-response medians in the same trace mode; *as shipped* "
+        "the parent. Ratios compare first-response medians in the same trace mode (CPU ratios: "
+        "CPU medians, less sensitive to other load on the machine); *as shipped* "
         "= against the baseline as `sam build`'s python builder packages it, *same build* = "
         "against the baseline packaged exactly like the row.",
         "",
         "| variant | trace | first response p50 | p99 | min | CPU p50 | init p50 "
         "| first invoke p50 | process wall p50 | peak RSS MiB | modules | X-Ray datagrams "
-        "| vs (1) as shipped | vs (3) as shipped | vs (1) same build | vs (3) same build |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| vs (1) as shipped | vs (3) as shipped | vs (1) same build | vs (3) same build "
+        "| CPU vs (1) same build | CPU vs (3) same build |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     b1, b3 = TARGETS["cold_vs_b1"], TARGETS["cold_vs_b3"]
     lines += _rows(
@@ -268,7 +273,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {c['maxrss_mib']['p50']:.1f} | {c['modules']:.0f} "
             f"| {c['xray_datagrams_per_start']:.0f} "
             f"| {fmt_ratio(c['vs_b1'], b1)} | {fmt_ratio(c['vs_b3'], b3)} "
-            f"| {fmt_ratio(c['vs_b1_same_build'], b1)} | {fmt_ratio(c['vs_b3_same_build'], b3)} |"
+            f"| {fmt_ratio(c['vs_b1_same_build'], b1)} | {fmt_ratio(c['vs_b3_same_build'], b3)} "
+            f"| {fmt_ratio(c['cpu_vs_b1_same_build'], b1)} "
+            f"| {fmt_ratio(c['cpu_vs_b3_same_build'], b3)} |"
         ),
     )
     lines += [
@@ -320,14 +327,16 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Each invocation is followed by one kept-alive `requests.Session().post` of the same "
         "body to the same stand-in, timed in the same process (the floor); overhead = variant "
-        "p50 − that floor's p50. Floors in their own processes, same run (cross-check): "
+        "p50 − that floor's p50; the median of (invocation − the floor POST right after it) is "
+        "beside it. Floors in their own processes, same run (cross-check): "
         f"`requests.Session()` p50 {floor['raw_session']['p50']:.3f}, "
         f"with `trust_env=False` p50 {floor['trust_env_false']['p50']:.3f}, "
         f"urllib3 directly p50 {floor['urllib3']['p50']:.3f}.",
         "",
         "| variant | trace | p50 | p99 | floor p50 (same process) | overhead p50 "
-        "(target) | overhead p99 | overhead p50 vs floor process | n |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "(target) | overhead p99 | median of paired differences | overhead p50 vs floor "
+        "process | n |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
 
     def warm_line(r: dict[str, Any], trace: str, w: dict[str, Any]) -> str:
@@ -336,10 +345,12 @@ def markdown(report: dict[str, Any]) -> str:
         if w["floor_traced"]:
             floor_text += " (traced by the variant's patches)"
         target = overhead_target(trace)
+        paired = w["overhead_paired_median_ms"]
         return (
             f"| {r['label']} | {trace} | {w['warm_ms']['p50']:.3f} | {w['warm_ms']['p99']:.3f} "
             f"| {floor_text} | **{w['overhead_p50_ms']:.3f}** (≤ {target}) "
             f"{mark(w['overhead_met'])} | {w['overhead_p99_ms']:.3f} "
+            f"| {'-' if paired is None else f'{paired:.3f}'} "
             f"| {w['overhead_p50_vs_floor_process_ms']:.3f} | {w['invocations']} |"
         )
 
