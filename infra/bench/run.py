@@ -60,6 +60,8 @@ class Runner:
     warm_first: dict[str, Any] = field(default_factory=dict)
     warm: list[float] = field(default_factory=list)
     warm_floor: list[float] = field(default_factory=list)  # the floor, in the same process
+    warm_cpu: list[float] = field(default_factory=list)  # CPU time of each invocation
+    warm_floor_cpu: list[float] = field(default_factory=list)
     floor_traced: bool = False
     ric: list[dict[str, Any]] = field(default_factory=list)  # cold starts under awslambdaric
     warm_counters: dict[str, int] = field(default_factory=dict)
@@ -253,6 +255,8 @@ def run_warm(
                 fail(runner, proc, "warm invocations")
             runner.warm.extend(batch_result["latencies_ms"])
             runner.warm_floor.extend(batch_result.get("floor_ms", []))
+            runner.warm_cpu.extend(batch_result.get("cpu_ms", []))
+            runner.warm_floor_cpu.extend(batch_result.get("floor_cpu_ms", []))
             runner.floor_traced = runner.floor_traced or bool(batch_result.get("floor_traced"))
             time.sleep(0.02)  # let the stand-in's and the sink's threads settle
             after = world.counters()
