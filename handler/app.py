@@ -19,10 +19,10 @@ from typing import Any  # noqa: E402
 from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 
 from linktoken.endpoint import Invocation, handle  # noqa: E402
-from linktoken.observability import logger, metrics, trace_span, tracer  # noqa: E402
+from linktoken.observability import aws_span, logger, metrics, trace_span, tracer  # noqa: E402
 from linktoken.runtime import build_runtime  # noqa: E402
 
-RUNTIME = build_runtime(os.environ, span=trace_span)
+RUNTIME = build_runtime(os.environ, span=trace_span, aws_span=aws_span)
 if RUNTIME.config_error:
     logger.error("configuration_invalid", extra={"cause": RUNTIME.config_error})
 
@@ -38,7 +38,7 @@ else:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
 )
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: Invocation) -> dict[str, Any]:
     return handle(event, context, RUNTIME)

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,48 @@ def test_baseline_returns_a_link_token(name: str, world: World, tmp_path: Path) 
     after = world.counters()
     assert after["plaid_requests"] - before["plaid_requests"] == 1
     assert after["secret_reads"] - before["secret_reads"] == 1
+
+
+@pytest.fixture(scope="module")
+def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ric import prepare_runtime
+
+    return prepare_runtime(tmp_path_factory.mktemp("bench-ric") / "var-runtime")
+
+
+@pytest.mark.parametrize(
+    ("trace", "datagrams"), [("sampled", 1), ("unsampled", 0), ("untraced", 0)]
+)
+def test_the_product_under_awslambdaric_answers_and_traces_only_sampled_invocations(
+    trace: str, datagrams: int, world: World, lambda_runtime: Path, tmp_path: Path
+) -> None:
+    # The benchmark's awslambdaric cold start, on the checkout's handler/: the Runtime API's
+    # trace header reaches the handler as Lambda sets it, and only Sampled=1 is traced.
+    import sysconfig
+
+    from ric import ric_cold_start
+
+    root = ROOT / "handler"
+    variant = bench_build.Variant("product", "product", "app:lambda_handler", root)
+    runner = bench_run.Runner(variant, root, "app:lambda_handler", "product", trace=trace)
+    env = bench_run.lambda_env(world, runner, sys.executable)
+    before = world.counters()
+
+    result = ric_cold_start(
+        sys.executable,
+        root,
+        "app.lambda_handler",
+        env,
+        json.loads(bench_run.EVENT.read_text()),
+        lambda_runtime,
+        trace,
+        tmp_path / "ric.log",
+        extra_paths=(Path(sysconfig.get_paths()["purelib"]),),
+    )
+
+    assert result["first_response_ms"] > 0  # it raises unless a 200 with a link token came back
+    time.sleep(0.2)  # the datagram travels over UDP
+    after = world.counters()
+    assert after["plaid_requests"] - before["plaid_requests"] == 1
+    assert after["secret_reads"] - before["secret_reads"] == 1
+    assert after["xray_datagrams"] - before["xray_datagrams"] == datagrams

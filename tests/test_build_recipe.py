@@ -20,10 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKEFILE = ROOT / "handler" / "Makefile"
-# Kept although the handler creates no such client (the reasons are in handler/Makefile):
-# botocore's credential providers use sts; the X-Ray SDK creates an xray client at import
-# outside Lambda (local runs, the build smoke test).
-KEPT_FOR_THE_SDKS = {"sts", "xray"}
+# Kept although the handler creates no such client (the reason is in handler/Makefile):
+# botocore's credential providers use sts.
+KEPT_FOR_THE_SDKS = {"sts"}
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
@@ -95,7 +94,7 @@ def test_prune_and_compile_keeps_the_services_and_ships_runtime_bytecode(tmp_pat
     assert done.returncode == 0, done.stderr
 
     data = tmp_path / "botocore" / "data"
-    assert {p.name for p in data.iterdir() if p.is_dir()} == {"secretsmanager", "sts", "xray"}
+    assert {p.name for p in data.iterdir() if p.is_dir()} == {"secretsmanager", "sts"}
     assert (data / "_retry.json").is_file(), "top-level data files stay"
     endpoints = json.loads((data / "endpoints.json").read_text())
     for partition in endpoints["partitions"]:
@@ -118,10 +117,10 @@ def test_prune_and_compile_keeps_the_services_and_ships_runtime_bytecode(tmp_pat
 
 def test_prune_and_compile_fails_when_botocore_lacks_a_kept_model(tmp_path: Path) -> None:
     _installed_tree(tmp_path)
-    shutil.rmtree(tmp_path / "botocore" / "data" / "xray")
+    shutil.rmtree(tmp_path / "botocore" / "data" / "sts")
     done = make("prune-and-compile", ARTIFACTS_DIR=str(tmp_path), PY313=sys.executable)
     assert done.returncode != 0
-    assert "botocore has no xray model" in done.stderr
+    assert "botocore has no sts model" in done.stderr
 
 
 def test_the_build_refuses_a_wrong_python_or_artifacts_dir(tmp_path: Path) -> None:

@@ -5,11 +5,10 @@ read as INFO), no event logging, correlation id from the API Gateway request id.
 own level is POWERTOOLS_LOG_LEVEL, applied even where Lambda's log level (AWS_LAMBDA_LOG_LEVEL)
 says otherwise: the template keeps Lambda's filter at INFO or below, so that it never drops the
 EMF documents (they carry no level) while this logger still honours WARNING or ERROR.
-Traces: only `botocore` is patched (patching every supported library costs cold-start time for
-modules this service never imports); the Plaid call is its own `remote` subsegment carrying the
-HTTP method, URL and status, which is what the X-Ray SDK's `requests` patch would record, at less
-cost per call and without sending our `X-Amzn-Trace-Id` header to Plaid (measured in
-docs/performance.md). Responses and errors are not recorded.
+Traces: X-Ray subsegments of sampled invocations only (`linktoken.xray`, no X-Ray SDK): the
+handler, the Plaid call as a `remote` subsegment with the HTTP method, URL and status, and the
+Secrets Manager call as an `aws` one with its operation, region, request id and status. Our
+`X-Amzn-Trace-Id` header is never sent to Plaid. Responses and errors are not recorded.
 Metrics: EMF in the log stream; per-code failures go out as single metrics so the `ErrorCode`
 dimension does not split the latency metrics.
 """
@@ -20,15 +19,29 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+
+from linktoken.xray import Tracer
 
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME") or "plaid-link-token"
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PlaidLinkToken"
 FUNCTION_VERSION: Final = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
 
-logger = Logger(service=SERVICE, log_uncaught_exceptions=False, use_rfc3339=True)
-tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+
+def _message_as_is(message: object) -> str:
+    """Powertools tries to parse every log message as JSON (an exception per line for plain
+    text, ~20 % of a summary line's cost); this service's messages are event names."""
+    raise TypeError("log messages are event names, not JSON")
+
+
+logger = Logger(
+    service=SERVICE,
+    log_uncaught_exceptions=False,
+    use_rfc3339=True,
+    json_deserializer=_message_as_is,
+)
+tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 
@@ -44,9 +57,15 @@ logging.getLogger(logger.name).setLevel(service_log_level(os.environ))
 
 
 def trace_span(name: str) -> AbstractContextManager[Any]:
-    """An X-Ray subsegment for a call to a remote service (a no-op context when tracing is
-    disabled); the caller puts the HTTP facts on it with `put_http_meta`."""
-    return tracer.provider.in_subsegment(name=f"## {name}", namespace="remote")
+    """An X-Ray subsegment for a call to a remote service (yields None when the invocation is
+    not sampled); the caller puts the HTTP facts on it with `put_http_meta`."""
+    return tracer.subsegment(f"## {name}", namespace="remote")
+
+
+def aws_span(service: str) -> AbstractContextManager[Any]:
+    """An X-Ray subsegment for an AWS call, named after the service as X-Ray's service map
+    names it (`secretsmanager`); the caller adds the `aws` facts."""
+    return tracer.subsegment(service, namespace="aws")
 
 
 def count(name: str, value: float = 1) -> None:

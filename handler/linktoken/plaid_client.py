@@ -18,7 +18,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,6 +34,7 @@ from linktoken.answer_body import (
 )
 from linktoken.plaid_errors import PlaidError, Rule, classify
 from linktoken.secret_store import PlaidCredentials
+from linktoken.xray import Span, no_span
 
 PLAID_VERSION = "2020-09-14"
 USER_AGENT = f"plaid-link-token-service/{__version__} python-requests/{requests.__version__}"
@@ -124,13 +124,6 @@ class PlaidCallError(Exception):
         self.latency_ms = latency_ms
         self.retry_after = retry_after
         self.cause = cause or error.rule.cause
-
-
-Span = Callable[[str], AbstractContextManager[Any]]
-
-
-def no_span(_name: str) -> AbstractContextManager[Any]:
-    return nullcontext()
 
 
 class PlaidClient:

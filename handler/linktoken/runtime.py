@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from linktoken.config import Config, ConfigError, load_config
-from linktoken.plaid_client import PlaidClient, Span, no_span
+from linktoken.plaid_client import PlaidClient
 from linktoken.secret_store import SecretStore
 from linktoken.service import LinkTokenService
+from linktoken.xray import Span, no_span
 
 
 @dataclass(slots=True)
@@ -32,13 +33,16 @@ class Runtime:
             self.service.plaid.reset()
 
 
-def build_runtime(environ: Mapping[str, str], span: Span = no_span) -> Runtime:
-    """Validate the environment and build the service, or keep the reason it cannot be built."""
+def build_runtime(
+    environ: Mapping[str, str], span: Span = no_span, aws_span: Span = no_span
+) -> Runtime:
+    """Validate the environment and build the service, or keep the reason it cannot be built.
+    `span` traces the Plaid call, `aws_span` the Secrets Manager call."""
     try:
         config = load_config(environ)
     except ConfigError as exc:
         return Runtime(service=None, config_error=str(exc))
-    secrets = SecretStore(config.secret_id, config.secret_ttl_seconds)
+    secrets = SecretStore(config.secret_id, config.secret_ttl_seconds, span=aws_span)
     secrets.prepare()
     plaid = PlaidClient(config.base_url, span=span)
     return Runtime(service=LinkTokenService(config, secrets, plaid))

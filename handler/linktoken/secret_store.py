@@ -9,11 +9,12 @@ attempts: botocore's defaults (60 s read timeout, legacy retries) would outlive 
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from linktoken.problems import Problem
+from linktoken.xray import Span, no_span
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -122,11 +123,13 @@ class SecretStore:
         ttl_seconds: int,
         client_factory: Callable[[], Any] = make_secrets_client,
         clock: Callable[[], float] = time.monotonic,
+        span: Span = no_span,
     ) -> None:
         self._secret_id = secret_id
         self._ttl = ttl_seconds
         self._client_factory = client_factory
         self._clock = clock
+        self._span = span
         self._client: Any = None
         self._cached: PlaidCredentials | None = None
         self._expires_at = 0.0
@@ -174,7 +177,13 @@ class SecretStore:
             if self._client is None:
                 self._client = self._client_factory()
             self.reads += 1
-            response = self._client.get_secret_value(SecretId=self._secret_id)
+            with self._span("secretsmanager") as span:
+                try:
+                    response = self._client.get_secret_value(SecretId=self._secret_id)
+                except ClientError as exc:
+                    _aws_meta(span, self._client, exc.response)
+                    raise
+                _aws_meta(span, self._client, response)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
             if code in _MISCONFIGURED_CODES:
@@ -196,6 +205,21 @@ class SecretStore:
             raise _unavailable(f"Secrets Manager unreachable: {name}") from None
         secret_string = response.get("SecretString")
         return secret_string if isinstance(secret_string, str) else None
+
+
+def _aws_meta(span: Any, client: Any, response: Mapping[str, Any]) -> None:
+    """What X-Ray records for an AWS call: operation, region, request id, retries, status."""
+    if span is None:
+        return
+    meta = response.get("ResponseMetadata", {})
+    span.aws.update(
+        operation="GetSecretValue",
+        region=getattr(getattr(client, "meta", None), "region_name", None),
+        request_id=meta.get("RequestId"),
+        retries=meta.get("RetryAttempts", 0),
+    )
+    if "HTTPStatusCode" in meta:
+        span.put_http_meta("status", meta["HTTPStatusCode"])
 
 
 def _unavailable(cause: str) -> Problem:

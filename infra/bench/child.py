@@ -9,10 +9,14 @@ argv: BUILD_DIR MODULE:FUNCTION EVENT_FILE MODE RESULT_FD
   with the event, check the 200, write one JSON line of timings to RESULT_FD, then `os._exit(0)`
   (interpreter shutdown is not part of a cold start: Lambda never pays it).
 - MODE warm: the same first invocation, then read commands from stdin: `N` runs N more
-  invocations and answers with their latencies (ms); `quit` exits.
+  invocations and answers with their latencies (ms); `quit` exits. With BENCH_FLOOR (the path
+  of floor.py), each invocation is followed by one floor POST timed in this same process, so
+  the floor and the variant share the process, its heap and the moment's machine load.
 
-Per invocation, like the Lambda runtime: a fresh `_X_AMZN_TRACE_ID` (sampled) and API Gateway
-request id, both set outside the timed region. The timed region is the handler call only.
+Per invocation, like the Lambda runtime: a fresh `_X_AMZN_TRACE_ID` and API Gateway request id,
+both set outside the timed region. BENCH_TRACE says what the header carries: `sampled`
+(`Sampled=1`), `unsampled` (`Sampled=0`) or `untraced` (no header: a direct invoke, or tracing
+in passthrough). The timed region is the handler call only.
 """
 
 import os  # noqa: E402
@@ -69,11 +73,18 @@ class Context:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
+TRACE = os.environ.get("BENCH_TRACE", "sampled")
+SAMPLED_FLAG = {"sampled": "1", "unsampled": "0"}
+
+
 def new_invocation(template: str) -> tuple[dict[str, object], Context]:
-    os.environ["_X_AMZN_TRACE_ID"] = (
-        f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
-        f"Parent={secrets.token_hex(8)};Sampled=1"
-    )
+    if TRACE in SAMPLED_FLAG:
+        os.environ["_X_AMZN_TRACE_ID"] = (
+            f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+            f"Parent={secrets.token_hex(8)};Sampled={SAMPLED_FLAG[TRACE]}"
+        )
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
     event = json.loads(template)
     event["requestContext"]["requestId"] = secrets.token_urlsafe(12)  # type: ignore[index]
     return event, Context()
@@ -103,6 +114,41 @@ def check(response: object) -> None:
         os._exit(3)
 
 
+def load_floor() -> object | None:
+    """floor.py's `raw_post`, imported from the variant's own build (its `requests`), or None
+    when BENCH_FLOOR is unset or the build has no `requests`."""
+    path = os.environ.get("BENCH_FLOOR")
+    if not path:
+        return None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_floor", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        return None
+    return module.raw_post
+
+
+def floor_traced() -> bool:
+    """Whether a tracer has patched what the floor calls (baseline (3)'s Tracer patches
+    `requests.Session.request` and `http.client`): then the floor carries tracing cost too."""
+    import http.client
+    import types
+
+    requests = sys.modules.get("requests")
+    patched = [
+        (getattr(requests, "Session", None), "request"),
+        (http.client.HTTPConnection, "_send_request"),
+    ]
+    return any(
+        cls is not None and not isinstance(vars(cls).get(name), types.FunctionType)
+        for cls, name in patched
+    )
+
+
 def main() -> None:
     profile_to = os.environ.get("BENCH_CPROFILE")
     if profile_to:  # run.py --profile: import + first invocation under cProfile
@@ -117,6 +163,33 @@ def main() -> None:
             profiler.dump_stats(profile_to)
     else:
         run()
+
+
+def warm_batch(handler: object, floor: object, template: str, count: int) -> dict[str, object]:
+    """`count` invocations, each followed by one floor POST when there is a floor: wall and
+    CPU time of each (CPU time of this process: what other load on the machine leaves out)."""
+    clock, cpu_clock = time.perf_counter, time.process_time
+    wall, cpu, floor_wall, floor_cpu = [], [], [], []
+    for _ in range(count):
+        event, context = new_invocation(template)
+        started, cpu_started = clock(), cpu_clock()
+        response = handler(event, context)  # type: ignore[operator]
+        wall.append((clock() - started) * 1000)
+        cpu.append((cpu_clock() - cpu_started) * 1000)
+        check(response)
+        if floor is not None:  # alternating: invocation, floor POST, invocation, ...
+            started, cpu_started = clock(), cpu_clock()
+            answer = floor(event, context)  # type: ignore[operator]
+            floor_wall.append((clock() - started) * 1000)
+            floor_cpu.append((cpu_clock() - cpu_started) * 1000)
+            check(answer)
+    return {
+        "latencies_ms": wall,
+        "cpu_ms": cpu,
+        "floor_ms": floor_wall,
+        "floor_cpu_ms": floor_cpu,
+        "floor_traced": floor is not None and floor_traced(),
+    }
 
 
 def run() -> None:
@@ -149,26 +222,20 @@ def run() -> None:
     if MODE == "cold":
         sys.stdout.flush()
         os._exit(0)
-    clock = time.perf_counter
     warm_profile = os.environ.get("BENCH_CPROFILE_WARM")
     if warm_profile:  # run.py --profile: the warm invocations under cProfile
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
+    floor = load_floor()  # after the first invocation: never part of the cold start
     for line in sys.stdin:
         command = line.strip()
         if command == "quit":
             break
-        latencies = []
-        for _ in range(int(command)):
-            event, context = new_invocation(template)
-            started = clock()
-            response = handler(event, context)
-            latencies.append((clock() - started) * 1000)
-            check(response)
+        result = warm_batch(handler, floor, template, int(command))
         sys.stdout.flush()
-        os.write(out, (json.dumps({"latencies_ms": latencies}) + "\n").encode())
+        os.write(out, (json.dumps(result) + "\n").encode())
     if warm_profile:
         profiler.disable()
         profiler.dump_stats(warm_profile)

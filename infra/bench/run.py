@@ -19,7 +19,7 @@ A benchmark, not a test: it asserts nothing about timings. It does fail loudly w
 does not answer 200 with a link token.
 """
 
-# ruff: noqa: S603, S607, RUF001
+# ruff: noqa: S603, S607
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import secrets
-import statistics
 import subprocess
 import sys
 import time
@@ -39,21 +38,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build as builder
+from report import MEMORY_MB, TARGETS, TRACES, analyse, markdown
 from services import CLIENT_ID, SECRET, SECRET_ID, World
 
 ROOT = builder.ROOT
 BENCH = builder.BENCH
 CHILD = Path(__file__).resolve().parent / "child.py"
 EVENT = ROOT / "infra/events/ok.json"
-MEMORY_MB = 1024  # template.yaml's MemorySize default
-
-TARGETS = {
-    "cold_vs_b1": 1.0,
-    "cold_vs_b3": 0.8,
-    "overhead_p50_ms": 0.3,
-    "connections": 1,
-    "secret_reads": 1,
-}
+FLOOR_FILE = Path(__file__).resolve().parent / "floor.py"
 
 
 @dataclass
@@ -63,9 +55,15 @@ class Runner:
     target: str  # module:function
     name: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    trace: str = "sampled"
     cold: list[dict[str, Any]] = field(default_factory=list)
     warm_first: dict[str, Any] = field(default_factory=dict)
     warm: list[float] = field(default_factory=list)
+    warm_floor: list[float] = field(default_factory=list)  # the floor, in the same process
+    warm_cpu: list[float] = field(default_factory=list)  # CPU time of each invocation
+    warm_floor_cpu: list[float] = field(default_factory=list)
+    floor_traced: bool = False
+    ric: list[dict[str, Any]] = field(default_factory=list)  # cold starts under awslambdaric
     warm_counters: dict[str, int] = field(default_factory=dict)
     warm_maxrss_kib: int = 0
     log_lines: dict[str, int] = field(default_factory=dict)
@@ -95,10 +93,9 @@ def lambda_env(world: World, runner: Runner, python: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "ASIABENCHBENCHBENCH0",
         "AWS_SECRET_ACCESS_KEY": "bench-not-a-key",
         "AWS_SESSION_TOKEN": "bench-not-a-token",
-        "_X_AMZN_TRACE_ID": (
-            f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
-            f"Parent={secrets.token_hex(8)};Sampled=1"
-        ),
+        "BENCH_TRACE": runner.trace,
+        "BENCH_PLAID_CLIENT_ID": CLIENT_ID,  # the stand-in's fake keys, for the floor
+        "BENCH_PLAID_SECRET": SECRET,
         "AWS_XRAY_DAEMON_ADDRESS": world.xray.address,
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": world.moto.endpoint,
@@ -118,6 +115,12 @@ def lambda_env(world: World, runner: Runner, python: str) -> dict[str, str]:
         "PLAID_LANGUAGE": "en",
         "PLAID_BASE_URL": world.plaid.base_url,
     }
+    if runner.trace != "untraced":
+        flag = "1" if runner.trace == "sampled" else "0"
+        env["_X_AMZN_TRACE_ID"] = (
+            f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+            f"Parent={secrets.token_hex(8)};Sampled={flag}"
+        )
     env.update(runner.extra_env)
     return env
 
@@ -188,10 +191,33 @@ def cold_start(world: World, runner: Runner, python: str, logs: Path) -> dict[st
     return result
 
 
-def run_cold(world: World, runners: list[Runner], n: int, python: str, logs: Path) -> None:
+def run_cold(
+    world: World,
+    runners: list[Runner],
+    n: int,
+    python: str,
+    logs: Path,
+    ric_runners: list[Runner] | None = None,
+) -> None:
+    """n rounds; in each, one in-process cold start per runner, then one under awslambdaric
+    per `ric_runners` entry, so drift on the machine hits every variant and both alike."""
+    if ric_runners:
+        from ric import prepare_runtime, ric_cold_start
+
+        runtime = prepare_runtime(BENCH / "var-runtime")
+        event = json.loads(EVENT.read_text())
     for round_no in range(n):
         for runner in runners:
             runner.cold.append(cold_start(world, runner, python, logs))
+        for runner in ric_runners or []:
+            env = lambda_env(world, runner, python)
+            handler = runner.target.replace(":", ".")
+            log = logs / f"{runner.name}-ric.log"
+            runner.ric.append(
+                ric_cold_start(
+                    python, runner.build_dir, handler, env, event, runtime, runner.trace, log
+                )
+            )
         progress(f"cold {round_no + 1}/{n}")
 
 
@@ -223,10 +249,15 @@ def run_warm(
             proc.stdin.write(f"{size}\n".encode())
             proc.stdin.flush()
             try:
-                runner.warm.extend(reader.line()["latencies_ms"])
+                batch_result = reader.line()
             except EOFError:
                 proc.wait()
                 fail(runner, proc, "warm invocations")
+            runner.warm.extend(batch_result["latencies_ms"])
+            runner.warm_floor.extend(batch_result.get("floor_ms", []))
+            runner.warm_cpu.extend(batch_result.get("cpu_ms", []))
+            runner.warm_floor_cpu.extend(batch_result.get("floor_cpu_ms", []))
+            runner.floor_traced = runner.floor_traced or bool(batch_result.get("floor_traced"))
             time.sleep(0.02)  # let the stand-in's and the sink's threads settle
             after = world.counters()
             for key in after:
@@ -269,29 +300,6 @@ def progress(message: str) -> None:
 # --- statistics and report ----------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    """Percentile with linear interpolation (q in 0..100)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "min": min(values),
-        "p50": statistics.median(values),
-        "p90": pct(values, 90),
-        "p99": pct(values, 99),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
-
-
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
@@ -325,264 +333,7 @@ def git_state() -> str:
     return rev + (" (handler/ modified)" if dirty else "")
 
 
-def analyse(runners: list[Runner], floors: list[Runner]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    floor_raw = summary(floors[0].warm)
-    floor_tight = summary(floors[1].warm)
-    for runner in runners:
-        cold = runner.cold
-        results[runner.name] = {
-            "label": runner.variant.label,
-            "baseline": runner.variant.baseline,
-            "cold_first_response_ms": summary([c["first_response_ms"] for c in cold]),
-            "cold_first_response_cpu_ms": summary([c["first_response_cpu_ms"] for c in cold]),
-            "cold_process_cpu_ms": summary([c["process_cpu_ms"] for c in cold]),
-            "cold_init_ms": summary([c["init_ms"] for c in cold]),
-            "cold_first_invoke_ms": summary([c["first_invoke_ms"] for c in cold]),
-            "cold_wall_ms": summary([c["wall_ms"] for c in cold]),
-            "cold_maxrss_mib": summary([c["maxrss_kib"] / 1024 for c in cold]),
-            "cold_modules": statistics.median([c["modules"] for c in cold]),
-            "cold_connections_per_start": statistics.median([c["plaid_connections"] for c in cold]),
-            "cold_secret_reads_per_start": statistics.median([c["secret_reads"] for c in cold]),
-            "warm_ms": summary(runner.warm),
-            "warm_overhead_p50_ms": statistics.median(runner.warm) - floor_raw["p50"],
-            "warm_overhead_p99_ms": pct(runner.warm, 99) - floor_raw["p99"],
-            "warm_overhead_p50_vs_tight_floor_ms": statistics.median(runner.warm)
-            - floor_tight["p50"],
-            "warm_invocations": len(runner.warm),
-            "container": {  # the warm process: first invocation + all warm ones
-                "plaid_connections": runner.warm_first["plaid_connections"]
-                + runner.warm_counters["plaid_connections"],
-                "plaid_requests": runner.warm_first["plaid_requests"]
-                + runner.warm_counters["plaid_requests"],
-                "secret_reads": runner.warm_first["secret_reads"]
-                + runner.warm_counters["secret_reads"],
-                "xray_datagrams": runner.warm_first["xray_datagrams"]
-                + runner.warm_counters["xray_datagrams"],
-            },
-            "warm_only": runner.warm_counters,
-            "warm_maxrss_mib": runner.warm_maxrss_kib / 1024,
-            "outputs": runner.log_lines,
-            "artifact": artifact(runner.build_dir),
-        }
-    results["_floor"] = {
-        "raw_session": floor_raw,
-        "trust_env_false": floor_tight,
-        "urllib3": summary(floors[2].warm),
-    }
-    for name, res in results.items():
-        if name.startswith("_"):
-            continue
-        built = next(r.variant.built for r in runners if r.name == name)
-        res["built"] = built
-        cold = res["cold_first_response_ms"]["p50"]
-        cpu = res["cold_first_response_cpu_ms"]["p50"]
-
-        def ratio(base: str, key: str, value: float) -> float | None:
-            other = results.get(base)
-            return value / other[key]["p50"] if other else None
-
-        # "as shipped": against the baselines as `sam build` packages them (no bytecode);
-        # "same build": against the baseline packaged exactly like this row.
-        suffix = "_build" if built else ""
-        res["cold_vs_b1"] = ratio("blog_post", "cold_first_response_ms", cold)
-        res["cold_vs_b3"] = ratio("powertools_by_the_book", "cold_first_response_ms", cold)
-        res["cold_vs_b1_same_build"] = ratio(f"blog_post{suffix}", "cold_first_response_ms", cold)
-        res["cold_vs_b3_same_build"] = ratio(
-            f"powertools_by_the_book{suffix}", "cold_first_response_ms", cold
-        )
-        res["cpu_vs_b1_same_build"] = ratio(f"blog_post{suffix}", "cold_first_response_cpu_ms", cpu)
-        res["cpu_vs_b3_same_build"] = ratio(
-            f"powertools_by_the_book{suffix}", "cold_first_response_cpu_ms", cpu
-        )
-
-        def met(value: float | None, target: float) -> bool:
-            return value is not None and value <= target
-
-        res["targets"] = {
-            "cold_vs_b1": met(res["cold_vs_b1"], TARGETS["cold_vs_b1"]),
-            "cold_vs_b3": met(res["cold_vs_b3"], TARGETS["cold_vs_b3"]),
-            "cold_vs_b1_same_build": met(res["cold_vs_b1_same_build"], TARGETS["cold_vs_b1"]),
-            "cold_vs_b3_same_build": met(res["cold_vs_b3_same_build"], TARGETS["cold_vs_b3"]),
-            "overhead_p50": res["warm_overhead_p50_ms"] <= TARGETS["overhead_p50_ms"],
-            "connections": res["container"]["plaid_connections"] <= TARGETS["connections"],
-            "secret_reads": res["container"]["secret_reads"] <= TARGETS["secret_reads"],
-        }
-    return results
-
-
-_ARTIFACTS: dict[Path, dict[str, int]] = {}
-
-
-def artifact(path: Path) -> dict[str, int]:
-    if path not in _ARTIFACTS:
-        _ARTIFACTS[path] = {
-            "bytes": builder.du(path),
-            "zip_bytes": builder.zipped_size(path),
-            "files": builder.file_count(path),
-            "pyc_files": sum(1 for _ in path.rglob("*.pyc")),
-        }
-    return _ARTIFACTS[path]
-
-
-def fmt_ratio(value: float | None, target: float) -> str:
-    if value is None:
-        return "-"
-    mark = "✅" if value <= target else "❌"
-    return f"{value:.2f}× {mark}"
-
-
-def mib(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f}"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    res = report["results"]
-    names = [n for n in res if not n.startswith("_")]
-    cfg = report["config"]
-    lines = [
-        "# Performance results",
-        "",
-        f"Generated {report['date']} by `{report['command']}`",
-        "",
-        f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-        f"`{report['machine']['machine']}`, kernel {report['machine']['kernel']}",
-        f"- Python: {report['python']} (`{report['python_path']}`, run as `-I -S -B`)",
-        f"- product: git {report['git']}; memory setting {MEMORY_MB} MB (template default)",
-        f"- cold starts: {cfg['cold']} per variant, interleaved; warm: {cfg['warm']} "
-        f"invocations per variant after the first, in interleaved batches of {cfg['batch']}",
-        f"- wall time of the run: {report['elapsed_s']:.0f} s",
-        "",
-        "## Cold start (fresh process → first 200), ms",
-        "",
-        "First response = in-process time from the runner's first line to the handler's first "
-        "200 (Lambda's Init Duration + first Duration, without the sandbox set-up Lambda adds); "
-        "CPU = CPU time of the process at that point; process wall = fork to exit, measured by "
-        "the parent. Ratios compare first-response medians; *as shipped* = against the baseline "
-        "as `sam build` packages it, *same build* = against the baseline packaged exactly like "
-        "the row.",
-        "",
-        "| variant | first response p50 | p99 | min | CPU p50 | init p50 | first invoke p50 "
-        "| process wall p50 | peak RSS MiB | modules | vs (1) as shipped | vs (3) as shipped "
-        "| vs (1) same build | vs (3) same build |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for n in names:
-        r = res[n]
-        c = r["cold_first_response_ms"]
-        lines.append(
-            f"| {r['label']} | **{c['p50']:.0f}** | {c['p99']:.0f} | {c['min']:.0f} "
-            f"| {r['cold_first_response_cpu_ms']['p50']:.0f} "
-            f"| {r['cold_init_ms']['p50']:.0f} | {r['cold_first_invoke_ms']['p50']:.0f} "
-            f"| {r['cold_wall_ms']['p50']:.0f} | {r['cold_maxrss_mib']['p50']:.1f} "
-            f"| {r['cold_modules']:.0f} "
-            f"| {fmt_ratio(r['cold_vs_b1'], TARGETS['cold_vs_b1'])} "
-            f"| {fmt_ratio(r['cold_vs_b3'], TARGETS['cold_vs_b3'])} "
-            f"| {fmt_ratio(r['cold_vs_b1_same_build'], TARGETS['cold_vs_b1'])} "
-            f"| {fmt_ratio(r['cold_vs_b3_same_build'], TARGETS['cold_vs_b3'])} |"
-        )
-    floor = res["_floor"]
-    lines += [
-        "",
-        "Targets (product rows): ≤ 1.0× baseline (1) and ≤ 0.8× baseline (3); ✅/❌ are shown on "
-        "every row for comparison.",
-        "",
-        "## Warm invocations, ms",
-        "",
-        f"Floor (one kept-alive `requests.Session().post` to the same stand-in, same run): "
-        f"p50 {floor['raw_session']['p50']:.3f}, p99 {floor['raw_session']['p99']:.3f}; "
-        f"with `trust_env=False`: p50 {floor['trust_env_false']['p50']:.3f}, "
-        f"p99 {floor['trust_env_false']['p99']:.3f}; the same POST on urllib3 directly: "
-        f"p50 {floor['urllib3']['p50']:.3f}, p99 {floor['urllib3']['p99']:.3f}.",
-        "",
-        "| variant | p50 | p99 | overhead p50 (target ≤ 0.3) | overhead p99 "
-        "| overhead p50 vs trust_env=False floor | n |",
-        "|---|--:|--:|--:|--:|--:|--:|",
-    ]
-    for n in names:
-        r = res[n]
-        w = r["warm_ms"]
-        ok = "✅" if r["targets"]["overhead_p50"] else "❌"
-        lines.append(
-            f"| {r['label']} | {w['p50']:.3f} | {w['p99']:.3f} "
-            f"| **{r['warm_overhead_p50_ms']:.3f}** {ok} | {r['warm_overhead_p99_ms']:.3f} "
-            f"| {r['warm_overhead_p50_vs_tight_floor_ms']:.3f} | {r['warm_invocations']} |"
-        )
-    lines += [
-        "",
-        f"## Per container (1 cold + {cfg['warm']} warm invocations), counted at the servers",
-        "",
-        "| variant | TLS connections to Plaid | Plaid requests | GetSecretValue calls "
-        "| X-Ray datagrams | JSON log lines | EMF documents | warm peak RSS MiB |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for n in names:
-        r = res[n]
-        c = r["container"]
-        o = r["outputs"]
-        conn_ok = "✅" if r["targets"]["connections"] else "❌"
-        read_ok = "✅" if r["targets"]["secret_reads"] else "❌"
-        lines.append(
-            f"| {r['label']} | {c['plaid_connections']} {conn_ok} | {c['plaid_requests']} "
-            f"| {c['secret_reads']} {read_ok} | {c['xray_datagrams']} | {o['json_logs']} "
-            f"| {o['emf_documents']} | {r['warm_maxrss_mib']:.1f} |"
-        )
-    lines += [
-        "",
-        "## Artifact",
-        "",
-        "| variant | on disk MiB | zipped MiB | files | .pyc files |",
-        "|---|--:|--:|--:|--:|",
-    ]
-    for n in names:
-        r = res[n]
-        a = r["artifact"]
-        lines.append(
-            f"| {r['label']} | {mib(a['bytes'])} | {mib(a['zip_bytes'])} | {a['files']} "
-            f"| {a['pyc_files']} |"
-        )
-    lines += [
-        "",
-        "## Targets, product rows",
-        "",
-        "| variant | cold ≤ 1.0× (1) as shipped / same build | cold ≤ 0.8× (3) as shipped "
-        "/ same build | warm overhead p50 ≤ 0.3 ms | 1 connection | 1 secret read |",
-        "|---|---|---|---|---|---|",
-    ]
-    for n in names:
-        r = res[n]
-        if r["baseline"] is not None:
-            continue
-        t = r["targets"]
-
-        def yn(ok: bool) -> str:
-            return "✅" if ok else "❌"
-
-        def x(value: float | None) -> str:
-            return "-" if value is None else f"{value:.2f}×"
-
-        lines.append(
-            f"| {r['label']} "
-            f"| {yn(t['cold_vs_b1'])} {x(r['cold_vs_b1'])} / "
-            f"{yn(t['cold_vs_b1_same_build'])} {x(r['cold_vs_b1_same_build'])} "
-            f"| {yn(t['cold_vs_b3'])} {x(r['cold_vs_b3'])} / "
-            f"{yn(t['cold_vs_b3_same_build'])} {x(r['cold_vs_b3_same_build'])} "
-            f"| {yn(t['overhead_p50'])} {r['warm_overhead_p50_ms']:.3f} ms "
-            f"| {yn(t['connections'])} {r['container']['plaid_connections']} "
-            f"| {yn(t['secret_reads'])} {r['container']['secret_reads']} |"
-        )
-    lines += [
-        "",
-        f"Load average (1, 5, 15 min) at start {report['load_start']}, at end "
-        f"{report['load_end']}: other work on the machine inflates wall times (CPU times less).",
-        "",
-        f"Raw numbers: `{report['json_path']}`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def profile(name: str, rebuild: bool) -> int:
+def profile(name: str, rebuild: bool, trace: str = "sampled") -> int:
     import pstats
 
     python = builder.python313()
@@ -594,8 +345,10 @@ def profile(name: str, rebuild: bool) -> int:
     prof = BENCH / "prof"
     prof.mkdir(parents=True, exist_ok=True)
     stats_path = prof / f"{name}.pstats"
-    runner = Runner(variant, path, variant.handler, name, {"BENCH_CPROFILE": str(stats_path)})
-    plain = Runner(variant, path, variant.handler, name)
+    runner = Runner(
+        variant, path, variant.handler, name, {"BENCH_CPROFILE": str(stats_path)}, trace=trace
+    )
+    plain = Runner(variant, path, variant.handler, name, trace=trace)
     with World(BENCH / "world") as world:
         env = lambda_env(world, plain, python)
         read_fd, write_fd = os.pipe()
@@ -611,7 +364,8 @@ def profile(name: str, rebuild: bool) -> int:
         os.close(read_fd)
         cold_start(world, runner, python, prof)
         warm_path = prof / f"{name}-warm.pstats"
-        warm = Runner(variant, path, variant.handler, name, {"BENCH_CPROFILE_WARM": str(warm_path)})
+        warm_env = {"BENCH_CPROFILE_WARM": str(warm_path)}
+        warm = Runner(variant, path, variant.handler, name, warm_env, trace=trace)
         run_warm(world, [warm], 300, 300, python, prof)
     stats = pstats.Stats(str(stats_path))
     stats.sort_stats("cumulative").print_stats(45)
@@ -620,7 +374,7 @@ def profile(name: str, rebuild: bool) -> int:
     return 0
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the product against baselines.")
     parser.add_argument("--out", default=".bench/results.md", type=Path)
     parser.add_argument("--json", type=Path, help="default: --out with .json")
@@ -629,6 +383,16 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=300, help="warm invocations per variant")
     parser.add_argument("--batch", type=int, default=50, help="warm interleaving batch")
     parser.add_argument("--variants", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--no-ric",
+        action="store_true",
+        help="skip the cold starts under awslambdaric (the runtime interface client)",
+    )
+    parser.add_argument(
+        "--cold-traces",
+        default="sampled,unsampled",
+        help="trace modes of the cold starts (comma-separated; warm runs all three)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild every artifact")
     parser.add_argument(
         "--use-sam-build",
@@ -641,9 +405,13 @@ def main() -> int:
         help="instead of benchmarking: one cold start of VARIANT under -X importtime and one "
         "under cProfile (import + first invocation), written to .bench/prof/",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     if args.profile:
-        return profile(args.profile, args.rebuild)
+        return profile(args.profile, args.rebuild, args.cold_traces.split(",")[0])
     if args.quick:
         args.cold, args.warm, args.batch = 2, 30, 15
     json_path = args.json or args.out.with_suffix(".json")
@@ -656,17 +424,25 @@ def main() -> int:
     if args.variants:
         wanted = set(args.variants.split(","))
         variants = [v for v in variants if v.name in wanted]
-    runners = []
+    cold_traces = [t for t in args.cold_traces.split(",") if t in TRACES]
+    cold_runners: list[Runner] = []
+    warm_runners: list[Runner] = []
+    in_process_floor = {"BENCH_FLOOR": str(FLOOR_FILE)}
     for variant in variants:
         progress(f"build {variant.name}")
         path = builder.build(variant, rebuild=args.rebuild, use_sam=args.use_sam_build)
-        runners.append(Runner(variant, path, variant.handler, variant.name))
+        for trace in TRACES:
+            name = f"{variant.name}-{trace}"
+            if trace in cold_traces:
+                cold_runners.append(Runner(variant, path, variant.handler, name, trace=trace))
+            warm_runners.append(
+                Runner(variant, path, variant.handler, name, in_process_floor, trace=trace)
+            )
     floor_dir = builder.build(builder.FLOOR, rebuild=args.rebuild)
-    floor_env = {"BENCH_PLAID_CLIENT_ID": CLIENT_ID, "BENCH_PLAID_SECRET": SECRET}
     floors = [
-        Runner(builder.FLOOR, floor_dir, "floor:raw_post", "floor_raw", floor_env),
-        Runner(builder.FLOOR, floor_dir, "floor:tight_post", "floor_tight", floor_env),
-        Runner(builder.FLOOR, floor_dir, "floor:urllib3_post", "floor_urllib3", floor_env),
+        Runner(builder.FLOOR, floor_dir, "floor:raw_post", "floor_raw"),
+        Runner(builder.FLOOR, floor_dir, "floor:tight_post", "floor_tight"),
+        Runner(builder.FLOOR, floor_dir, "floor:urllib3_post", "floor_urllib3"),
     ]
     logs = BENCH / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -675,8 +451,9 @@ def main() -> int:
         old.unlink()
 
     with World(BENCH / "world") as world:
-        run_cold(world, runners, args.cold, python, logs)
-        run_warm(world, runners + floors, args.warm, args.batch, python, logs)
+        ric_runners = [] if args.no_ric else [r for r in cold_runners if r.variant.built]
+        run_cold(world, cold_runners, args.cold, python, logs, ric_runners)
+        run_warm(world, warm_runners + floors, args.warm, args.batch, python, logs)
 
     py_version = subprocess.run(
         [python, "-c", "import sys; print(sys.version.split()[0])"],
@@ -696,10 +473,23 @@ def main() -> int:
             "memory_mb": MEMORY_MB,
         },
         "targets": TARGETS,
-        "results": analyse(runners, floors),
+        "results": analyse(
+            cold_runners,
+            warm_runners,
+            {
+                "raw_session": floors[0].warm,
+                "trust_env_false": floors[1].warm,
+                "urllib3": floors[2].warm,
+            },
+            {(r.variant.name, r.trace): r.ric for r in cold_runners if r.ric},
+        ),
         "raw": {
-            r.name: {"cold": r.cold, "warm_ms": r.warm, "warm_first": r.warm_first}
-            for r in runners + floors
+            "cold": {r.name: r.cold for r in cold_runners},
+            "cold_awslambdaric": {r.name: r.ric for r in cold_runners if r.ric},
+            "warm": {
+                r.name: {"warm_ms": r.warm, "floor_ms": r.warm_floor, "warm_first": r.warm_first}
+                for r in warm_runners + floors
+            },
         },
         "json_path": str(json_path),
         "load_start": load_start,
