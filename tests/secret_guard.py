@@ -18,6 +18,7 @@ the value.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
@@ -111,9 +112,7 @@ def _exceptions_watched(guard: SecretGuard) -> Iterator[None]:
 @contextmanager
 def guarded(canaries: Iterable[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretGuard]:
     """Run the block with every channel watched; the caller adds captured output, then checks."""
-    from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
-
-    from linktoken import endpoint, secret_store
+    from linktoken import endpoint, secret_store, xray
 
     guard = SecretGuard(canaries)
 
@@ -132,15 +131,15 @@ def guarded(canaries: Iterable[str], monkeypatch: pytest.MonkeyPatch) -> Iterato
         guard.observe("responses", f"{response['headers']} {response['body']}")
         return response
 
-    send = UDPEmitter._send_data
+    send = xray.Tracer._send
 
-    def observed_send(emitter: UDPEmitter, data: str) -> None:
-        guard.observe("traces", data)
-        send(emitter, data)
+    def observed_send(tracer: xray.Tracer, root: xray.Subsegment, *trace: str) -> None:
+        guard.observe("traces", json.dumps(root.document()))
+        send(tracer, root, *trace)
 
     monkeypatch.setattr(secret_store, "parse_secret", learning_parse)
     monkeypatch.setattr(endpoint, "respond", observed_respond)
-    monkeypatch.setattr(UDPEmitter, "_send_data", observed_send)
+    monkeypatch.setattr(xray.Tracer, "_send", observed_send)
     handler = _RecordingHandler(guard)
     root = logging.getLogger()
     root.addHandler(handler)

@@ -21,7 +21,6 @@ LEAKING_TESTS = '''
 import json
 import logging
 
-from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
 from loopback import XRaySink
 
 from linktoken import endpoint, secret_store
@@ -53,12 +52,13 @@ def test_responses():
 
 
 def test_traces():
-    class Entity:
-        def serialize(self):
-            return json.dumps({{"name": "plaid", "annotations": {{"key": parsed_canary()}}}})
+    from linktoken.xray import Subsegment, Tracer
 
     with XRaySink() as sink:
-        UDPEmitter(sink.address).send_entity(Entity())
+        environ = {{"LAMBDA_TASK_ROOT": "/var/task", "AWS_XRAY_DAEMON_ADDRESS": sink.address}}
+        handler = Subsegment("## plaid")
+        handler.put_annotation("key", parsed_canary())
+        Tracer("svc", environ)._send(handler, "1-5e0b2c3d-a1b2c3d4e5f6a7b8c9d0e1f2", "53995c3f42cd8ad8")
     assert sink.datagrams
 
 
