@@ -52,8 +52,6 @@ EXPECTED_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
-    "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
-    "POWERTOOLS_TRACER_CAPTURE_ERROR",
 }
 
 
@@ -187,8 +185,6 @@ def test_rollback_alarms_watch_the_new_version_and_ignore_plaid_outages() -> Non
 # ------------------------------------------------------------------------- environment ---
 def test_environment_sets_the_configuration_contract() -> None:
     assert set(ENV) == EXPECTED_ENV
-    assert ENV["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    assert ENV["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
     assert ENV["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     assert ENV["PLAID_ENV"] == {"Ref": "PlaidEnv"}
     assert PARAMETERS["PlaidEnv"]["AllowedValues"] == ["sandbox", "production"]
