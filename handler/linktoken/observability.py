@@ -45,13 +45,15 @@ tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 
+_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+
+
 def service_log_level(environ: Mapping[str, str]) -> str:
     """The service logger's level: POWERTOOLS_LOG_LEVEL when it names a level, else INFO."""
     level = environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
     return level if level in _LEVELS else "INFO"
 
 
-_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Powertools lets Lambda's level win over POWERTOOLS_LOG_LEVEL; set the logger's own level.
 logging.getLogger(logger.name).setLevel(service_log_level(os.environ))
 
@@ -78,27 +80,25 @@ def milliseconds(name: str, value: float) -> None:
 
 def count_failure(code: str) -> None:
     """`LinkTokenFailed` with our error code as dimension (ten values: bounded cardinality)."""
-    with single_metric(
-        name="LinkTokenFailed",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=NAMESPACE,
-        default_dimensions={"service": SERVICE},
-    ) as metric:
-        metric.add_dimension(name="ErrorCode", value=code)
+    _count_by("LinkTokenFailed", "ErrorCode", code)
 
 
 def count_release_regression() -> None:
     """`ReleaseRegression` per function version, so a canary's alarm counts only the new
     version's failures, not those of the version it is replacing."""
+    _count_by("ReleaseRegression", "FunctionVersion", FUNCTION_VERSION)
+
+
+def _count_by(name: str, dimension: str, value: str) -> None:
+    """A count of 1 in a document of its own, so `dimension` splits no other metric."""
     with single_metric(
-        name="ReleaseRegression",
+        name=name,
         unit=MetricUnit.Count,
         value=1,
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
     ) as metric:
-        metric.add_dimension(name="FunctionVersion", value=FUNCTION_VERSION)
+        metric.add_dimension(name=dimension, value=value)
 
 
 def mask_token(token: str) -> str:

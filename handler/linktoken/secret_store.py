@@ -51,14 +51,13 @@ class PlaidCredentials:
 
 def parse_secret(secret_string: str | None, secret_id: str) -> PlaidCredentials:
     """Validate the secret's JSON; errors name the field, never its value."""
-    problems = secret_problems(secret_string)
+    doc, problems = _checked(secret_string)
     if problems:
         raise Problem(
             "MISCONFIGURED",
             "The service's Plaid credentials are not usable.",
             cause=f"secret {secret_id!r}: {problems[0]}",
         )
-    doc = json.loads(secret_string or "")
     hmac_key = doc.get("user_id_hmac_key")
     return PlaidCredentials(
         client_id=doc["client_id"].strip(),
@@ -70,14 +69,19 @@ def parse_secret(secret_string: str | None, secret_id: str) -> PlaidCredentials:
 def secret_problems(secret_string: str | None) -> list[str]:
     """Everything wrong with the secret's text, each naming a field and never a value; the
     first is what `parse_secret` reports."""
+    return _checked(secret_string)[1]
+
+
+def _checked(secret_string: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The secret's JSON object (empty when it is not one) and what is wrong with it."""
     if not secret_string:
-        return ["has no SecretString (empty, or stored as binary)"]
+        return {}, ["has no SecretString (empty, or stored as binary)"]
     try:
         doc = json.loads(secret_string)
     except ValueError:
-        return ['is not JSON; expected {"client_id": "...", "secret": "..."}']
+        return {}, ['is not JSON; expected {"client_id": "...", "secret": "..."}']
     if not isinstance(doc, dict):
-        return ["is not a JSON object"]
+        return {}, ["is not a JSON object"]
     problems = [
         f"field {key!r} is missing or empty"
         for key in ("client_id", "secret")
@@ -86,7 +90,7 @@ def secret_problems(secret_string: str | None) -> list[str]:
     hmac_key = doc.get("user_id_hmac_key")
     if hmac_key is not None and (not isinstance(hmac_key, str) or len(hmac_key) < 16):
         problems.append("field 'user_id_hmac_key' must be a string of at least 16 characters")
-    return problems
+    return doc, problems
 
 
 def make_secrets_client() -> "SecretsManagerClient":
