@@ -30,13 +30,10 @@ _CLEARED = (
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """One moto server for the session, on an ephemeral loopback port; stopped at the end."""
-    from moto.server import ThreadedMotoServer
+    from local_env import moto_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -82,17 +82,10 @@ def resolve_number(value: Any, template: dict[str, Any]) -> int:
 @contextmanager
 def secrets_manager(secret_id: str, secret_string: str) -> Iterator[str]:
     """A moto server on loopback holding one secret; yields its endpoint URL."""
-    import logging
-
     import boto3
-    from moto.server import ThreadedMotoServer
+    from local_env import moto_server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
+    with moto_server() as endpoint:
         client = boto3.client(
             "secretsmanager",
             endpoint_url=endpoint,
@@ -102,8 +95,6 @@ def secrets_manager(secret_id: str, secret_string: str) -> Iterator[str]:
         )
         client.create_secret(Name=secret_id, SecretString=secret_string)
         yield endpoint
-    finally:
-        server.stop()
 
 
 # ----------------------------------------------------------------------- the Lambda side ---

@@ -15,7 +15,6 @@ on the connection it already had whenever the fault left that connection usable.
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,14 +62,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoopbackTls, Loopback
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """moto's Secrets Manager as an HTTP server on loopback (the real botocore stack)."""
-    from moto.server import ThreadedMotoServer
+    from local_env import moto_server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -174,7 +174,7 @@ RETRIED = [
     pytest.param(raw(502, "<html>bad gateway</html>"), "UPSTREAM_UNAVAILABLE", id="502-html"),
     pytest.param(raw(503, "Service Unavailable"), "UPSTREAM_UNAVAILABLE", id="503-text"),
     pytest.param(raw(504, "<html>gateway timeout</html>"), "UPSTREAM_UNAVAILABLE", id="504-html"),
-    # every 5xx, not only 500/502/503/504 (issue 3: "5xx and 429")
+    # every 5xx, not only 500/502/503/504 (the retry policy: "5xx and 429")
     pytest.param(raw(501, "<html>not implemented</html>"), "UPSTREAM_UNAVAILABLE", id="501-html"),
     pytest.param(raw(507, "insufficient storage"), "UPSTREAM_UNAVAILABLE", id="507-text"),
     pytest.param(raw(520, "<html>origin error</html>"), "UPSTREAM_UNAVAILABLE", id="520-cdn"),

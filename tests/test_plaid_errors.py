@@ -27,7 +27,7 @@ TABLES: dict[str, dict[Any, Rule]] = {
     if name.startswith("BY_") and isinstance(table, dict)
 }
 
-# The status issue 3's error table gives each row (through the app-facing code behind it).
+# The status the service's error table gives each row (through the app-facing code behind it).
 EXPECTED_STATUS: dict[str, dict[Any, int]] = {
     "BY_ERROR_CODE": {
         "INVALID_API_KEYS": 502,

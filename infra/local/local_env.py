@@ -115,7 +115,7 @@ def local_backends(environ: MutableMapping[str, str]) -> Iterator[Backends]:
         elif real_aws:
             secrets = f"{secret_id!r} in AWS (profile {environ['AWS_PROFILE']})"
         else:
-            endpoint = stack.enter_context(_moto_server())
+            endpoint = stack.enter_context(moto_server())
             environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = endpoint
             _create_secret(endpoint, environ, secret_id, client_id, secret)
             seeded = "PLAID_CLIENT_ID/PLAID_SECRET" if all(keys) else "the stand-in's fake keys"
@@ -124,8 +124,8 @@ def local_backends(environ: MutableMapping[str, str]) -> Iterator[Backends]:
 
 
 @contextlib.contextmanager
-def _moto_server() -> Iterator[str]:
-    """moto in server mode on a free loopback port; yields its endpoint URL.
+def moto_server() -> Iterator[str]:
+    """moto in server mode on a free loopback port; yields its endpoint URL (tests use it too).
 
     Its own thread rather than moto's ThreadedMotoServer, to poll for shutdown every 50 ms
     instead of 500: Ctrl-C has to stop everything within a second.
