@@ -85,7 +85,7 @@ doctor: $(VENV)/.synced
 	@PYTHONPATH=handler $(PY) -m infra.doctor $(ARGS)
 
 requirements: $(VENV)/.synced
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o handler/requirements.txt
+	$(UV) export --frozen --no-dev --no-emit-project --quiet -o handler/requirements.txt
 
 sam-checks: $(VENV)/.synced
 	bash .ci/sam-checks.sh

@@ -2,7 +2,7 @@
 # Deployment checks, offline: what `sam deploy` would ship is valid, packaged from the
 # lockfile, and answers every infra/events event when imported the way Lambda imports it.
 #
-#   1. handler/requirements.txt is exactly `uv export` of uv.lock (no drift, nothing unlocked)
+#   1. handler/requirements.txt is exactly `uv export` of uv.lock, hashes included (no drift)
 #   2. cfn-lint template.yaml                     - zero findings
 #   3. sam validate --lint                        - zero findings
 #   4. sam build: handler/Makefile (template Metadata BuildMethod: makefile), no container
@@ -84,11 +84,13 @@ step "handler/requirements.txt is uv.lock's runtime dependencies (drift check)"
 UV="${UV:-$(command -v uv || echo .tools/bin/uv)}"
 [[ -x "$(command -v "$UV")" ]] || fail "uv not found: run 'make test' first (it bootstraps uv)"
 [[ -f handler/requirements.txt ]] || fail "handler/requirements.txt is missing: run 'make requirements'"
-hashes=(--no-hashes)
-grep -q -- '--hash=' handler/requirements.txt && hashes=()
+# With hashes: handler/Makefile installs with --require-hashes, so a file without them would
+# not build, and a hash that differs from uv.lock's is drift too.
+grep -q -- '--hash=sha256:' handler/requirements.txt ||
+  fail "handler/requirements.txt has no hashes: run 'make requirements'"
 fresh=$(mktemp)
 trap 'rm -f "$fresh"' EXIT
-"$UV" export --frozen --no-dev --no-emit-project "${hashes[@]}" --quiet -o "$fresh"
+"$UV" export --frozen --no-dev --no-emit-project --quiet -o "$fresh"
 strip() { grep -v '^[[:space:]]*#' "$1" | sed '/^[[:space:]]*$/d'; }
 if ! diff <(strip handler/requirements.txt) <(strip "$fresh"); then
   fail "handler/requirements.txt differs from uv.lock (left: file, right: lock): run 'make requirements'"

@@ -214,15 +214,33 @@ def test_android_package_name_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://hooks.example.com/plaid", "http://hooks.example.com:8080/plaid?x=1"]
+    ("url", "plaid_env"),
+    [
+        ("https://hooks.example.com/plaid", "sandbox"),
+        ("https://hooks.example.com/plaid", "production"),
+        ("http://hooks.example.com:8080/plaid?x=1", "sandbox"),
+        ("http://127.0.0.1:8080/plaid", "sandbox"),  # a local run's loopback receiver
+        ("http://hooks.example.com/plaid", None),  # PLAID_ENV unset: sandbox
+    ],
 )
-def test_webhook_accepted(url: str) -> None:
-    assert config(PLAID_WEBHOOK_URL=url).webhook_url == url
+def test_webhook_accepted(url: str, plaid_env: str | None) -> None:
+    env = {"PLAID_WEBHOOK_URL": url} | ({"PLAID_ENV": plaid_env} if plaid_env else {})
+    assert config(**env).webhook_url == url
 
 
 @pytest.mark.parametrize("url", ["hooks.example.com/plaid", "/plaid", "ftp://hooks.example.com"])
 def test_webhook_refused(url: str) -> None:
     assert "PLAID_WEBHOOK_URL" in refused(PLAID_WEBHOOK_URL=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://hooks.example.com/plaid", "HTTP://hooks.example.com/plaid", "http://localhost/x"],
+)
+def test_webhook_over_http_is_refused_in_production(url: str) -> None:
+    """Production webhooks carry real Items' events: never in clear text."""
+    message = refused(PLAID_WEBHOOK_URL=url, PLAID_ENV="production")
+    assert message == "PLAID_WEBHOOK_URL must be https outside sandbox (http:// is refused)"
 
 
 # --- PLAID_SECRET_TTL_SECONDS -----------------------------------------------------------------
@@ -330,6 +348,10 @@ def test_base_url_with_userinfo_or_whitespace_is_refused(url: str) -> None:
         ({"PLAID_ENV": "development"}, "PLAID_ENV"),
         ({"PLAID_PRODUCTS": "balance"}, "PLAID_PRODUCTS"),
         ({"PLAID_REDIRECT_URI": "https://app.example.com/cb?x=1"}, "PLAID_REDIRECT_URI"),
+        (
+            {"PLAID_ENV": "production", "PLAID_WEBHOOK_URL": "http://hooks.example.com/plaid"},
+            "PLAID_WEBHOOK_URL",
+        ),
         ({"PLAID_BASE_URL": "https://plaid.com.evil.example"}, "PLAID_BASE_URL"),
         ({"PLAID_SECRET_TTL_SECONDS": "forever"}, "PLAID_SECRET_TTL_SECONDS"),
     ],

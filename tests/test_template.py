@@ -35,7 +35,10 @@ PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
 FUNCTION = RESOURCES["LinkTokenFunction"]["Properties"]
 API = RESOURCES["LinkTokenApi"]["Properties"]
 ENV: dict[str, Any] = FUNCTION["Environment"]["Variables"]
+ROLE = RESOURCES["LinkTokenFunctionRole"]["Properties"]
 API_GATEWAY_MAX_SECONDS = 30
+# Lambda's default concurrency quota per account and region (new accounts may get less).
+ACCOUNT_CONCURRENCY = 1000
 
 # The configuration contract (linktoken/config.py, Powertools): what the template must set.
 EXPECTED_ENV = {
@@ -69,6 +72,37 @@ def branches(value: Any) -> list[Any]:
 
 def pattern(name: str) -> re.Pattern[str]:
     return re.compile(PARAMETERS[name]["AllowedPattern"])
+
+
+def evaluate(expr: Any, params: dict[str, str]) -> Any:
+    """A rule expression (Ref, Fn::Equals/Not/And/Or) with these parameter values."""
+    if not isinstance(expr, dict):
+        return expr
+    ((fn, args),) = expr.items()
+    if fn == "Ref":
+        return params[args]
+    values = [evaluate(arg, params) for arg in args]
+    operations = {
+        "Fn::Equals": lambda: values[0] == values[1],
+        "Fn::Not": lambda: not values[0],
+        "Fn::And": lambda: all(values),
+        "Fn::Or": lambda: any(values),
+    }
+    assert fn in operations, f"this evaluator does not know {fn}"
+    return operations[fn]()
+
+
+def refusing_rules(overrides: dict[str, str]) -> list[str]:
+    """The template's Rules whose assertions fail for these values over the defaults: what
+    CloudFormation refuses before changing anything."""
+    params = {name: str(spec.get("Default", "")) for name, spec in PARAMETERS.items()}
+    params |= overrides
+    return [
+        name
+        for name, rule in TEMPLATE["Rules"].items()
+        if evaluate(rule.get("RuleCondition", True), params)
+        and not all(evaluate(a["Assert"], params) for a in rule["Assertions"])
+    ]
 
 
 def make_variable(name: str) -> str:
@@ -139,6 +173,32 @@ def test_reserved_concurrency_is_off_by_default() -> None:
     assert TEMPLATE["Conditions"]["HasReservedConcurrency"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]
     }
+
+
+def test_default_throttling_bounds_concurrency_and_cost_when_plaid_is_slow() -> None:
+    """API Gateway's token bucket admits at most burst + rate x t requests in any t seconds,
+    and when Plaid is slow each one holds a function instance for up to the timeout (API
+    Gateway does not retry). With the defaults the worst case stays a small share of a
+    default account's concurrency, whatever the load on the API."""
+    rate = PARAMETERS["ApiThrottlingRateLimit"]["Default"]
+    burst = PARAMETERS["ApiThrottlingBurstLimit"]["Default"]
+    timeout = FUNCTION["Timeout"]
+    memory_gb = PARAMETERS["MemorySize"]["Default"] / 1024
+    assert (rate, burst, timeout, memory_gb) == (5, 20, 20, 1)
+    worst_concurrency = burst + rate * timeout
+    assert worst_concurrency == 120
+    assert worst_concurrency <= 0.15 * ACCOUNT_CONCURRENCY
+    # Billed compute at worst: every admitted request runs the whole timeout.
+    assert rate * timeout * memory_gb == 100  # GB-s per second, 360,000 an hour
+    # The stage applies them, and docs/deploy.md gives the operator the same arithmetic.
+    assert API["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"20 + 5 {times} 20 = 120" in docs
+    assert f"5 {times} 20 {times} 1 GB = 100 GB-s" in docs
 
 
 def test_snapstart_is_opt_in_on_published_versions() -> None:
@@ -215,14 +275,47 @@ def test_env_json_names_exactly_the_template_variables() -> None:
 
 # --------------------------------------------------------------------------------- IAM ---
 def _statements() -> list[Any]:
-    policies = FUNCTION["Policies"]
-    assert len(policies) == 1, "one inline policy document, no extra managed policies"
-    assert "Role" not in FUNCTION, "the role is SAM's: basic logs + X-Ray + the policy below"
-    return policies[0]["Statement"]
+    assert FUNCTION["Role"] == {"Fn::GetAtt": ["LinkTokenFunctionRole", "Arn"]}
+    assert "Policies" not in FUNCTION, "the stack's role, so SAM adds no managed policy"
+    (policy,) = ROLE["Policies"]
+    statements: list[Any] = policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+XRAY_WRITE = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"}
+VPC_ACCESS = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+
+def test_the_function_writes_logs_to_its_own_log_group_only() -> None:
+    """No AWSLambdaBasicExecutionRole (logs:CreateLogGroup, CreateLogStream and PutLogEvents on
+    every log group of the account): two actions on the function's own log group."""
+    logs = _statements()[0]
+    assert logs["Effect"] == "Allow"
+    assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert logs["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+        ":log-group:${FunctionLogGroup}:*"
+    }
+    assert FUNCTION["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogGroup"}
+    # Nothing else in the role mentions logs: no other statement, no managed policy for them.
+    others = json.dumps(_statements()[1:])
+    assert "logs:" not in others
+    # At most X-Ray's writes and, in a VPC only, the network interfaces (tested below).
+    assert branches(ROLE["ManagedPolicyArns"]) == [[XRAY_WRITE, VPC_ACCESS]]
+    assert "BasicExecutionRole" not in json.dumps(TEMPLATE["Resources"])
+    assert ROLE["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
 
 
 def test_iam_reads_only_the_one_secret() -> None:
-    read, *rest = _statements()
+    _logs, read, *rest = _statements()
     assert read["Effect"] == "Allow"
     assert read["Action"] == "secretsmanager:GetSecretValue"
     resources = branches(read["Resource"])
@@ -236,12 +329,12 @@ def test_iam_reads_only_the_one_secret() -> None:
     ]
     assert not any("*" in json.dumps(r) for r in resources)
     assert RESOURCES["PlaidSecret"]["Condition"] == "CreateSecret"
-    # Only the KMS statement and the network-interface deny may follow.
-    assert len(rest) == 2
+    # Only the KMS statement may follow.
+    assert len(rest) == 1
 
 
 def test_iam_decrypts_only_with_the_given_key_through_secrets_manager() -> None:
-    _, kms, _ = _statements()
+    _, _, kms = _statements()
     cases = branches(kms)
     assert len(cases) == 1, "the kms statement exists only when a key is given"
     assert kms["Fn::If"][0] == "HasKmsKey"
@@ -253,7 +346,7 @@ def test_iam_decrypts_only_with_the_given_key_through_secrets_manager() -> None:
 
 
 def test_no_wildcards_anywhere_in_the_function_policy() -> None:
-    text = json.dumps(FUNCTION["Policies"])
+    text = json.dumps(ROLE["Policies"])
     assert '"*"' not in text
     assert "secretsmanager:*" not in text
     assert "kms:*" not in text
@@ -306,21 +399,51 @@ def test_api_requires_a_jwt_on_every_route() -> None:
 
 
 def test_cors_is_closed_by_default_and_never_a_wildcard() -> None:
-    assert PARAMETERS["CorsOrigins"]["Default"] == ""
-    origins = pattern("CorsOrigins")
-    for value in ("*", "https://*.example.com", "https://a.example.com,*", "null"):
-        assert not origins.fullmatch(value), value
-    assert origins.fullmatch("https://app.example.com,http://localhost:3000")
+    assert PARAMETERS["CorsOrigins"]["Default"] == PARAMETERS["CorsHttpOrigins"]["Default"] == ""
+    for name in ("CorsOrigins", "CorsHttpOrigins"):
+        origins = pattern(name)
+        for value in ("*", "https://*.example.com", "http://*.example.com", "null"):
+            assert not origins.fullmatch(value), (name, value)
+        for value in ("https://a.example.com,*", "http://localhost:3000,*"):
+            assert not origins.fullmatch(value), (name, value)
     cors = API["CorsConfiguration"]
     assert cors["Fn::If"][0] == "HasCors"
     assert cors["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert TEMPLATE["Conditions"]["HasCors"] == {
+        "Fn::Or": [{"Condition": "HasHttpsCors"}, {"Condition": "HasHttpCors"}]
+    }
     config = cors["Fn::If"][1]
-    assert config["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "CorsOrigins"}]}
+    assert branches(config["AllowOrigins"]) == [
+        {"Fn::Split": [",", {"Fn::Sub": "${CorsOrigins},${CorsHttpOrigins}"}]},
+        {"Fn::Split": [",", {"Ref": "CorsOrigins"}]},
+        {"Fn::Split": [",", {"Ref": "CorsHttpOrigins"}]},
+    ]
     assert config["AllowMethods"] == ["POST", "OPTIONS"]
     assert config["AllowHeaders"] == ["authorization", "content-type"]
     assert config["ExposeHeaders"] == ["retry-after"]
     assert config["MaxAge"] > 0
     assert config["AllowCredentials"] is False
+
+
+def test_origins_and_the_webhook_are_https_outside_sandbox() -> None:
+    """CorsOrigins and PlaidWebhookUrl take https only; http:// origins have their own
+    parameter, which the Rules refuse unless PlaidEnv=sandbox (a Rule cannot test a substring,
+    so the scheme is told by the parameter)."""
+    https_origins, http_origins = pattern("CorsOrigins"), pattern("CorsHttpOrigins")
+    assert https_origins.fullmatch("https://app.example.com,https://admin.example.com:8443")
+    for value in ("http://localhost:3000", "https://app.example.com,http://localhost:3000"):
+        assert not https_origins.fullmatch(value), value
+    assert http_origins.fullmatch("http://localhost:3000,http://192.168.1.20:5173")
+    assert not http_origins.fullmatch("https://app.example.com")
+    webhook = pattern("PlaidWebhookUrl")
+    assert webhook.fullmatch("") and webhook.fullmatch("https://hooks.example.com/plaid")
+    for value in ("http://hooks.example.com/plaid", "HTTP://hooks.example.com", "ftp://x.example"):
+        assert not webhook.fullmatch(value), value
+
+    http_origin = {"CorsHttpOrigins": "http://localhost:3000"}
+    assert refusing_rules({**http_origin, "PlaidEnv": "production"}) == ["HttpOriginsOnlyInSandbox"]
+    assert refusing_rules({**http_origin, "PlaidEnv": "sandbox"}) == []
+    assert refusing_rules({"PlaidEnv": "production", "CorsOrigins": "https://a.example.com"}) == []
 
 
 def test_stage_is_throttled_and_access_logged_with_retention() -> None:
@@ -375,12 +498,9 @@ def test_logs_key_serves_cloudwatch_logs_for_exactly_these_log_groups() -> None:
 
 
 def test_outside_a_vpc_the_role_may_not_manage_network_interfaces() -> None:
-    """SAM grants AWSLambdaVPCAccessExecutionRole for any VpcConfig; without a VPC, a deny."""
-    *_, deny = _statements()
-    assert deny["Fn::If"][:2] == ["InVpc", NO_VALUE]
-    statement = deny["Fn::If"][2]
-    assert statement["Effect"] == "Deny"
-    assert {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"} <= set(statement["Action"])
+    """The network-interface rights Lambda needs in a VPC come with the VPC only."""
+    assert ROLE["ManagedPolicyArns"][1] == {"Fn::If": ["InVpc", VPC_ACCESS, NO_VALUE]}
+    assert "ec2:" not in json.dumps(ROLE["Policies"])
 
 
 def test_vpc_is_off_by_default_and_needs_both_vpc_and_subnets() -> None:
@@ -562,6 +682,7 @@ def test_samconfig_sets_known_parameters_and_all_required_ones(env: str) -> None
             assert re.fullmatch(spec["AllowedPattern"], value), (name, value)
         if "AllowedValues" in spec:
             assert value in [str(v) for v in spec["AllowedValues"]], (name, value)
+    assert refusing_rules(overrides) == [], "CloudFormation's Rules would refuse this deploy"
 
 
 _V2_EVENT = {

@@ -155,9 +155,9 @@ def _android_package_name(raw: str | None, _values: Mapping[str, object]) -> str
     return raw
 
 
-def _webhook_url(raw: str | None, _values: Mapping[str, object]) -> str | None:
+def _webhook_url(raw: str | None, values: Mapping[str, object]) -> str | None:
     if raw is not None:
-        _check_webhook(raw)
+        _check_webhook(raw, values.get("plaid_env"))
     return raw
 
 
@@ -214,10 +214,14 @@ def _check_redirect_uri(uri: str, plaid_env: object) -> None:
     raise ConfigError("PLAID_REDIRECT_URI must be an https URL (http://localhost in sandbox)")
 
 
-def _check_webhook(url: str) -> None:
+def _check_webhook(url: str, plaid_env: object) -> None:
+    """Plaid posts Item and Link events (public tokens among them) to this URL: in clear text
+    only in sandbox, whose data is fake. `plaid_env` None: PLAID_ENV is invalid, not judged."""
     parts = urlsplit(url)
     if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise ConfigError("PLAID_WEBHOOK_URL must be an absolute http(s) URL")
+        raise ConfigError("PLAID_WEBHOOK_URL must be an absolute https URL")
+    if parts.scheme == "http" and plaid_env not in {"sandbox", None}:
+        raise ConfigError("PLAID_WEBHOOK_URL must be https outside sandbox (http:// is refused)")
 
 
 def _base_url(override: str | None, values: Mapping[str, object]) -> str:

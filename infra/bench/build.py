@@ -212,6 +212,8 @@ def build(
            "--target", str(target)]  # fmt: skip
     if quiet:
         pip.append("--quiet")
+    if variant.requirements == product_requirements():
+        pip.append("--require-hashes")  # uv.lock's wheels only, as handler/Makefile installs them
     if variant.requirements:
         env = dict(os.environ, PIP_ROOT_USER_ACTION="ignore")
         done = subprocess.run(
