@@ -31,8 +31,12 @@ def check_secret(
     secret_id: str,
     report: Report,
     client_factory: Callable[[], Any] = make_secrets_client,
+    require_hmac_key: bool = True,
 ) -> PlaidCredentials | None:
-    """Read and judge the secret; the credentials when they are usable."""
+    """Read and judge the secret; the credentials when they are usable.
+
+    A secret without `user_id_hmac_key` works, but is a problem unless `require_hmac_key` is
+    off (the local setup's secret, whose users are development tokens)."""
     fill = f"store the keys with infra/scripts/put-plaid-secret.sh --secret-id {secret_id}"
     try:
         text = SecretStore(secret_id, 0, client_factory).read_secret_string()
@@ -77,7 +81,24 @@ def check_secret(
             f"user_id_hmac_key {hmac}",
         )
     )
+    if credentials.user_id_hmac_key is None and require_hmac_key:
+        report.add(_no_hmac_key(secret_id))
     return credentials
+
+
+def _no_hmac_key(secret_id: str) -> Finding:
+    # The function keeps working without a key (existing secrets are not broken), but the JWT
+    # sub goes to Plaid as is, and identity providers often put an email address there.
+    return Finding(
+        GROUP,
+        "user_id_hmac_key",
+        "problem",
+        "not set: Plaid receives the raw JWT sub as client_user_id (often an email address; "
+        "Plaid asks for no personal data there), and user_ref in the logs is an unkeyed "
+        "SHA-256 of it that a list of candidate emails reverses",
+        f"infra/scripts/put-plaid-secret.sh --secret-id {secret_id} generates one when it "
+        "stores the keys (every user's client_user_id at Plaid then changes, once)",
+    )
 
 
 def keys_environment_unknown() -> Finding:
