@@ -205,6 +205,19 @@ def test_a_secret_with_hmac_key_has_no_key_finding(moto: str) -> None:
     assert "user_id_hmac_key" not in {f["check"] for f in doc["findings"]}
 
 
+def test_a_key_without_utf8_bytes_is_named_not_a_crash(moto: str) -> None:
+    # JSON can escape a lone surrogate, which has no UTF-8 bytes to key an HMAC with.
+    put_secret(good_secret(user_id_hmac_key=HMAC_KEY + "\udc00"))  # json.dumps escapes it
+
+    code, _text, doc = run_doctor()
+
+    assert code == 1
+    shape = finding(doc, "shape")
+    assert shape["status"] == "problem"
+    assert "'user_id_hmac_key' is not valid Unicode" in shape["detail"]
+    assert "--hmac-key new" in shape["fix"]
+
+
 def test_secret_named_for_the_other_environment_is_a_warning(
     moto: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
