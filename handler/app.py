@@ -1,8 +1,10 @@
 """AWS Lambda entry point (`Handler: app.lambda_handler`): wiring only.
 
 Init (once per container, during Lambda's init phase): validate configuration and build the
-service. Per request: Powertools context (correlation id, cold start, trace, metrics flush),
-then `endpoint.handle`, which maps every outcome to a response and never raises.
+service. Per request: Powertools' logging context (correlation id, cold start) and metrics
+flush, the handler's X-Ray subsegment when the invocation is sampled (`linktoken.xray`, not
+Powertools Tracer), then `endpoint.handle`, which maps every outcome to a response and never
+raises.
 """
 
 import gc

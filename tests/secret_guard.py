@@ -6,7 +6,8 @@ conftest's autouse `output` fixture runs every test inside a `SecretGuard`, whic
 - log records: every record any Python logger emits (botocore, urllib3, moto...), formatted
   with its exception text;
 - responses: every response body the endpoint builds (`linktoken.endpoint.respond`);
-- traces: every X-Ray datagram the SDK sends (`UDPEmitter._send_data`);
+- traces: every X-Ray document the service's own sender sends (`linktoken.xray.Tracer._send`,
+  one per sampled invocation);
 - exceptions: every exception raised anywhere in the process, any thread, while the test runs
   (its arguments; `sys.monitoring` RAISE events).
 

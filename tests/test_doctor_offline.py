@@ -181,6 +181,43 @@ def test_malformed_secret_is_named_and_its_values_never_printed(
     assert HMAC_KEY[:9] not in text
 
 
+def test_a_secret_without_hmac_key_is_a_problem_with_its_fix(moto: str) -> None:
+    """It works, but Plaid gets the raw JWT sub (often an email) as client_user_id."""
+    put_secret(json.dumps({"client_id": CLIENT_ID, "secret": SECRET}))
+
+    code, text, doc = run_doctor()
+
+    assert code == 1
+    assert doc["problems"] == 1
+    missing = finding(doc, "user_id_hmac_key")
+    assert missing["status"] == "problem"
+    assert "raw JWT sub" in missing["detail"] and "client_user_id" in missing["detail"]
+    assert f"put-plaid-secret.sh --secret-id {SECRET_ID}" in missing["fix"]
+    assert f"fix      {missing['fix']}" in text
+    assert finding(doc, "shape")["status"] == "ok"  # the function can still use it
+
+
+def test_a_secret_with_hmac_key_has_no_key_finding(moto: str) -> None:
+    put_secret(good_secret())
+
+    _code, _text, doc = run_doctor()
+
+    assert "user_id_hmac_key" not in {f["check"] for f in doc["findings"]}
+
+
+def test_a_key_without_utf8_bytes_is_named_not_a_crash(moto: str) -> None:
+    # JSON can escape a lone surrogate, which has no UTF-8 bytes to key an HMAC with.
+    put_secret(good_secret(user_id_hmac_key=HMAC_KEY + "\udc00"))  # json.dumps escapes it
+
+    code, _text, doc = run_doctor()
+
+    assert code == 1
+    shape = finding(doc, "shape")
+    assert shape["status"] == "problem"
+    assert "'user_id_hmac_key' is not valid Unicode" in shape["detail"]
+    assert "--hmac-key new" in shape["fix"]
+
+
 def test_secret_named_for_the_other_environment_is_a_warning(
     moto: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,4 +309,5 @@ def test_with_nothing_configured_the_local_setup_is_checked(
     )
     assert finding(doc, "readable")["status"] == "ok"
     assert finding(doc, "link token (web/ios)")["status"] == "ok"
+    assert "user_id_hmac_key" not in statuses(doc)  # development tokens' subs: no key needed
     assert dict(os.environ) == before  # the stand-ins' settings did not leak into the process

@@ -11,12 +11,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ROOT
+
+from linktoken.secret_store import parse_secret, secret_problems
 
 SCRIPT = ROOT / "infra/scripts/put-plaid-secret.sh"
 CLIENT_ID = "c" * 24
@@ -45,7 +48,7 @@ FAKE_AWS = textwrap.dedent(
 
 def run(tmp_path: Path, scenario: dict[str, Any], *args: str, stdin: str = KEYS) -> Any:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    bin_dir.mkdir(parents=True, exist_ok=True)
     fake = bin_dir / "aws"
     fake.write_text(FAKE_AWS)
     fake.chmod(0o755)
@@ -55,6 +58,7 @@ def run(tmp_path: Path, scenario: dict[str, Any], *args: str, stdin: str = KEYS)
         "HOME": str(tmp_path),
         "FAKE_AWS_SCENARIO": json.dumps(scenario),
         "FAKE_AWS_LOG": str(log),
+        "PYTHON313": sys.executable,  # the tests' own 3.13, whatever pyenv sees under HOME
     }
     proc = subprocess.run(  # noqa: S603 - our own script
         [
@@ -108,12 +112,112 @@ def test_keep_stops_when_the_current_value_cannot_be_read(tmp_path: Path, error:
     assert proc.stored == []
 
 
-def test_a_secret_with_no_value_yet_is_stored_without_a_key(tmp_path: Path) -> None:
+def assert_generated_key(proc: Any) -> None:
+    """One value stored, with a new key the function accepts, printed nowhere."""
+    assert proc.returncode == 0, proc.stderr
+    (stored,) = [dict(value) for value in proc.stored]
+    key = stored.pop("user_id_hmac_key")
+    assert stored == {"client_id": CLIENT_ID, "secret": SECRET}
+    assert len(bytes.fromhex(key)) == 32  # 32 random bytes, hex
+    assert key != OLD_HMAC
+    text = json.dumps({**stored, "user_id_hmac_key": key})
+    assert secret_problems(text) == []  # the function's own validation
+    assert parse_secret(text, "plaid/creds").user_id_hmac_key == key.encode()
+    assert key not in proc.stdout + proc.stderr
+    assert "generating a" in proc.stderr
+
+
+def test_a_secret_with_no_value_yet_gets_a_new_key(tmp_path: Path) -> None:
     proc = run(tmp_path, {**EXISTS, "get-secret-value": {"error": "ResourceNotFoundException"}})
+
+    assert_generated_key(proc)
+    assert "no value yet" in proc.stderr
+
+
+def test_a_value_without_a_key_gets_one(tmp_path: Path) -> None:
+    """Without a key Plaid would get the raw JWT sub (often an email) as client_user_id."""
+    proc = run(tmp_path, current({"client_id": "old", "secret": "old"}))
+
+    assert_generated_key(proc)
+    assert "changes once" in proc.stderr  # told that every user's id at Plaid changes
+
+
+def test_two_generated_keys_differ(tmp_path: Path) -> None:
+    first = run(tmp_path / "a", current({"client_id": "old", "secret": "old"}), "--hmac-key", "new")
+    second = run(
+        tmp_path / "b", current({"client_id": "old", "secret": "old"}), "--hmac-key", "new"
+    )
+
+    assert_generated_key(first)
+    keys = {p.stored[0]["user_id_hmac_key"] for p in (first, second)}
+    assert len(keys) == 2
+
+
+def test_none_stores_no_key_when_asked(tmp_path: Path) -> None:
+    proc = run(
+        tmp_path,
+        current({"client_id": "old", "secret": "old", "user_id_hmac_key": OLD_HMAC}),
+        "--hmac-key",
+        "none",
+    )
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stored == [{"client_id": CLIENT_ID, "secret": SECRET}]
-    assert "no value yet" in proc.stderr
+    assert "raw JWT sub" in proc.stderr
+
+
+# A key with every kind of JSON escape: quote, backslash, a \u escape, and a / escaped for no
+# reason. A regular expression over the JSON text cannot take it out whole.
+ESCAPED_KEY = 'k"ey\\with-\u00e9scapes/0123456789'
+ESCAPED_TEXT = (
+    '{"client_id": "old", "secret": "old", '
+    '"user_id_hmac_key": "k\\"ey\\\\with-\\u00e9scapes\\/0123456789"}'
+)
+
+
+def test_a_key_with_json_escapes_is_kept_exactly(tmp_path: Path) -> None:
+    assert json.loads(ESCAPED_TEXT)["user_id_hmac_key"] == ESCAPED_KEY  # the fixture itself
+    proc = run(tmp_path, {**EXISTS, "get-secret-value": {"out": ESCAPED_TEXT}})
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stored == [
+        {"client_id": CLIENT_ID, "secret": SECRET, "user_id_hmac_key": ESCAPED_KEY}
+    ]
+    # The bytes the function keys its HMAC with are the same as before the rotation.
+    written = parse_secret(proc.calls[-1]["stdin"], "plaid/creds").user_id_hmac_key
+    assert written == parse_secret(ESCAPED_TEXT, "plaid/creds").user_id_hmac_key
+    assert written == ESCAPED_KEY.encode()
+    assert "keeping the current user_id_hmac_key" in proc.stderr
+
+
+UNREADABLE_KEY = "unreadable-3e9f"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (json.dumps({"client_id": "old", "user_id_hmac_key": 12345}), "must be a string"),
+        (json.dumps({"client_id": "old", "user_id_hmac_key": ""}), "must be a string"),
+        (json.dumps({"client_id": "old", "user_id_hmac_key": UNREADABLE_KEY}), "at least 16"),
+        (json.dumps({"client_id": "old", "user_id_hmac_key": ["k" * 32]}), "must be a string"),
+        ('{"client_id": "old", "user_id_hmac_key": "' + OLD_HMAC + '", ', "not JSON"),
+        (json.dumps([{"user_id_hmac_key": OLD_HMAC}]), "not a JSON object"),
+        ('{"user_id_hmac_key": "' + OLD_HMAC + '\\udc00"}', "not valid Unicode"),
+    ],
+    ids=["number", "empty", "too short", "list", "bad JSON", "not an object", "lone surrogate"],
+)
+def test_a_key_that_cannot_be_read_stops_before_anything_is_written(
+    tmp_path: Path, value: str, said: str
+) -> None:
+    # Empty stdin: had the script asked for the keys, it would die on "client_id: empty".
+    proc = run(tmp_path, {**EXISTS, "get-secret-value": {"out": value}}, stdin="")
+
+    assert proc.returncode != 0
+    assert said in proc.stderr
+    assert "cannot keep the user_id_hmac_key" in proc.stderr
+    assert "client_id: empty" not in proc.stderr  # it stopped before asking for the keys
+    assert proc.stored == []
+    assert UNREADABLE_KEY not in proc.stderr and OLD_HMAC not in proc.stderr
 
 
 def test_not_found_is_told_apart_from_not_authorized(tmp_path: Path) -> None:
@@ -136,8 +240,7 @@ def test_create_makes_a_missing_secret(tmp_path: Path) -> None:
         "--create",
     )
 
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stored == [{"client_id": CLIENT_ID, "secret": SECRET}]
+    assert_generated_key(proc)
     assert any("create-secret" in call["args"] for call in proc.calls)
 
 

@@ -72,12 +72,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     return _finish(report, args, title)
 
 
-def diagnose(report: Report, environ: Mapping[str, str], live: bool) -> None:
-    """Configuration, secret and, with `live`, the network path and one call per platform."""
+def diagnose(report: Report, environ: Mapping[str, str], live: bool, local: bool = False) -> None:
+    """Configuration, secret and, with `live`, the network path and one call per platform.
+    `local`: the local setup, whose secret needs no user_id_hmac_key."""
     config, findings = check_configuration(environ)
     report.add(*findings)
     secret_id = (environ.get("PLAID_SECRET_ID") or "").strip()
-    credentials = check_secret(secret_id, report) if secret_id else None
+    credentials = check_secret(secret_id, report, require_hmac_key=not local) if secret_id else None
     if not live:
         if credentials is not None:
             report.add(keys_environment_unknown())
@@ -105,7 +106,7 @@ def _local(report: Report, args: argparse.Namespace, environ: Mapping[str, str])
             "local configuration, as make serve runs it (infra/env.json; set PLAID_SECRET_ID "
             f"and your AWS configuration to check a real one). Secret: {backends.secrets}"
         )
-        diagnose(report, os.environ, live=args.live)
+        diagnose(report, os.environ, live=args.live, local=True)
         return _finish(report, args, title)
 
 

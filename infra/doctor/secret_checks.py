@@ -31,8 +31,12 @@ def check_secret(
     secret_id: str,
     report: Report,
     client_factory: Callable[[], Any] = make_secrets_client,
+    require_hmac_key: bool = True,
 ) -> PlaidCredentials | None:
-    """Read and judge the secret; the credentials when they are usable."""
+    """Read and judge the secret; the credentials when they are usable.
+
+    A secret without `user_id_hmac_key` works, but is a problem unless `require_hmac_key` is
+    off (the local setup's secret, whose users are development tokens)."""
     fill = f"store the keys with infra/scripts/put-plaid-secret.sh --secret-id {secret_id}"
     try:
         text = SecretStore(secret_id, 0, client_factory).read_secret_string()
@@ -66,6 +70,20 @@ def check_secret(
         report.add(*_environment_named_fields(doc))
     if problems:
         return None
+    if isinstance(doc, dict) and _lone_surrogate(doc.get("user_id_hmac_key")):
+        # secret_problems lets a lone surrogate escape (\udc00) through; such a key has no UTF-8
+        # bytes for the HMAC, and parse_secret would raise an error holding the key itself.
+        report.add(
+            Finding(
+                GROUP,
+                "shape",
+                "problem",
+                f"secret {secret_id!r} field 'user_id_hmac_key' is not valid Unicode "
+                "(a lone surrogate escape)",
+                f"{fill} --hmac-key new (every user's client_user_id at Plaid changes)",
+            )
+        )
+        return None
     credentials = parse_secret(text, secret_id)
     hmac = "set" if credentials.user_id_hmac_key else "not set (client_user_id is the JWT sub)"
     report.add(
@@ -77,7 +95,24 @@ def check_secret(
             f"user_id_hmac_key {hmac}",
         )
     )
+    if credentials.user_id_hmac_key is None and require_hmac_key:
+        report.add(_no_hmac_key(secret_id))
     return credentials
+
+
+def _no_hmac_key(secret_id: str) -> Finding:
+    # The function keeps working without a key (existing secrets are not broken), but the JWT
+    # sub goes to Plaid as is, and identity providers often put an email address there.
+    return Finding(
+        GROUP,
+        "user_id_hmac_key",
+        "problem",
+        "not set: Plaid receives the raw JWT sub as client_user_id (often an email address; "
+        "Plaid asks for no personal data there), and user_ref in the logs is an unkeyed "
+        "SHA-256 of it that a list of candidate emails reverses",
+        f"infra/scripts/put-plaid-secret.sh --secret-id {secret_id} generates one when it "
+        "stores the keys (every user's client_user_id at Plaid then changes, once)",
+    )
 
 
 def keys_environment_unknown() -> Finding:
@@ -96,6 +131,12 @@ def keys_environment_unknown() -> Finding:
 def mask_client_id(client_id: str) -> str:
     """Enough to recognise it, not to use it: `****5e1f`."""
     return "****" + (client_id[-4:] if len(client_id) >= 12 else "")
+
+
+def _lone_surrogate(value: object) -> bool:
+    """Whether a string holds a surrogate code point, which has no UTF-8 encoding (checked
+    without encoding: the error would carry the value)."""
+    return isinstance(value, str) and any("\ud800" <= char <= "\udfff" for char in value)
 
 
 def _hide_values(text: str | None, report: Report) -> Any:

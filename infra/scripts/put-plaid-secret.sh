@@ -11,17 +11,24 @@
 #   --create           create the secret if it does not exist yet (a secret the stack manages
 #                      already exists: it is created empty)
 #   --kms-key-id KEY   customer managed key for --create (default: aws/secretsmanager)
-#   --hmac-key MODE    keep (default): keep the current user_id_hmac_key, if there is one;
+#   --hmac-key MODE    keep (default): keep the current user_id_hmac_key, or generate one
+#                      when the secret has none (32 random bytes, hex);
 #                      new: generate a new random key (every user's client_user_id changes!);
-#                      none: store no key (Plaid receives the JWT sub itself)
+#                      none: store no key (Plaid receives the raw JWT sub: avoid when the sub
+#                      is personal data such as an email)
 #   --region R, --profile P   passed to the AWS CLI
 #
+# Needs the AWS CLI and Python 3.13 (found as `make` finds it: infra/scripts/find-python313.sh),
+# which parses and writes the secret's JSON with the function's own rules
+# (infra/scripts/plaid_secret_json.py).
+#
 # Before asking for the keys it shows the region, and stops on anything but "not found" when it
-# looks the secret up, and on anything but "no value yet" when it reads the current
-# user_id_hmac_key to keep it (access denied, expired credentials...).
+# looks the secret up, on anything but "no value yet" when it reads the current value to keep
+# its user_id_hmac_key (access denied, expired credentials...), and when that value or its key
+# cannot be read (not JSON, a key that is not a usable string).
 # The keys are read with `read -s` from the terminal (or from standard input when it is not
-# one), checked, assembled into {"client_id": ..., "secret": ..., "user_id_hmac_key": ...} in
-# this shell's memory, and handed to the AWS CLI through a pipe (--secret-string
+# one), checked, assembled into {"client_id": ..., "secret": ..., "user_id_hmac_key": ...}
+# by Python reading them on a pipe, and handed to the AWS CLI through a pipe (--secret-string
 # file:///dev/stdin). Running functions pick the new value up within PLAID_SECRET_TTL_SECONDS
 # (default 5 min), or at once if Plaid rejects the old keys (INVALID_API_KEYS forces a re-read).
 set -euo pipefail
@@ -46,11 +53,16 @@ done
 [[ -n "$secret_id" ]] || { printf 'missing --secret-id\n\n' >&2; usage 2; }
 [[ "$hmac_mode" =~ ^(keep|new|none)$ ]] || die "--hmac-key must be keep, new or none"
 command -v aws >/dev/null || die "the AWS CLI (aws) is not installed"
+# Python, not a regular expression or jq: the same JSON parser and validation as the function,
+# and it comes with the Python 3.13 the rest of the repository already needs.
+scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python=$("$scripts/find-python313.sh") || die "Python 3.13 is needed to read and write the secret's JSON"
+secret_json() { "$python" -I "$scripts/plaid_secret_json.py" "$@"; }
 
-client_id="" secret="" hmac_key="" current=""
-trap 'client_id="" secret="" hmac_key="" current="" json=""' EXIT
+client_id="" secret="" current="" json=""
+trap 'client_id="" secret="" current="" json=""' EXIT
 
-# Plaid's keys are hex; allowing only [A-Za-z0-9_-] also means they need no JSON escaping.
+# Plaid's keys are hex: anything else is a paste gone wrong (a quote, a space, a newline).
 ask() {  # ask VAR PROMPT: read a value without echo
   local value
   if [[ -t 0 ]]; then
@@ -89,33 +101,35 @@ if ! aws_call describe_out describe_err secretsmanager describe-secret --secret-
   $create || die "secret '$secret_id' not found in $region (deploy the stack first, check --region/--profile, or pass --create)"
 fi
 
+generating="generating a user_id_hmac_key, so Plaid gets an HMAC of the JWT sub instead of the sub"
 case "$hmac_mode" in
   keep)
-    # The current key stays in memory. Only "no value yet" (a secret the stack created empty)
-    # means there is none: any other failure stops here, or the new version would silently
-    # drop the key and change every user's client_user_id at Plaid.
+    # The current value stays in memory; its key is taken from it when the new one is built.
+    # Only "no value yet" (a secret the stack created empty) means there is none: any other
+    # failure stops here, or the new version would silently replace the key and change every
+    # user's client_user_id at Plaid.
     value_err=""
     if $exists; then
       if aws_call current value_err secretsmanager get-secret-value --secret-id "$secret_id" \
         --query SecretString --output text; then
-        if [[ "$current" =~ \"user_id_hmac_key\"[[:space:]]*:[[:space:]]*\"([^\"\\]+)\" ]]; then
-          hmac_key="${BASH_REMATCH[1]}"
+        state=$(printf '%s' "$current" | secret_json inspect) ||
+          die "cannot keep the user_id_hmac_key of '$secret_id' (fix its value, or pass --hmac-key new|none knowingly)"
+        if [[ "$state" == key ]]; then
           echo "keeping the current user_id_hmac_key (client_user_id values stay the same)" >&2
         else
-          echo "the current value has no user_id_hmac_key: storing none" >&2
+          echo "the current value has no user_id_hmac_key: $generating (every user's client_user_id at Plaid changes once; --hmac-key none keeps sending the sub)" >&2
         fi
       elif [[ "$value_err" == *ResourceNotFoundException* ]]; then
-        echo "the secret has no value yet: storing no user_id_hmac_key" >&2
+        echo "the secret has no value yet: $generating" >&2
       else
         die "cannot read the current value of '$secret_id' to keep its user_id_hmac_key: ${value_err:-the AWS CLI failed} (fix access, or pass --hmac-key new|none knowingly)"
       fi
+    else
+      echo "a new secret: $generating" >&2
     fi
     ;;
-  new)
-    hmac_key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-    echo "generated a new user_id_hmac_key: every user's client_user_id at Plaid changes" >&2
-    ;;
-  none) ;;
+  new) echo "generating a new user_id_hmac_key: every user's client_user_id at Plaid changes" >&2 ;;
+  none) echo "storing no user_id_hmac_key: Plaid receives the raw JWT sub as client_user_id" >&2 ;;
 esac
 
 ask client_id "Plaid client_id"
@@ -123,9 +137,9 @@ ask secret "Plaid secret (for the stack's PLAID_ENV: sandbox or production)"
 [[ ${#client_id} -eq 24 ]] || printf 'warning: a Plaid client_id is usually 24 characters, this one has %d\n' "${#client_id}" >&2
 [[ ${#secret} -eq 30 ]] || printf 'warning: a Plaid secret is usually 30 characters, this one has %d\n' "${#secret}" >&2
 
-json="{\"client_id\":\"$client_id\",\"secret\":\"$secret\""
-[[ -n "$hmac_key" ]] && json+=",\"user_id_hmac_key\":\"$hmac_key\""
-json+="}"
+# Python builds the JSON (escapes included); the keys and the current value reach it on a pipe.
+json=$(printf '%s\n%s\n%s' "$client_id" "$secret" "$current" | secret_json build "$hmac_mode") ||
+  die "nothing stored"
 
 # printf is a shell builtin: the value goes through a pipe, never through an argv.
 if $exists; then
