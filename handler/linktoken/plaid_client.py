@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import requests
@@ -263,7 +263,7 @@ class PlaidClient:
                 )
             except _ANSWER_ERRORS as exc:
                 response.close()  # a half-read connection cannot be reused
-                return response, _ANSWER_RULES[type(exc)]
+                return response, _answer_rule(exc)
             except BaseException:
                 response.close()
                 raise
@@ -366,3 +366,10 @@ _ANSWER_RULES: Final[dict[type[Exception], Rule]] = {
 }
 _ANSWER_ERRORS = tuple(_ANSWER_RULES)
 _TRANSPORT_ERRORS = tuple(kind for kinds, _rule in _TRANSPORT_RULES for kind in kinds)
+
+
+def _answer_rule(exc: Exception) -> Rule:
+    """The rule for an answer that cannot be used; its cause ends with the reason, when the
+    exception gives one (corrupt, cut short, data after the end), so the log line names it."""
+    rule = _ANSWER_RULES[type(exc)]
+    return replace(rule, cause=f"{rule.cause}: {exc}") if str(exc) else rule
