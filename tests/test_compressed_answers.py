@@ -178,7 +178,7 @@ class Body:
 
 
 def read(body: Body, encoding: str) -> bytes:
-    return read_answer(body, encoding, MAX_ANSWER_BYTES, time.monotonic() + 60, None)
+    return read_answer(body, encoding, MAX_ANSWER_BYTES, time.monotonic() + 60)
 
 
 def raw_deflate(data: bytes) -> bytes:

@@ -13,7 +13,6 @@ marker: anything after it (a second gzip member, trailing bytes) makes the answe
 so nothing past the marker is ever buffered.
 """
 
-import socket
 import time
 import zlib
 from typing import Final, Protocol
@@ -120,7 +119,6 @@ def read_answer(
     content_encoding: str | None,
     limit: int,
     deadline: float,
-    sock: socket.socket | None,
 ) -> bytes:
     """The whole decoded body, read against `deadline` (time.monotonic()); reading stops as
     soon as more than `limit` bytes were read or decoded.
@@ -134,8 +132,6 @@ def read_answer(
         left = deadline - time.monotonic()
         if left <= 0:
             raise AnswerDeadline
-        if sock is not None:
-            sock.settimeout(left)  # no single read may block past the attempt's deadline
         # One socket read, as sent; one byte more than allowed tells "too large" from "ends here".
         chunk = raw.read1(min(_READ_SIZE, unread + 1), decode_content=False)
         if not chunk:
