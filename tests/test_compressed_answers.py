@@ -230,16 +230,18 @@ def test_megabytes_after_the_end_marker_are_not_read_nor_buffered() -> None:
     assert time.monotonic() - started < 5.0  # milliseconds; generous for a loaded machine
 
 
-# Streams that never end and decode to little or nothing: gzip's header, then empty stored
-# deflate blocks (5 bytes each, no output) forever; or a body that is not compressed at all.
-EMPTY_BLOCKS = gzip.compress(b"")[:10], b"\x00\x00\x00\xff\xff" * 3277
+# Streams that never end and decode to nothing: a gzip or zlib header, then empty stored deflate
+# blocks (5 bytes each, no output) forever; or a body that is not compressed at all.
+GZIP_HEADER = gzip.compress(b"")[:10]
+ZLIB_HEADER = zlib.compress(b"")[:2]
+EMPTY_STORED_BLOCKS = b"\x00\x00\x00\xff\xff" * 3277
 
 
 @pytest.mark.parametrize(
     ("pieces", "endless", "encoding"),
     [
-        ([EMPTY_BLOCKS[0]], EMPTY_BLOCKS[1], "gzip"),
-        ([zlib.compress(b"")[:2]], EMPTY_BLOCKS[1], "deflate"),
+        ([GZIP_HEADER], EMPTY_STORED_BLOCKS, "gzip"),
+        ([ZLIB_HEADER], EMPTY_STORED_BLOCKS, "deflate"),
         ([], b" " * 16_384, "identity"),
     ],
     ids=["gzip-empty-blocks", "deflate-empty-blocks", "identity"],
