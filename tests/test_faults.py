@@ -14,6 +14,7 @@ on the connection it already had whenever the fault left that connection usable.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import uuid
@@ -26,7 +27,7 @@ import pytest
 from conftest import CLIENT_ID, SECRET, FakeContext, Output, make_event
 from helpers_app import closed_port
 from loopback import LoopbackTls, make_loopback_tls
-from plaid_faults import PlaidFaults, Reply, Reset, Silent, error_body, huge_body
+from plaid_faults import PlaidFaults, Reply, Reset, Silent, Trickle, error_body, huge_body
 from secrets_faults import SecretsFaults, SmError, SmSlow
 
 FUNCTION_TIMEOUT_MS = 20_000  # template.yaml
@@ -347,6 +348,34 @@ PLAID_CASES = [
         at_least_s=12.0,  # two 6 s read timeouts; a third attempt would not fit
         within_s=14.0,
         keeps_connection=False,
+    ),
+    PlaidCase(
+        "status line and headers a byte every 0.5 s: the attempt ends at its deadline",
+        (Trickle(interval=0.5),),  # ~50 s of headers, each read well within the read timeout
+        "UPSTREAM_TIMEOUT",
+        READ_TIMEOUT.cause,
+        attempts=1,
+        remaining_ms=12_000,  # one attempt (2 s connect + 6 s read) fits, a second does not
+        at_least_s=7.5,  # the attempt's 8 s deadline ...
+        within_s=10.0,  # ... not the function's timeout
+        keeps_connection=False,
+    ),
+    PlaidCase(
+        "a second gzip member after the answer",
+        (
+            Reply(
+                200,
+                gzip.compress(
+                    b'{"link_token": "link-sandbox-1", "expiration": "2030-01-01T00:00:00Z"}'
+                )
+                + gzip.compress(b"{}"),
+                {"Content-Encoding": "gzip"},
+            ),
+        ),
+        "UPSTREAM_REJECTED",
+        "cannot read: data follows the end of the compressed answer",
+        attempts=1,
+        within_s=1,  # the body came whole (Content-Length): the connection stays usable
     ),
     PlaidCase(
         "HTML with 200",

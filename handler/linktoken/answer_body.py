@@ -4,9 +4,15 @@ The session asks for `gzip, deflate` (what every HTTP client sends, so a front e
 service like any other) and reads the body itself, one socket read at a time, so that neither
 a trickling answer nor a compression bomb can hold the invocation or its memory: the size
 bound applies to the decoded bytes, and decompression never produces more than the bound.
+
+The same bound applies to the bytes read (compressed, as sent): a link token answer is under
+1 KiB, and a compressed encoding of JSON is smaller than the JSON, so only a body that is not a
+link token answer reaches it; it stops an endless body that decodes to little or nothing
+(empty deflate blocks, padding) long before the deadline. Compressed data ends with its end
+marker: anything after it (a second gzip member, trailing bytes) makes the answer unreadable,
+so nothing past the marker is ever buffered.
 """
 
-import socket
 import time
 import zlib
 from typing import Final, Protocol
@@ -27,7 +33,11 @@ class AnswerTooLarge(Exception):
 
 
 class UnreadableEncoding(Exception):
-    """The answer is compressed in a way this service does not read, or not validly."""
+    """The answer is compressed in a way this service does not read, or not validly; the
+    message says how."""
+
+
+_TRAILING: Final = "data follows the end of the compressed answer"
 
 
 class RawBody(Protocol):
@@ -46,6 +56,9 @@ class _Decoder:
         self._started = False
 
     def feed(self, data: bytes) -> bytes:
+        if self._inflate.eof:
+            # zlib would keep appending it to `unused_data`: refuse it instead.
+            raise UnreadableEncoding(_TRAILING)
         try:
             out = self._inflate.decompress(data, self._left + 1)
         except zlib.error:
@@ -58,6 +71,8 @@ class _Decoder:
         self._started = True
         if len(out) > self._left or self._inflate.unconsumed_tail:
             raise AnswerTooLarge
+        if self._inflate.unused_data:  # a second gzip member is not read either
+            raise UnreadableEncoding(_TRAILING)
         self._left -= len(out)
         return out
 
@@ -104,22 +119,25 @@ def read_answer(
     content_encoding: str | None,
     limit: int,
     deadline: float,
-    sock: socket.socket | None,
 ) -> bytes:
-    """The whole decoded body, read against `deadline` (time.monotonic()).
+    """The whole decoded body, read against `deadline` (time.monotonic()); reading stops as
+    soon as more than `limit` bytes were read or decoded.
 
     Raises `AnswerDeadline`, `AnswerTooLarge` or `UnreadableEncoding`.
     """
     decoder = decoder_for(content_encoding, limit)
     chunks: list[bytes] = []
+    unread = limit  # bytes still allowed off the wire
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise AnswerDeadline
-        if sock is not None:
-            sock.settimeout(left)  # no single read may block past the attempt's deadline
-        chunk = raw.read1(_READ_SIZE, decode_content=False)  # one socket read, as sent
+        # One socket read, as sent; one byte more than allowed tells "too large" from "ends here".
+        chunk = raw.read1(min(_READ_SIZE, unread + 1), decode_content=False)
         if not chunk:
             decoder.finish()
             return b"".join(chunks)
+        if len(chunk) > unread:
+            raise AnswerTooLarge
+        unread -= len(chunk)
         chunks.append(decoder.feed(chunk))

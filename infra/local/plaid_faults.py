@@ -4,8 +4,9 @@ Healthy, it answers like the stand-in (`plaid_standin.PlaidStandIn.sandbox_answe
 of truth for what Plaid says). Scripted, it does what a real network and a real Plaid do on a
 bad day, at the socket level, so the service's real HTTP stack (requests, urllib3, ssl) meets
 them: an error status with any body, an answer after a delay, a connection reset in the
-middle of an answer, a request accepted and never answered, an answer far too large, a
-certificate nobody trusts, and no listener at all (connection refused). It counts TCP
+middle of an answer, a request accepted and never answered, a status line and headers sent a
+byte at a time, an answer far too large, a certificate nobody trusts, and no listener at all
+(connection refused). It counts TCP
 connections, TLS handshakes that failed and requests that arrived, so a test can tell a
 kept-alive connection from a new one and prove no credential was sent.
 
@@ -57,7 +58,15 @@ class Silent:
     hold: float = 30.0
 
 
-Action = Reply | Reset | Silent
+@dataclass(frozen=True)
+class Trickle:
+    """Send a good answer's status line and headers one byte every `interval` seconds (each
+    read well within any read timeout), then its body; the connection is closed after."""
+
+    interval: float = 0.5
+
+
+Action = Reply | Reset | Silent | Trickle
 
 
 def error_body(status: int, error_type: str, error_code: str, message: str) -> Reply:
@@ -103,6 +112,10 @@ class _Handler(LoopbackHandler):
             self.connection.close()  # now, before socketserver's orderly shutdown could send FIN
             self.close_connection = True
             return
+        if isinstance(action, Trickle):
+            answer = self.server.double.sandbox.sandbox_answer(self.path, self.headers, raw)
+            self.trickle(action.interval, json.dumps(answer.body).encode())
+            return
         if action.delay:
             time.sleep(action.delay)
         payload = (
@@ -110,6 +123,19 @@ class _Handler(LoopbackHandler):
         )
         headers = {"Content-Type": "application/json", "X-Stand-In": "not-plaid"}
         self.answer(action.status, payload, {**headers, **action.headers})
+
+    def trickle(self, interval: float, body: bytes) -> None:
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Stand-In: not-plaid\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.close_connection = True
+        with suppress(OSError):  # the client gives up at its deadline
+            for byte in head.encode():
+                self.wfile.write(bytes([byte]))
+                if self.server.released.wait(interval):
+                    return
+            self.wfile.write(body)
 
 
 class _Server(ThreadingHTTPServer):
