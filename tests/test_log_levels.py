@@ -287,3 +287,57 @@ def test_no_deploy_environment_ships_debug() -> None:
         if isinstance(sections, dict) and "deploy" in sections
     }
     assert levels == {"dev": ["LogLevel=INFO"], "prod": ["LogLevel=INFO"]}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"a": "dict"}, ["a", "list"], b"bytes", None, 42],
+    ids=["dict", "list", "bytes", "None", "int"],
+)
+def test_a_library_line_that_is_not_text_is_dropped_without_raising(message: object) -> None:
+    recorded = Recorded()
+    root = logging.getLogger()
+    saved = root.level
+    root.addHandler(recorded)
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger("botocore.endpoint").debug(message)
+        logging.getLogger("urllib3.connectionpool").info(message)
+    finally:
+        root.removeHandler(recorded)
+        root.setLevel(saved)
+
+    assert recorded.lines == []
+
+
+def test_a_library_line_the_gate_cannot_read_is_dropped_without_raising(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot be shown")
+
+    # The gate itself, called as `urllib3`'s logger calls it (pytest puts capture handlers of its
+    # own beside it on non-propagating loggers, which would format the record themselves).
+    [gate] = [
+        h for h in logging.getLogger("urllib3").handlers if type(h).__name__ == "_LibraryLogGate"
+    ]
+    record = logging.getLogger("urllib3.connectionpool").makeRecord(
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        __file__,
+        1,
+        '%s://%s:%s "%s %s %s" %s %s',
+        ("https", "h", 443, "GET", Unprintable(), "1.1", 200, 0),
+        None,
+    )
+    recorded = Recorded()
+    root = logging.getLogger()
+    root.addHandler(recorded)
+    try:
+        gate.handle(record)
+    finally:
+        root.removeHandler(recorded)
+
+    assert recorded.lines == []
+    assert capfd.readouterr().err == ""  # no "--- Logging error ---" with the arguments

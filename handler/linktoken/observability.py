@@ -98,6 +98,8 @@ def _library_line(record: logging.LogRecord) -> logging.LogRecord | None:
     """The record as it may be printed, or None when it may not be printed at all."""
     if record.levelno >= logging.WARNING:
         return record
+    if not isinstance(record.msg, str):  # the allow-list is of format strings
+        return None
     line = (record.name, record.msg)
     args = record.args if isinstance(record.args, tuple) else ()
     if line in _KEPT_AS_WRITTEN:
@@ -128,7 +130,10 @@ class _LibraryLogGate(logging.Handler):
         self.name = _GATE_NAME
 
     def emit(self, record: logging.LogRecord) -> None:
-        kept = _library_line(record)
+        try:
+            kept = _library_line(record)
+        except Exception:  # never raise into the library's call; and handleError would print
+            return  # the record's arguments, the very thing this gate keeps out of the log
         if kept is not None:
             logging.getLogger().callHandlers(kept)
 
