@@ -3,8 +3,9 @@
 conftest's autouse `output` fixture runs every test inside a `SecretGuard`, which watches:
 
 - output: everything printed (JSON log lines, EMF metric documents), via capfd;
-- log records: every record any Python logger emits (botocore, urllib3, moto...), formatted
-  with its exception text;
+- log records: every record that reaches the root logger's handlers, where Lambda's runtime
+  prints (botocore's and urllib3's after `linktoken.observability`'s library log gate),
+  formatted with its exception text;
 - responses: every response body the endpoint builds (`linktoken.endpoint.respond`);
 - traces: every X-Ray document the service's own sender sends (`linktoken.xray.Tracer._send`,
   one per sampled invocation);

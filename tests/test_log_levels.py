@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import FakeContext, make_event
+from conftest import HMAC_KEY, SECRET, SECRET_ID, FakeContext, make_event, secret_json
 from plaid_standin import PlaidStandIn, plaid_error
 
 from tests.smoke_build import load_template
@@ -164,24 +164,180 @@ def test_the_service_writes_rfc3339_timestamps_and_valid_levels(
         assert lambda_level_of(line) == line["level"].upper().replace("WARNING", "INFO")
 
 
-def test_debug_never_lets_botocore_print_the_secret_response(
+# Canaries for the AWS credentials the function runs with (Lambda's role session).
+SESSION_TOKEN = "session-token-canary-9f3b1e7a5c2d"
+SECRET_ACCESS_KEY = "secret-access-key-canary-4d6a8c0e2b"
+
+
+class Recorded(logging.Handler):
+    """Every record that reaches the root logger's handlers, formatted with its exception."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
     aws: Any,
     plaid: PlaidStandIn,
     service_env: dict[str, str],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
+    aws.put_secret_value(SecretId=SECRET_ID, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
     env: dict[str, str | None] = {
         **service_env,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": None,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": None,  # moto, in process
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
     }
+    recorded = Recorded()
+    capfd.readouterr()
     with lambda_cold_start(env, "DEBUG") as app:
-        logging.getLogger("botocore.parsers").setLevel(logging.DEBUG)  # as loud as it gets
-        assert app.lambda_handler(make_event({}), FakeContext())["statusCode"] == 200
+        logging.getLogger().addHandler(recorded)
+        # As loud as it gets: every library logger that exists set to DEBUG by name, and one
+        # created after the service's import.
+        for name in list(logging.Logger.manager.loggerDict):
+            if name.split(".")[0] in {"botocore", "urllib3", "requests"}:
+                logging.getLogger(name).setLevel(logging.DEBUG)
+        late = logging.getLogger("botocore.created_later")
+        late.setLevel(logging.DEBUG)
+        late.debug("Sending http request: Authorization: ... Signature=%s", SESSION_TOKEN)
+        late.warning("a library warning")
+        statuses = [
+            app.lambda_handler(make_event({}, sub="ada@example.com"), FakeContext())["statusCode"],
+            app.lambda_handler(make_event({}), FakeContext())["statusCode"],
+        ]
         out, err = capfd.readouterr()
 
-    printed = out + err
-    assert "GetSecretValue" in printed  # botocore did log the call at DEBUG...
-    assert "SecretString" not in printed  # ...but never the response that carries the keys
+    assert statuses == [200, 200]
+    printed = "\n".join([out, err, *recorded.lines])
+    # DEBUG was on, for botocore and for urllib3 under both the AWS and the Plaid call...
+    shown = [
+        "Making request for OperationModel(name=GetSecretValue)",
+        "Looking for credentials via: env",
+        "Starting new HTTP connection",
+        '"POST /link/token/create HTTP/1.1" 200',
+        "botocore.created_later WARNING a library warning",
+    ]
+    assert [text for text in shown if text not in printed] == []
+    # ...and yet no signed or canonical request, credential or secret was printed. The checks
+    # name what leaked, never show it: pytest would print the text of a failed `in`.
+    never = {
+        "a session token header": "x-amz-security-token",
+        "a signature": "signature",
+        "an Authorization header": "aws4-hmac-sha256",
+        "Plaid's secret header": "plaid-secret",
+        "the secret's response": "secretstring",
+        "the session token": SESSION_TOKEN.lower(),
+        "the secret access key": SECRET_ACCESS_KEY.lower(),
+        "the Plaid secret": SECRET.lower(),
+        "the HMAC key": HMAC_KEY.lower(),
+    }
+    lowered = printed.lower()
+    assert [name for name, text in never.items() if text in lowered] == []
+
+
+def test_a_library_url_is_printed_without_its_query() -> None:
+    # A presigned URL carries its signature in the query string.
+    recorded = Recorded()
+    root = logging.getLogger()
+    saved = root.level
+    root.addHandler(recorded)
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger("urllib3.connectionpool").debug(
+            '%s://%s:%s "%s %s %s" %s %s',
+            "https",
+            "secretsmanager.us-east-1.amazonaws.com",
+            443,
+            "GET",
+            "/object?X-Amz-Security-Token=abc&X-Amz-Signature=def",
+            "HTTP/1.1",
+            200,
+            12,
+        )
+    finally:
+        root.removeHandler(recorded)
+        root.setLevel(saved)
+
+    assert recorded.lines == [
+        'urllib3.connectionpool DEBUG https://secretsmanager.us-east-1.amazonaws.com:443 "GET'
+        ' /object HTTP/1.1" 200 12'
+    ]
+
+
+def test_no_deploy_environment_ships_debug() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
+    levels = {
+        env: [
+            entry
+            for entry in sections["deploy"]["parameters"]["parameter_overrides"]
+            if entry.startswith("LogLevel=")
+        ]
+        for env, sections in config.items()
+        if isinstance(sections, dict) and "deploy" in sections
+    }
+    assert levels == {"dev": ["LogLevel=INFO"], "prod": ["LogLevel=INFO"]}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"a": "dict"}, ["a", "list"], b"bytes", None, 42],
+    ids=["dict", "list", "bytes", "None", "int"],
+)
+def test_a_library_line_that_is_not_text_is_dropped_without_raising(message: object) -> None:
+    recorded = Recorded()
+    root = logging.getLogger()
+    saved = root.level
+    root.addHandler(recorded)
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger("botocore.endpoint").debug(message)
+        logging.getLogger("urllib3.connectionpool").info(message)
+    finally:
+        root.removeHandler(recorded)
+        root.setLevel(saved)
+
+    assert recorded.lines == []
+
+
+def test_a_library_line_the_gate_cannot_read_is_dropped_without_raising(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot be shown")
+
+    # The gate itself, called as `urllib3`'s logger calls it (pytest puts capture handlers of its
+    # own beside it on non-propagating loggers, which would format the record themselves).
+    [gate] = [
+        h for h in logging.getLogger("urllib3").handlers if type(h).__name__ == "_LibraryLogGate"
+    ]
+    record = logging.getLogger("urllib3.connectionpool").makeRecord(
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        __file__,
+        1,
+        '%s://%s:%s "%s %s %s" %s %s',
+        ("https", "h", 443, "GET", Unprintable(), "1.1", 200, 0),
+        None,
+    )
+    recorded = Recorded()
+    root = logging.getLogger()
+    root.addHandler(recorded)
+    try:
+        gate.handle(record)
+    finally:
+        root.removeHandler(recorded)
+
+    assert recorded.lines == []
+    assert capfd.readouterr().err == ""  # no "--- Logging error ---" with the arguments

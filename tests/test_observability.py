@@ -476,3 +476,45 @@ def test_release_regressions_are_counted_per_function_version(
     [doc] = found
     assert directive(doc)["Dimensions"] == [["service", "FunctionVersion"]]
     assert (doc["FunctionVersion"], doc["ReleaseRegression"]) == (FUNCTION_VERSION, [1.0])
+
+
+def exceptions_caught_by_the_logging_stack(action: Any) -> list[str]:
+    """Every exception that Powertools or the service catches while `action()` runs: where
+    it was caught, and its type."""
+    import sys
+    from types import CodeType
+
+    monitoring = sys.monitoring
+    tool = next(t for t in range(6) if monitoring.get_tool(t) is None)
+    caught: list[str] = []
+
+    def handled(code: CodeType, _offset: int, exception: BaseException) -> None:
+        if "aws_lambda_powertools" in code.co_filename or "linktoken" in code.co_filename:
+            caught.append(f"{type(exception).__name__} caught in {code.co_name}")
+
+    monitoring.use_tool_id(tool, "exceptions-per-log-line")
+    try:
+        monitoring.register_callback(tool, monitoring.events.EXCEPTION_HANDLED, handled)
+        monitoring.set_events(tool, monitoring.events.EXCEPTION_HANDLED)
+        action()
+    finally:
+        monitoring.set_events(tool, 0)
+        monitoring.register_callback(tool, monitoring.events.EXCEPTION_HANDLED, None)
+        monitoring.free_tool_id(tool)
+    return caught
+
+
+def test_a_log_line_raises_no_exception_and_keeps_its_message_as_written(output: Any) -> None:
+    # Powertools hands every plain message to the deserializer and catches what it raises;
+    # a raise per line is wasted work, and the message must still go out exactly as written
+    # (a JSON-looking message too: it stays a string, never becomes an object).
+    messages = ["link_token_created", '{"looks": "like JSON"}', "[1, 2]"]
+
+    def log_them() -> None:
+        for message in messages:
+            obs.logger.info(message)
+
+    assert exceptions_caught_by_the_logging_stack(log_them) == []
+    lines = output.logs()[-3:]
+    assert [line["message"] for line in lines] == messages
+    assert [line["level"] for line in lines] == ["INFO"] * 3

@@ -6,13 +6,15 @@ loopback (infra/local/loopback.py); Secrets Manager is moto, Plaid the loopback 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from conftest import ROOT, SECRET, FakeContext, make_event
@@ -20,6 +22,7 @@ from loopback import XRaySink
 from plaid_standin import plaid_error
 
 from linktoken import observability as obs
+from linktoken import xray
 from linktoken.plaid_client import PlaidClient, RetryPolicy
 from linktoken.runtime import build_runtime
 from linktoken.xray import Tracer, daemon_address, parse_trace_header, tracing_enabled
@@ -214,6 +217,32 @@ def test_trace_header(value: str | None, expected: tuple[str, str] | None) -> No
     assert parse_trace_header(value) == expected
 
 
+# Each would once have reached `sendto` as given: a port past 65535 raised OverflowError out of
+# the handler, a name meant a DNS lookup on every sampled invocation.
+MALFORMED_DAEMON_ADDRESSES = [
+    "127.0.0.1:70000",
+    "127.0.0.1:65536",
+    "127.0.0.1:-1",
+    "127.0.0.1:0",
+    "127.0.0.1:x2000",
+    "127.0.0.1:\uff12\uff10\uff10\uff10",  # full-width digits: str.isdigit() says yes
+    "127.0.0.1:" + "9" * 5000,  # longer than int() will read
+    "127.0.0.1",
+    "127.0.0.1:",
+    ":2000",
+    "::1:2000",  # IPv6 without brackets: which colon is the port's?
+    "[::1]",
+    "[::1]:70000",
+    "[not-an-address]:2000",
+    "[127.0.0.1]:2000",
+    "udp:127.0.0.1:70000 tcp:127.0.0.1:2000",
+    "daemon.invalid:2000",  # a name: never resolved
+    "localhost:2000",
+    "127.0.0.1:2000\x00",
+    " ",
+]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -222,6 +251,10 @@ def test_trace_header(value: str | None, expected: tuple[str, str] | None) -> No
         ("tcp:127.0.0.1:2000 udp:127.0.0.2:2001", ("127.0.0.2", 2001)),
         ("udp:127.0.0.2:2001 tcp:127.0.0.1:2000", ("127.0.0.2", 2001)),
         ("nonsense", ("127.0.0.1", 2000)),
+        ("[::1]:2000", ("::1", 2000)),
+        ("udp:[::1]:2001 tcp:127.0.0.1:2000", ("::1", 2001)),
+        # Malformed: the default, never an address the socket cannot take.
+        *((bad, ("127.0.0.1", 2000)) for bad in MALFORMED_DAEMON_ADDRESSES),
     ],
 )
 def test_daemon_address(value: str | None, expected: tuple[str, int]) -> None:
@@ -268,3 +301,151 @@ def test_init_imports_no_x_ray_sdk_and_no_asyncio() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+REAL_SOCKET = socket.socket
+
+
+class LoopbackOnlySocket:
+    """A real UDP socket that sends only to IP literals on loopback: a name would be a DNS
+    lookup and any other address the network, neither of which a test may reach. What it
+    refused is kept in `refused`, so swallowing the refusal cannot hide it."""
+
+    refused: ClassVar[list[str]] = []
+
+    def __init__(self, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> None:
+        self._real = REAL_SOCKET(family, kind)
+
+    def sendto(self, data: bytes, address: tuple[Any, ...]) -> int:
+        host = address[0]
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except (TypeError, ValueError):
+            loopback = False
+        if not loopback:
+            LoopbackOnlySocket.refused.append(repr(address))
+            raise socket.gaierror(socket.EAI_NONAME, "not sent: not a loopback address")
+        return self._real.sendto(data, address)
+
+    def close(self) -> None:
+        self._real.close()
+
+
+def answer_of(tracer: Tracer, fails: bool) -> Any:
+    """What a traced handler answers: its return value, or the type and text it raised."""
+
+    @tracer.capture_lambda_handler
+    def handler(_event: Any, _context: Any) -> dict[str, Any]:
+        with tracer.subsegment("## plaid /link/token/create", namespace="remote") as span:
+            if span is not None:
+                span.put_http_meta("status", 200)
+        if fails:
+            raise RuntimeError("the handler's own failure")
+        return {"statusCode": 200, "body": '{"link_token":"link-sandbox-x"}'}
+
+    try:
+        return handler({}, None)
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def traced_environ(address: str) -> dict[str, str]:
+    return {
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "AWS_XRAY_DAEMON_ADDRESS": address,
+        "_X_AMZN_TRACE_ID": header("1"),
+    }
+
+
+@pytest.mark.parametrize("address", MALFORMED_DAEMON_ADDRESSES)
+@pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
+def test_a_malformed_daemon_address_never_changes_an_answer(
+    address: str, fails: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xray.socket, "socket", LoopbackOnlySocket)
+    monkeypatch.setattr(LoopbackOnlySocket, "refused", [])
+    untraced = answer_of(Tracer("svc", {"LAMBDA_TASK_ROOT": "/var/task"}), fails)
+    tracer = Tracer("svc", traced_environ(address))
+
+    for _ in range(2):  # the first send creates the socket, the second reuses it
+        assert answer_of(tracer, fails) == untraced
+    assert LoopbackOnlySocket.refused == []  # no name looked up, nothing sent off loopback
+    assert not tracer.recording
+
+
+class BrokenSocket:
+    """A socket whose every send raises `error`; counts how many were created."""
+
+    error: BaseException = OSError()
+    created = 0
+
+    def __init__(self, *_args: Any) -> None:
+        BrokenSocket.created += 1
+
+    def sendto(self, _data: bytes, _address: tuple[Any, ...]) -> int:
+        raise BrokenSocket.error
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(111, "Connection refused"),  # the ICMP answer to an earlier datagram
+        OverflowError("sendto(): port must be 0-65535."),
+        ValueError("embedded null character"),
+        TypeError("bad address"),
+        RuntimeError("anything else"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+@pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
+def test_a_socket_that_raises_on_send_never_changes_an_answer(
+    error: BaseException, fails: bool, sink: XRaySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    untraced = answer_of(Tracer("svc", {"LAMBDA_TASK_ROOT": "/var/task"}), fails)
+    tracer = Tracer("svc", traced_environ(sink.address))
+    monkeypatch.setattr(xray.socket, "socket", BrokenSocket)
+    monkeypatch.setattr(BrokenSocket, "error", error)
+    monkeypatch.setattr(BrokenSocket, "created", 0)
+
+    assert answer_of(tracer, fails) == untraced
+    assert answer_of(tracer, fails) == untraced
+    assert BrokenSocket.created == 2  # a socket that failed is not kept
+    monkeypatch.undo()  # a working socket again: the next sampled invocation is traced
+    assert answer_of(tracer, fails) == untraced
+    assert len(documents(sink, 1)) == 1
+
+
+@pytest.mark.parametrize(
+    "daemon",
+    [daemon_address("127.0.0.1:70000"), ("127.0.0.1", 70000), ("127.0.0.1", -1)],
+    ids=["parsed", "port-70000", "port-negative"],
+)
+def test_the_real_handler_answers_whatever_the_daemon_address(
+    traced_invoke: Callable[[str | None], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    daemon: tuple[str, int],
+) -> None:
+    monkeypatch.setattr(obs.tracer, "daemon", daemon)
+
+    assert traced_invoke("1")["statusCode"] == 200
+    assert traced_invoke("1")["statusCode"] == 200
+
+
+def test_a_daemon_on_an_ipv6_address_gets_the_trace() -> None:
+    try:
+        daemon = REAL_SOCKET(socket.AF_INET6, socket.SOCK_DGRAM)
+        daemon.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with daemon:
+        daemon.settimeout(10)
+        port = daemon.getsockname()[1]
+        tracer = Tracer("svc", traced_environ(f"[::1]:{port}"))
+
+        assert answer_of(tracer, fails=False)["statusCode"] == 200
+        head, _, body = daemon.recv(65536).partition(b"\n")
+    assert json.loads(head) == {"format": "json", "version": 1}
+    assert json.loads(body)["name"] == "## handler"

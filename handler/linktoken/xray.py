@@ -23,7 +23,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from functools import wraps
 from typing import Any, Final, TypeVar
 
@@ -56,15 +56,33 @@ def parse_trace_header(header: str | None) -> tuple[str, str] | None:
 
 
 def daemon_address(value: str | None) -> tuple[str, int]:
-    """The daemon's UDP address: `host:port`, or the `udp:host:port tcp:host:port` form."""
-    if not value:
-        return DEFAULT_DAEMON
-    for part in value.split():
+    """The daemon's UDP address: `host:port` or `[ipv6]:port`, or the `udp:... tcp:...` form.
+
+    The host must be an IP address (Lambda's always is): a name would be a DNS lookup on
+    every sampled invocation. Anything malformed (a port outside 1-65535, no port, a name)
+    gives the default, so `sendto` is only ever handed an address it can take.
+    """
+    for part in (value or "").split():
         if not part.startswith("tcp:"):
-            host, _, port = part.removeprefix("udp:").rpartition(":")
-            if host and port.isdigit():
-                return host, int(port)
+            address = _ip_and_port(part.removeprefix("udp:"))
+            if address is not None:
+                return address
     return DEFAULT_DAEMON
+
+
+def _ip_and_port(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    # isascii: str.isdigit() also accepts digits int() reads but no address has.
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+        return None
+    v6 = host.startswith("[") and host.endswith("]")
+    if v6:
+        host = host[1:-1]
+    try:
+        socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host)
+    except (OSError, ValueError):  # not an IP address of that family
+        return None
+    return host, int(port)
 
 
 def tracing_enabled(environ: Mapping[str, str]) -> bool:
@@ -229,12 +247,17 @@ class Tracer:
 
     def _send(self, root: Subsegment, trace_id: str, parent_id: str) -> None:
         """One datagram; losing it must never fail the invocation (UDP, as the SDK)."""
-        doc = root.document()
-        doc.update(trace_id=trace_id, parent_id=parent_id, type="subsegment")
-        data = PROTOCOL_HEADER + json.dumps(doc, separators=(",", ":")).encode()
         try:
+            doc = root.document()
+            doc.update(trace_id=trace_id, parent_id=parent_id, type="subsegment")
+            data = PROTOCOL_HEADER + json.dumps(doc, separators=(",", ":")).encode()
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                family = socket.AF_INET6 if ":" in self.daemon[0] else socket.AF_INET
+                self._socket = socket.socket(family, socket.SOCK_DGRAM)
             self._socket.sendto(data, self.daemon)
-        except OSError:
-            pass
+        except Exception:  # whatever it is: a trace never changes an answer
+            # A socket that failed once is not trusted again: the next trace opens a new one.
+            broken, self._socket = self._socket, None
+            if broken is not None:
+                with suppress(Exception):
+                    broken.close()
