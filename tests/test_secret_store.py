@@ -203,6 +203,14 @@ MALFORMED = [
     pytest.param(secret_json(user_id_hmac_key="short-hmac-k3y"), "'user_id_hmac_key'", id="short-hmac"),
     pytest.param(secret_json(user_id_hmac_key=""), "'user_id_hmac_key'", id="empty-hmac"),
     pytest.param(secret_json(user_id_hmac_key=12345678901234567890), "'user_id_hmac_key'", id="number-hmac"),
+    # JSON can escape a lone surrogate: no UTF-8 bytes to key the HMAC with (and encoding it
+    # would raise an error that holds the key).
+    pytest.param(secret_json(user_id_hmac_key="k" * 20 + "\udc00"), "'user_id_hmac_key' is not valid Unicode", id="surrogate-hmac"),
+    # The keys are HTTP header values: a line break would be header injection, a non-Latin-1
+    # character an encoding error holding the value.
+    pytest.param(json.dumps({"client_id": CLIENT_ID, "secret": "abc\r\nX-Injected: 1" + SECRET}), "'secret' must be printable ASCII", id="crlf-secret"),
+    pytest.param(json.dumps({"client_id": CLIENT_ID + "\u00e9", "secret": SECRET}), "'client_id' must be printable ASCII", id="unicode-client-id"),
+    pytest.param(json.dumps({"client_id": CLIENT_ID, "secret": SECRET + "\udc00"}), "'secret' must be printable ASCII", id="surrogate-secret"),
 ]  # fmt: skip
 
 

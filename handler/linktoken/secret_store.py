@@ -83,14 +83,27 @@ def _checked(secret_string: str | None) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(doc, dict):
         return {}, ["is not a JSON object"]
     problems = [
-        f"field {key!r} is missing or empty"
+        f"field {key!r} {problem}"
         for key in ("client_id", "secret")
-        if not isinstance(doc.get(key), str) or not doc[key].strip()
+        if (problem := _key_problem(doc.get(key)))
     ]
     hmac_key = doc.get("user_id_hmac_key")
     if hmac_key is not None and (not isinstance(hmac_key, str) or len(hmac_key) < 16):
         problems.append("field 'user_id_hmac_key' must be a string of at least 16 characters")
+    elif hmac_key is not None and any("\ud800" <= char <= "\udfff" for char in hmac_key):
+        # JSON can escape a lone surrogate (\udc00): no UTF-8 bytes to key the HMAC with.
+        problems.append("field 'user_id_hmac_key' is not valid Unicode (a lone surrogate escape)")
     return doc, problems
+
+
+def _key_problem(value: object) -> str | None:
+    """What is wrong with client_id or secret. They travel as HTTP header values, so printable
+    ASCII only; checked character by character, since an encoding error would hold the value."""
+    if not isinstance(value, str) or not value.strip():
+        return "is missing or empty"
+    if not all(" " <= char <= "~" for char in value.strip()):
+        return "must be printable ASCII (it is sent as an HTTP header)"
+    return None
 
 
 def make_secrets_client() -> "SecretsManagerClient":

@@ -57,32 +57,21 @@ def check_secret(
     )
     problems = secret_problems(text)
     for problem in problems:
+        # A key the script cannot keep is replaced; every other problem is fixed by storing anew.
+        hmac_fix = "--hmac-key new (every user's client_user_id at Plaid changes)"
+        fix = f"{fill} {hmac_fix}" if "'user_id_hmac_key'" in problem else fill
         report.add(
             Finding(
                 GROUP,
                 "shape",
                 "problem",
                 f"secret {secret_id!r} {problem}",
-                f'{fill} (JSON {{"client_id": "...", "secret": "..."}})',
+                f'{fix} (JSON {{"client_id": "...", "secret": "..."}})',
             )
         )
     if isinstance(doc, dict):
         report.add(*_environment_named_fields(doc))
     if problems:
-        return None
-    if isinstance(doc, dict) and _lone_surrogate(doc.get("user_id_hmac_key")):
-        # secret_problems lets a lone surrogate escape (\udc00) through; such a key has no UTF-8
-        # bytes for the HMAC, and parse_secret would raise an error holding the key itself.
-        report.add(
-            Finding(
-                GROUP,
-                "shape",
-                "problem",
-                f"secret {secret_id!r} field 'user_id_hmac_key' is not valid Unicode "
-                "(a lone surrogate escape)",
-                f"{fill} --hmac-key new (every user's client_user_id at Plaid changes)",
-            )
-        )
         return None
     credentials = parse_secret(text, secret_id)
     hmac = "set" if credentials.user_id_hmac_key else "not set (client_user_id is the JWT sub)"
@@ -131,12 +120,6 @@ def keys_environment_unknown() -> Finding:
 def mask_client_id(client_id: str) -> str:
     """Enough to recognise it, not to use it: `****5e1f`."""
     return "****" + (client_id[-4:] if len(client_id) >= 12 else "")
-
-
-def _lone_surrogate(value: object) -> bool:
-    """Whether a string holds a surrogate code point, which has no UTF-8 encoding (checked
-    without encoding: the error would carry the value)."""
-    return isinstance(value, str) and any("\ud800" <= char <= "\udfff" for char in value)
 
 
 def _hide_values(text: str | None, report: Report) -> Any:
