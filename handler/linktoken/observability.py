@@ -1,4 +1,4 @@
-"""Powertools Logger, Tracer and Metrics, configured once per container.
+"""Powertools Logger and Metrics and the X-Ray tracer, configured once per container.
 
 Logs: JSON with RFC 3339 timestamps (Lambda's log filter treats a line whose timestamp it cannot
 read as INFO), no event logging, correlation id from the API Gateway request id. The service's
