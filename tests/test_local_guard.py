@@ -214,6 +214,9 @@ def test_ipv6_loopback_names_itself_in_brackets_and_beyond_loopback_any_host_may
     assert network.check(["192.168.1.20:3000"], ["http://192.168.1.20:3000"]) is None
     refusal = network.check(["192.168.1.20:3000"], ["http://evil.test"])
     assert refusal is not None and refusal.status == 403
+    emulator = RequestGuard.for_address(("127.0.0.1", 3000), alias_hosts=("10.0.2.2",))
+    assert emulator.check(["10.0.2.2:3000"], []) is None
+    assert emulator.check(["10.0.2.2:3001"], []) is not None
     anywhere = RequestGuard.for_address(("127.0.0.1", 3000), origins=("*",))
     assert anywhere.check(["127.0.0.1:3000"], ["http://any.test"]) is None
 

@@ -467,7 +467,8 @@ def test_a_foreign_host_dns_rebinding_is_refused_before_the_authorizer(
     assert "rebind.attacker.test" in reply.json()["detail"]
     log = access_log_of(server, reply.headers["apigw-requestid"])
     assert log["integrationStatus"] == "-", "the function must not have been called"
-    for good_host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+    # 10.0.2.2 is how the Android emulator names the host's loopback (docs/clients.md).
+    for good_host in (f"localhost:{port}", f"127.0.0.1:{port}", f"10.0.2.2:{port}"):
         assert create(server, host=good_host).status == 200, good_host
 
 

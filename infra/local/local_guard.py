@@ -97,11 +97,14 @@ class RequestGuard:
         own_origin: bool = False,
         origins: Iterable[str] = (),
         any_host: bool = False,
+        alias_hosts: Iterable[str] = (),
     ) -> RequestGuard:
         """The guard of a server bound to `address` (as `server_address` gives it): its own
-        address and `localhost`, on its port. `own_origin`: pages it serves may call it."""
+        address and `localhost` (and `alias_hosts`), on its port. `own_origin`: pages it
+        serves may call it."""
         host, port = str(address[0]), int(address[1])
-        hosts = frozenset({authority(host, port).lower(), f"localhost:{port}"})
+        names = {authority(host, port), *(f"{name}:{port}" for name in ("localhost", *alias_hosts))}
+        hosts = frozenset(name.lower() for name in names)
         allowed = {origin.lower().rstrip("/") for origin in origins}
         own_scheme = scheme if own_origin else None
         return cls(hosts, frozenset(allowed - {"*"}), any_host, "*" in allowed, own_scheme)

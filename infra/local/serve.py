@@ -78,6 +78,9 @@ _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?\r?\n")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
 MAX_STATIC_PATH = 1024  # longer is no file of the web root (and too long for the file system)
 REAL_KEYS_OPT_IN = "SERVE_REAL_KEYS_BEYOND_LOOPBACK"
+# The Android emulator's name for the host's loopback: its apps reach 127.0.0.1 with this Host.
+# An address literal, so no DNS rebinding can produce it.
+ANDROID_EMULATOR_HOST = "10.0.2.2"
 STANDIN_HEADER = "x-plaid-stand-in"
 _API_PATH = ROUTE_KEY.split(" ", 1)[1]
 
@@ -270,7 +273,11 @@ class LocalApiServer(ThreadingHTTPServer):
         # Beyond loopback the Host names are the network's (an IP, a hostname); the per-run
         # signing key, not the Host, is what keeps other callers out there.
         self.request_guard = RequestGuard.for_address(
-            self.server_address, own_origin=True, origins=cors.origins, any_host=beyond_loopback
+            self.server_address,
+            own_origin=True,
+            origins=cors.origins,
+            any_host=beyond_loopback,
+            alias_hosts=(ANDROID_EMULATOR_HOST,),
         )
         self.jwt_key = jwt_key
         self.pool = pool
