@@ -229,3 +229,18 @@ def test_a_refusal_is_an_rfc_9457_problem() -> None:
     assert (doc["status"], doc["title"]) == (421, "Misdirected Request")
     assert "evil.test:3000" in doc["detail"]
     assert ("content-type", "application/problem+json") in refusal.headers()
+
+
+@pytest.mark.parametrize("name", ["plaid-stand-in", "secrets-double", "web-fixture"])
+def test_the_doubles_take_only_a_bounded_decimal_content_length(name: str) -> None:
+    start, _, path = SERVERS[name]
+    path = "/link-token" if name == "web-fixture" else path
+    with start() as base_url:
+        # -1 was read(-1): everything until the client hangs up, while it stays connected.
+        for length, expected in (("-1", 400), ("+5", 400), ("0x10", 400), ("99999999999", 413)):
+            status, headers, _ = exchange(base_url, "POST", path, {"content-length": length})
+            assert status == expected, (name, length, status)
+            assert headers["content-type"] == "application/problem+json"
+        chunked = {"transfer-encoding": "chunked"}
+        status, _, _ = exchange(base_url, "POST", path, chunked, "0\r\n\r\n")
+        assert status == 400

@@ -144,8 +144,12 @@ class GuardedHandler(BaseHTTPRequestHandler):
 
     The guard is the server's `request_guard` attribute when it has one, else the loopback
     guard of its bound address (no Origin accepted). A refused request is answered by
-    `refuse` and never reaches `do_*`.
+    `refuse` and never reaches `do_*`. With `max_body_bytes` set (the doubles, which read
+    `Content-Length` bytes as they are), the body must be framed by one decimal
+    Content-Length up to that size: `read(-1)` would read until the client hangs up.
     """
+
+    max_body_bytes: int | None = 16 * 1024 * 1024
 
     def parse_request(self) -> bool:
         if not super().parse_request():
@@ -153,10 +157,28 @@ class GuardedHandler(BaseHTTPRequestHandler):
         refusal = self.request_guard().check(
             self.headers.get_all("Host") or [], self.headers.get_all("Origin") or []
         )
+        if refusal is None and self.max_body_bytes is not None:
+            refusal = self._framing_refusal(self.max_body_bytes)
         if refusal is None:
             return True
         self.refuse(refusal)
         return False
+
+    def _framing_refusal(self, limit: int) -> Refusal | None:
+        if self.headers.get_all("Transfer-Encoding"):
+            return Refusal(400, "send the body with a Content-Length (no Transfer-Encoding)")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return None
+        if (
+            len(lengths) != 1
+            or not lengths[0].strip().isascii()
+            or not lengths[0].strip().isdigit()
+        ):
+            return Refusal(400, "Content-Length must be one decimal number")
+        if int(lengths[0]) > limit:
+            return Refusal(413, f"bodies here are at most {limit} bytes")
+        return None
 
     def request_guard(self) -> RequestGuard:
         guard = getattr(self.server, "request_guard", None)

@@ -91,6 +91,7 @@ class _Done(Exception):
 
 class _Handler(GuardedHandler):
     protocol_version = "HTTP/1.1"
+    max_body_bytes = None  # framed here, as API Gateway does (chunked too, 413 past 10 MB)
     server: LocalApiServer
     timeout = READ_TIMEOUT_S
 
