@@ -14,7 +14,7 @@ request is dispatched, stop both:
   its own). Browsers send it on every cross-site fetch and POST; HTTP clients (requests,
   botocore, curl) never do: 403.
 
-Refusals are RFC 9457 problem documents; the connection is closed after them.
+Refusals are RFC 9457 problem documents (a GuardedHandler also closes the connection).
 
     class Handler(GuardedHandler): ...      # http.server: refused before do_GET/do_POST
     app = WsgiGuard(app, RequestGuard.for_address(server.server_address))   # WSGI (moto)
