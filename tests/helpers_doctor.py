@@ -13,7 +13,6 @@ from typing import Any
 
 import botocore.session
 import pytest
-import requests
 from conftest import CLIENT_ID, FORBIDDEN, HMAC_KEY, SECRET, SECRET_ID
 
 from infra.doctor.__main__ import main
@@ -39,7 +38,10 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture
 def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A clean moto, every AWS client of the process pointed at it, a neutral environment."""
-    requests.post(f"{moto_url}/moto-api/reset", timeout=5).raise_for_status()
+    # In process: the server runs in this one, and it does not serve /moto-api/ (local_guard).
+    from moto.moto_api._internal import moto_api_backend
+
+    moto_api_backend.reset()
     for name in _CLEARED:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)

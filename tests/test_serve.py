@@ -48,6 +48,11 @@ def web_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "index.html").write_text("<!doctype html><title>link</title>")
     (root / "app.js").write_text("console.log('hi');")
     (base / "secret.txt").write_text("outside the web root")
+    (root / ".env").write_text("PLAID_SECRET=dotfile-secret-never-served")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]")
+    (root / "sub").mkdir()
+    (root / "sub" / "page.js").write_text("// in a folder")
     return root
 
 
@@ -94,6 +99,12 @@ def call(
         return Reply(conn.getresponse())
     finally:
         conn.close()
+
+
+def script_standin(server: ServeProcess, script: str) -> Reply:
+    """Queue answers in make serve's Plaid stand-in, as a test (not a web page) does."""
+    headers = {"content-type": "application/json"}
+    return call(server, "POST", "/_standin/script", script, headers, url=server.standin_url)
 
 
 def create(server: ServeProcess, sub: str = "user-42", **headers: str) -> Reply:
@@ -227,14 +238,15 @@ def test_preflight_from_an_allowed_origin_gets_the_templates_grant(server: Serve
     assert not cors["AllowCredentials"]
 
 
-def test_preflight_from_another_origin_gets_no_grant(server: ServeProcess) -> None:
+def test_preflight_from_another_origin_is_refused_without_a_grant(server: ServeProcess) -> None:
     reply = call(
         server,
         "OPTIONS",
         "/link-token",
         headers={"origin": "https://evil.test", "access-control-request-method": "POST"},
     )
-    assert reply.status == 204
+    assert reply.status == 403
+    assert reply.headers["content-type"] == "application/problem+json"
     assert not [h for h in reply.headers if h.startswith("access-control-")]
 
 
@@ -252,7 +264,7 @@ def test_the_actual_response_carries_the_grant_for_an_allowed_origin_only(
     assert refused.status == 401
     assert refused.headers["access-control-allow-origin"] == ORIGIN
     other = create(server, origin="https://evil.test")
-    assert other.status == 200
+    assert other.status == 403
     assert not [h for h in other.headers if h.startswith("access-control-")]
 
 
@@ -301,14 +313,15 @@ def test_oversized_and_malformed_requests_get_gateway_answers(server: ServeProce
         headers={"content-length": str(11 * 1024 * 1024), "authorization": "Bearer x"},
     )
     assert huge.status == 413
+    host = f"Host: {target.netloc}\r\n".encode()
     with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
-        sock.sendall(b"POST /link-token HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        sock.sendall(b"POST /link-token HTTP/1.1\r\n" + host + b"Content-Length: abc\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 400")
     # a client that leaves mid-body, and one that never finishes its headers
     with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
-        sock.sendall(b"POST /link-token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.sendall(b"POST /link-token HTTP/1.1\r\n" + host + b"Content-Length: 100\r\n\r\n{")
     with socket.create_connection((target.hostname, target.port), timeout=10) as sock:
-        sock.sendall(b"POST /link-token HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"POST /link-token HTTP/1.1\r\n" + host)
     assert create(server).status == 200
 
 
@@ -324,7 +337,7 @@ def test_a_worker_killed_mid_request_is_replaced_and_that_request_gets_500(
     # Plaid answers slowly, so the request is certainly in a worker when the workers die.
     assert server.control_url
     scripted = json.dumps([{"status": 200, "body": {}, "delay": 3}])
-    assert call(server, "POST", "/_standin/script", scripted, url=server.standin_url).status == 204
+    assert script_standin(server, scripted).status == 204
     before = len(server.lines)
     result: list[Reply] = []
     thread = threading.Thread(target=lambda: result.append(create(server)))
@@ -350,14 +363,14 @@ def test_scripted_plaid_errors_reach_the_app_as_the_handlers_problems(server: Se
         "request_id": "scripted-req-1",
     }
     scripted = json.dumps([{"status": 400, "body": plaid_error}])
-    assert call(server, "POST", "/_standin/script", scripted, url=server.standin_url).status == 204
+    assert script_standin(server, scripted).status == 204
     reply = create(server, origin=ORIGIN)
     assert reply.status == 502
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.json()["code"] == "UPSTREAM_REJECTED"
     assert reply.json()["plaid_request_id"] == "scripted-req-1"
     assert reply.headers["access-control-allow-origin"] == ORIGIN
-    bad = call(server, "POST", "/_standin/script", '{"nope": 1}', url=server.standin_url)
+    bad = script_standin(server, '{"nope": 1}')
     assert bad.status == 400
 
 
@@ -420,3 +433,265 @@ def test_ctrl_c_during_start_up_stops_everything_at_once() -> None:
     time.sleep(1.0)  # imports and cold starts take longer than this
     interrupt_and_check(starting, stop_within=1.0)
     assert "serve: stopped while starting" in starting.output()
+
+
+# -------------------------------------------------------- what a web page must not do ---
+EVIL = "http://rebind.attacker.test"
+
+
+def raw_exchange(server: ServeProcess, request: bytes, timeout: float = 15.0) -> bytes:
+    """Send raw bytes; everything the server answers until it closes (or `timeout`)."""
+    target = urlsplit(server.url)
+    with socket.create_connection((target.hostname, target.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        answer = b""
+        # Closing with part of the request unread resets the connection: after the answer.
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+def moto_url(server: ServeProcess) -> str:
+    return server.wait_for(r"moto Secrets Manager at (http://\S+) ").group(1)
+
+
+def test_a_foreign_host_dns_rebinding_is_refused_before_the_authorizer(
+    server: ServeProcess,
+) -> None:
+    port = urlsplit(server.url).port
+    reply = create(server, host=f"rebind.attacker.test:{port}")
+    assert reply.status == 421
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["status"] == 421
+    assert "rebind.attacker.test" in reply.json()["detail"]
+    log = access_log_of(server, reply.headers["apigw-requestid"])
+    assert log["integrationStatus"] == "-", "the function must not have been called"
+    # 10.0.2.2 is how the Android emulator names the host's loopback (docs/clients.md).
+    for good_host in (f"localhost:{port}", f"127.0.0.1:{port}", f"10.0.2.2:{port}"):
+        assert create(server, host=good_host).status == 200, good_host
+
+
+def test_a_foreign_origin_is_refused_before_the_authorizer_and_the_own_one_is_not(
+    server: ServeProcess,
+) -> None:
+    before = len(call(server, "GET", "/_standin/requests", url=server.standin_url).json())
+    reply = create(server, origin=EVIL)
+    assert reply.status == 403
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["title"] == "Forbidden"
+    log = access_log_of(server, reply.headers["apigw-requestid"])
+    assert log["integrationStatus"] == "-"
+    after = call(server, "GET", "/_standin/requests", url=server.standin_url).json()
+    assert len(after) == before, "Plaid was not called"
+    assert create(server, origin="null").status == 403  # a sandboxed frame, a file:// page
+    # The page make serve serves posts to it under its own origin.
+    assert create(server, origin=server.url).status == 200
+
+
+def test_the_standin_refuses_foreign_hosts_origins_and_cross_site_scripts(
+    server: ServeProcess,
+) -> None:
+    assert server.standin_url
+    port = urlsplit(server.standin_url).port
+    script = json.dumps([{"status": 500, "body": {}}])
+    foreign_host = call(
+        server,
+        "POST",
+        "/_standin/script",
+        script,
+        {"host": f"rebind.attacker.test:{port}", "content-type": "application/json"},
+        url=server.standin_url,
+    )
+    assert foreign_host.status == 421
+    # What a page's fetch(url, {method: "POST", mode: "no-cors", body}) sends: no preflight.
+    cross_site = call(
+        server,
+        "POST",
+        "/_standin/script",
+        script,
+        {"origin": EVIL, "content-type": "text/plain;charset=UTF-8"},
+        url=server.standin_url,
+    )
+    assert cross_site.status == 403
+    assert cross_site.headers["content-type"] == "application/problem+json"
+    listing = call(
+        server, "GET", "/_standin/requests", headers={"origin": EVIL}, url=server.standin_url
+    )
+    assert listing.status == 403
+    text_plain = call(
+        server,
+        "POST",
+        "/_standin/script",
+        script,
+        {"content-type": "text/plain"},
+        url=server.standin_url,
+    )
+    assert text_plain.status == 415
+    plaid_call = call(
+        server, "POST", "/link/token/create", "{}", {"origin": EVIL}, url=server.standin_url
+    )
+    assert plaid_call.status == 403
+    assert create(server).status == 200, "nothing was scripted"
+
+
+def test_the_local_secrets_manager_serves_no_page_no_origin_and_not_its_state(
+    server: ServeProcess,
+) -> None:
+    endpoint = moto_url(server)
+    port = urlsplit(endpoint).port
+    data = call(server, "GET", "/moto-api/data.json", url=endpoint)
+    assert data.status == 404
+    assert b"standin-secret" not in data.raw
+    assert call(server, "GET", "/moto-api/", url=endpoint).status == 404
+    get_secret = {
+        "x-amz-target": "secretsmanager.ListSecrets",
+        "content-type": "application/x-amz-json-1.1",
+    }
+    rebound = call(
+        server,
+        "POST",
+        "/",
+        "{}",
+        {**get_secret, "host": f"rebind.attacker.test:{port}"},
+        url=endpoint,
+    )
+    assert rebound.status == 421
+    from_page = call(server, "POST", "/", "{}", {**get_secret, "origin": EVIL}, url=endpoint)
+    assert from_page.status == 403
+    assert not [h for h in from_page.headers if h.startswith("access-control-")]
+    preflight = call(
+        server,
+        "OPTIONS",
+        "/",
+        headers={"origin": EVIL, "access-control-request-method": "POST"},
+        url=endpoint,
+    )
+    assert preflight.status == 403
+    assert not [h for h in preflight.headers if h.startswith("access-control-")]
+    assert create(server).status == 200, "the function still reads its secret"
+
+
+def test_dotfiles_and_encoded_traversal_are_not_found(server: ServeProcess) -> None:
+    assert call(server, "GET", "/sub/page.js").status == 200
+    for path in (
+        "/.env",
+        "/%2eenv",
+        "/sub/..%2f.env",
+        "/sub/%2e%2e/.env",
+        "/.git/config",
+        "/sub/../.git/config",
+        "/./app.js",
+    ):
+        reply = call(server, "GET", path)
+        assert reply.status == 404, path
+        assert b"dotfile-secret" not in reply.raw
+
+
+def test_very_long_paths_are_clean_4xx_without_a_traceback(server: ServeProcess) -> None:
+    before = len(server.lines)
+    huge = call(server, "GET", "/" + "a" * 100_000)
+    assert huge.status == 414
+    long_name = call(server, "GET", "/" + "a" * 10_000)
+    assert long_name.status == 404
+    assert long_name.json() == {"message": "Not Found"}
+    deep = call(server, "GET", "/" + "a/" * 2000 + "x.js")
+    assert deep.status == 404
+    time.sleep(0.2)
+    assert "Traceback" not in "\n".join(server.lines[before:])
+
+
+def test_every_answer_says_nosniff_and_the_page_has_its_csp(server: ServeProcess) -> None:
+    page = call(server, "GET", "/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    csp = {d.split()[0]: d.split()[1:] for d in page.headers["content-security-policy"].split("; ")}
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert "https://cdn.plaid.com/link/v2/stable/link-initialize.js" in csp["script-src"]
+    assert csp["frame-src"] == ["https://cdn.plaid.com/"]
+    assert "'self'" in csp["script-src"]
+    assert call(server, "GET", "/app.js").headers["x-content-type-options"] == "nosniff"
+    api = create(server)
+    assert api.status == 200
+    assert api.headers["x-content-type-options"] == "nosniff"
+    for reply in (call(server, "GET", "/nope"), call(server, "POST", "/link-token")):
+        assert reply.headers["x-content-type-options"] == "nosniff", reply.status
+
+
+def _rss_kib(pid: int) -> int:
+    status = (Path("/proc") / str(pid) / "status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    assert match
+    return int(match.group(1))
+
+
+def test_a_negative_chunk_size_is_a_400_and_nothing_more_is_read(server: ServeProcess) -> None:
+    (server_pid,) = children(server.process.pid)
+    rss_before = _rss_kib(server_pid)
+    target = urlsplit(server.url)
+    head = (
+        f"POST /link-token HTTP/1.1\r\nHost: {target.netloc}\r\n"
+        "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n-1\r\n"
+    ).encode()
+    with socket.create_connection((target.hostname, target.port), timeout=15) as sock:
+        sock.sendall(head)
+        # The old reader took -1 as "read to EOF": no answer while the connection stays open.
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"connection: close" in answer.lower()
+        sent = 0
+        with contextlib.suppress(OSError):  # the server closed: the rest goes nowhere
+            for _ in range(32):
+                sock.sendall(b"x" * (1024 * 1024))
+                sent += 1
+        assert sent < 32 or sock.recv(1) == b"", "the server kept reading"
+    assert _rss_kib(server_pid) - rss_before < 16 * 1024, "the server grew by the body sent"
+    assert create(server).status == 200
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Transfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n5_0\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n5;" + b"e" * 2000 + b"\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + b"x-t: 1\r\n" * 40 + b"\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\nx-t: " + b"1" * 2000 + b"\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 20_000 + b"0\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"Content-Length: -5\r\n\r\n",
+        b"Content-Length: +5\r\n\r\nhello",
+        b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    ],
+    ids=[
+        "plus-sign", "0x-prefix", "leading-space", "underscore", "long-extension",
+        "no-crlf-after-data", "too-many-trailers", "long-trailer", "too-many-chunks",
+        "chunked-and-length", "other-coding", "negative-length", "signed-length",
+        "repeated-length",
+    ],
+)  # fmt: skip
+def test_malformed_framing_is_a_400_and_the_connection_closes(
+    server: ServeProcess, framing: bytes
+) -> None:
+    host = urlsplit(server.url).netloc
+    head = f"POST /link-token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer x\r\n"
+    answer = raw_exchange(server, head.encode() + framing)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1, "one answer, then the connection closed"
+
+
+def test_well_formed_chunked_bodies_still_reach_the_function(server: ServeProcess) -> None:
+    host = urlsplit(server.url).netloc
+    body = b'{"platform":"web"}'
+    head = (
+        f"POST /link-token HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        f"Authorization: Bearer {token({'sub': 'chunky'})}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunked = b"5;name=value\r\n" + body[:5] + b"\r\nD\r\n" + body[5:] + b"\r\n0\r\nx-t: 1\r\n\r\n"
+    answer = raw_exchange(server, head + chunked)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert b"link-sandbox-" in answer

@@ -132,3 +132,32 @@ def test_cors_settings_are_read_from_the_template() -> None:
     assert cors.expose_headers == ("retry-after",)
     assert cors.max_age == 600
     assert cors.allow_credentials is False
+
+
+def test_with_a_run_key_only_tokens_signed_with_it_pass() -> None:
+    key, other_key = b"k" * 32, b"o" * 32
+    signed = jwt_local.dev_token(sub="phone-1", now=1_000, key=key)
+    header = json.loads(base64.urlsafe_b64decode(signed.split(".")[0] + "=="))
+    assert header["alg"] == "HS256"
+    claims = jwt_local.authorize(f"Bearer {signed}", now=1_001, key=key)
+    assert isinstance(claims, dict) and claims["sub"] == "phone-1"
+    unsigned = jwt_local.dev_token(sub="phone-1", now=1_000)
+    forged = jwt_local.dev_token(sub="phone-1", now=1_000, key=other_key)
+    head, payload, signature = signed.split(".")
+    alg_none = ".".join((unsigned.split(".")[0], payload, signature))
+    for refused in (unsigned, forged, alg_none, f"{head}.{payload}.", f"{head}.{payload}.é"):
+        verdict = jwt_local.authorize(f"Bearer {refused}", now=1_001, key=key)
+        assert isinstance(verdict, jwt_local.Refusal), refused
+        assert "this run's key" in verdict.reason
+    assert isinstance(jwt_local.authorize(f"Bearer {unsigned}", now=1_001), dict), "loopback"
+
+
+def test_real_keys_are_the_developers_keys_or_secret_store_never_the_standins() -> None:
+    from local_env import may_hold_real_keys
+
+    assert may_hold_real_keys({"PLAID_CLIENT_ID": "id", "PLAID_SECRET": "s"})
+    assert may_hold_real_keys({"AWS_PROFILE": "dev", "PLAID_SECRET_ID": "plaid/keys"})
+    assert may_hold_real_keys({"AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://127.0.0.1:4566"})
+    assert not may_hold_real_keys({})
+    assert not may_hold_real_keys({"PLAID_BASE_URL": "http://127.0.0.1:9"})
+    assert not may_hold_real_keys({"PLAID_CLIENT_ID": "id"})

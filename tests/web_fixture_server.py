@@ -4,7 +4,9 @@
 It plays the part `make serve` plays for a developer, with answers the test chooses. The
 service's answers are built by the service's own code (`Problem.body`, `http_event.respond`),
 so the page is tested against the real problem documents, not a copy of their shape.
-API Gateway's own answers (`{"message": ...}`) are what docs/errors.md documents.
+API Gateway's own answers (`{"message": ...}`) are what docs/errors.md documents. Like
+`make serve`, it sends the page's Content Security Policy and refuses requests naming another
+Host or carrying another page's Origin (local_guard.py), so the page is tested under both.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from local_guard import NOSNIFF, PAGE_CSP, GuardedHandler, RequestGuard
 
 from linktoken.http_event import respond
 from linktoken.problems import Problem
@@ -94,7 +98,7 @@ def jwt_sub(authorization: str | None) -> str | None:
     return sub if isinstance(sub, str) and sub else None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
@@ -112,7 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Answer(404, b"not found", {"Content-Type": "text/plain"}))
             return
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self._send(Answer(200, path.read_bytes(), {"Content-Type": content_type}))
+        headers = {"Content-Type": content_type}
+        if path.suffix == ".html":
+            headers["Content-Security-Policy"] = PAGE_CSP
+        self._send(Answer(200, path.read_bytes(), headers))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -134,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, answer: Answer) -> None:
         # One write per response: headers and body together (no Nagle delay on the split).
         head = [f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}"]
-        headers = {"Cache-Control": "no-store", **answer.headers}
+        headers = {"Cache-Control": "no-store", NOSNIFF[0]: NOSNIFF[1], **answer.headers}
         headers["Content-Length"] = str(len(answer.body))
         head += [f"{name}: {value}" for name, value in headers.items()]
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + answer.body)
@@ -145,6 +152,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, stand_in: bool) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        # The page it serves posts to it (same origin); a page from anywhere else may not.
+        self.request_guard = RequestGuard.for_address(self.server_address, own_origin=True)
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.scripted: deque[Answer] = deque()

@@ -5,7 +5,8 @@ every preflight (OPTIONS with Origin and Access-Control-Request-Method) itself, 
 and the authorizer; an allowed origin gets the grant, any other origin a 204 without one. On
 other responses it adds Access-Control-Allow-Origin and the exposed headers for an allowed
 origin, and ignores CORS headers the function sets. With no origins there is no CORS at all:
-a preflight is an ordinary OPTIONS request (no route: 404).
+a preflight is an ordinary OPTIONS request (no route: 404). `make serve` is stricter: its
+request guard (local_guard.py) refuses an Origin that is not allowed before this runs.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_guard import RequestGuard, WsgiGuard
 from standin_control import ScriptablePlaidStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,16 @@ def uses_real_aws(environ: MutableMapping[str, str]) -> bool:
     )
 
 
+def may_hold_real_keys(environ: MutableMapping[str, str]) -> bool:
+    """Plaid keys of the developer's own, not the stand-in's fake ones: given directly, or in a
+    Secrets Manager the developer chose (real AWS, or an endpoint of theirs)."""
+    return bool(
+        (environ.get("PLAID_CLIENT_ID") and environ.get("PLAID_SECRET"))
+        or uses_real_aws(environ)
+        or environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+    )
+
+
 @contextlib.contextmanager
 def local_backends(environ: MutableMapping[str, str]) -> Iterator[Backends]:
     """Fill `environ` with local defaults and run the stand-ins its settings leave missing."""
@@ -128,7 +139,9 @@ def moto_server() -> Iterator[str]:
     """moto in server mode on a free loopback port; yields its endpoint URL (tests use it too).
 
     Its own thread rather than moto's ThreadedMotoServer, to poll for shutdown every 50 ms
-    instead of 500: Ctrl-C has to stop everything within a second.
+    instead of 500: Ctrl-C has to stop everything within a second. Behind the local guard
+    (local_guard.py): only its own Host, no web page's Origin, no CORS, no `/moto-api/`
+    (which would hand any caller every seeded secret).
     """
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -138,8 +151,9 @@ def moto_server() -> Iterator[str]:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per call
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    guarded = WsgiGuard(DomainDispatcherApplication(create_backend_app), RequestGuard(frozenset()))
+    server = make_server("127.0.0.1", 0, guarded, threaded=True, request_handler=MotoRequestHandler)
+    guarded.guard = RequestGuard.for_address(server.server_address)  # the port is known now
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()

@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from local_guard import GuardedHandler
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,11 @@ class XRaySink:
         self.sock.close()
 
 
-class LoopbackHandler(BaseHTTPRequestHandler):
+class LoopbackHandler(GuardedHandler):
     """Base for the loopback doubles' request handlers: HTTP/1.1 keep-alive, quiet, and
     answers in one write on a TCP_NODELAY socket (without both, Nagle's algorithm and delayed
-    ACKs add ~40 ms to every kept-alive exchange)."""
+    ACKs add ~40 ms to every kept-alive exchange). Requests naming another Host or carrying a
+    web page's Origin are refused before dispatch (local_guard.py)."""
 
     protocol_version = "HTTP/1.1"
 

@@ -29,8 +29,10 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from local_guard import GuardedHandler
 
 REQUIRED = ("client_name", "language", "country_codes", "user")
 
@@ -64,7 +66,7 @@ def _request_id() -> str:
     return secrets.token_hex(8)[:15]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):  # its own Host only, no web page's Origin
     protocol_version = "HTTP/1.1"  # keep-alive, as Plaid's servers do
     server: _Server
 

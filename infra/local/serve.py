@@ -13,6 +13,13 @@ deployed), WEB_ROOT (examples/web: static files served on GET when the folder ex
 everything `make invoke` reads. The banner (stderr) starts with a line a program can parse,
 `serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
 tests/serve_process.py starts the server the way `make serve` does and reads it.
+
+It sits beside the developer's browser, often with real Sandbox keys, so it is stricter than
+the deployed API where a web page could abuse it: a request naming another Host (DNS
+rebinding) or carrying an Origin that is neither its own nor in ALLOWED_ORIGINS is refused
+before the authorizer (local_guard.py). Beyond loopback, only tokens signed with a random
+per-run key are accepted (the banner prints one first), and real Plaid keys need
+SERVE_REAL_KEYS_BEYOND_LOOPBACK=1.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import contextlib
 import json
 import mimetypes
 import os
+import re
+import secrets
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,7 +60,8 @@ from cfn_template import (
     load_template,
 )
 from lambda_workers import Failed, WorkerPool, say
-from local_env import ROOT, local_backends
+from local_env import ROOT, local_backends, may_hold_real_keys
+from local_guard import NOSNIFF, PAGE_CSP, GuardedHandler, Refusal, RequestGuard, authority
 
 sys.path.insert(0, str(ROOT / "handler"))  # the service's own rules, one source of truth
 from linktoken.config import is_loopback_host
@@ -59,6 +69,18 @@ from linktoken.config import is_loopback_host
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 READ_TIMEOUT_S = 30.0  # a client this slow to send its request is dropped
+# Chunked framing: every line, chunk and trailer is bounded, so no request can make the server
+# read without limit or loop for long; anything malformed is a 400 and the connection closes.
+MAX_LINE_BYTES = 1024  # a chunk-size line (with its extensions) or a trailer line
+MAX_CHUNKS = 16 * 1024
+MAX_TRAILERS = 32
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\r\n]*)?\r?\n")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
+MAX_STATIC_PATH = 1024  # longer is no file of the web root (and too long for the file system)
+REAL_KEYS_OPT_IN = "SERVE_REAL_KEYS_BEYOND_LOOPBACK"
+# The Android emulator's name for the host's loopback: its apps reach 127.0.0.1 with this Host.
+# An address literal, so no DNS rebinding can produce it.
+ANDROID_EMULATOR_HOST = "10.0.2.2"
 STANDIN_HEADER = "x-plaid-stand-in"
 _API_PATH = ROUTE_KEY.split(" ", 1)[1]
 
@@ -67,8 +89,9 @@ class _Done(Exception):
     """The request cannot be answered (the client went away or stalled): drop the connection."""
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     protocol_version = "HTTP/1.1"
+    max_body_bytes = None  # framed here, as API Gateway does (chunked too, 413 past 10 MB)
     server: LocalApiServer
     timeout = READ_TIMEOUT_S
 
@@ -92,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(self.raw_requestline) > 65536:
             self._send(gateway_response(414, "Request-URI Too Long"), close=True)
             return
-        if not self.parse_request():  # it has answered, through send_error
+        if not self.parse_request():  # it has answered: send_error, or refuse (the guard)
             return
         try:
             body = self._read_body()
@@ -119,39 +142,70 @@ class _Handler(BaseHTTPRequestHandler):
         """A request line or headers that do not parse: a bare 4xx, as a front end answers."""
         self._send(gateway_response(code, message or "Bad Request"), close=True)
 
+    def refuse(self, refusal: Refusal) -> None:
+        """The guard's refusal (wrong Host, foreign Origin): before the authorizer and the
+        function, the body unread; logged like any answer."""
+        request = self._incoming(b"")
+        response = HttpResponse(refusal.status, refusal.headers(), refusal.body())
+        response.headers.append(("apigw-requestid", request.request_id))
+        try:
+            self._send(response, close=True)
+        except OSError:
+            self.close_connection = True
+        log = {"error.message": refusal.title, "responseLatency": 0}
+        self.server.access_log(request, response, log)
+
     def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        """The body, framed as HTTP/1.1 says; ValueError (400) for any framing API Gateway
+        would not accept either: a length that is not digits, both framings, other codings."""
+        codings = self.headers.get_all("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if codings:
+            if lengths or [c.strip().lower() for c in codings] != ["chunked"]:
+                raise ValueError("unsupported or ambiguous framing")
             return self._read_chunked()
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+        if not lengths:
             return b""
-        length = int(length_header)  # ValueError: 400
-        if length < 0:
-            raise ValueError("negative Content-Length")
+        if len(lengths) != 1 or not _CONTENT_LENGTH.fullmatch(lengths[0].strip()):
+            raise ValueError("Content-Length is not one decimal number")
+        length = int(lengths[0])
         if length > MAX_BODY_BYTES:
             raise _TooLarge
         return self._read_exactly(length)
 
     def _read_chunked(self) -> bytes:
         body = bytearray()
-        while True:
-            size_line = self._readline()
-            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)
+        for _ in range(MAX_CHUNKS):
+            # Hex digits only: int(..., 16) alone would take "-1", and read(-1) reads to EOF.
+            match = _CHUNK_SIZE_LINE.fullmatch(self._readline())
+            if match is None:
+                raise ValueError("malformed chunk-size line")
+            size = int(match.group(1), 16)
             if size == 0:
-                while self._readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
+                self._skip_trailers()
                 return bytes(body)
             if len(body) + size > MAX_BODY_BYTES:
                 raise _TooLarge
             body += self._read_exactly(size)
-            self._readline()
+            if self._readline() not in (b"\r\n", b"\n"):
+                raise ValueError("chunk data not followed by CRLF")
+        raise ValueError("too many chunks")
+
+    def _skip_trailers(self) -> None:
+        for _ in range(MAX_TRAILERS):
+            if self._readline() in (b"\r\n", b"\n"):
+                return
+        raise ValueError("too many trailer lines")
 
     def _readline(self) -> bytes:
+        """One line of at most MAX_LINE_BYTES; ValueError if longer, _Done at EOF."""
         try:
-            line = self.rfile.readline(1024)
+            line = self.rfile.readline(MAX_LINE_BYTES + 1)
         except (TimeoutError, OSError):
             raise _Done from None
-        if not line:
+        if len(line) > MAX_LINE_BYTES:
+            raise ValueError("line too long")
+        if not line.endswith(b"\n"):  # EOF before the line ended: the client left
             raise _Done
         return line
 
@@ -180,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, response: HttpResponse, head_only: bool = False, close: bool = False) -> None:
         lines = [f"HTTP/1.1 {response.status} {self.responses.get(response.status, ('',))[0]}"]
         lines += [f"{name}: {value}" for name, value in response.headers]
+        if response.header(NOSNIFF[0]) is None:  # every answer: no content sniffing
+            lines.append(f"{NOSNIFF[0]}: {NOSNIFF[1]}")
         lines.append(f"date: {self.date_time_string()}")
         lines.append(f"content-length: {len(response.body)}")
         if close:
@@ -209,8 +265,22 @@ class LocalApiServer(ThreadingHTTPServer):
         log_format: str,
         web_root: Path | None,
         standin_in_use: bool,
+        jwt_key: bytes | None = None,
     ) -> None:
+        if ":" in address[0]:  # an IPv6 literal such as ::1
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+        beyond_loopback = not is_loopback_host(address[0])
+        # Beyond loopback the Host names are the network's (an IP, a hostname); the per-run
+        # signing key, not the Host, is what keeps other callers out there.
+        self.request_guard = RequestGuard.for_address(
+            self.server_address,
+            own_origin=True,
+            origins=cors.origins,
+            any_host=beyond_loopback,
+            alias_hosts=(ANDROID_EMULATOR_HOST,),
+        )
+        self.jwt_key = jwt_key
         self.pool = pool
         self.cors = cors
         self.log_format = log_format
@@ -248,7 +318,7 @@ class LocalApiServer(ThreadingHTTPServer):
         return _not_found(log)
 
     def _api(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
-        claims = jwt_local.authorize(request.header("authorization"))
+        claims = jwt_local.authorize(request.header("authorization"), key=self.jwt_key)
         if isinstance(claims, jwt_local.Refusal):
             log.update({"authorizer.error": claims.reason, "error.message": "Unauthorized"})
             return gateway_response(
@@ -325,31 +395,57 @@ _CONTENT_TYPES = {
 
 
 def static_file(web_root: Path, raw_path: str) -> HttpResponse | None:
-    """A file of the web root (`/` is index.html), or None: nothing outside it, ever."""
+    """A file of the web root (`/` is index.html), or None: nothing outside it, ever, and no
+    dotfile or dot folder (`.env`, `.git/`) in it, however the path is encoded."""
     relative = unquote(raw_path).lstrip("/") or "index.html"
-    if "\x00" in relative or "\\" in relative:
+    if "\x00" in relative or "\\" in relative or len(relative) > MAX_STATIC_PATH:
         return None
-    root = web_root.resolve()
-    candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root) or not candidate.is_file():
+    # Any segment starting with a dot: `.env`, `.git`, and every `.`/`..` (no legitimate
+    # page needs them; resolving them is how `/sub/..%2f.env` would reach a dotfile).
+    if any(segment.startswith(".") for segment in relative.split("/")):
+        return None
+    try:
+        root = web_root.resolve()
+        candidate = (root / relative).resolve()
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return None
+        if any(part.startswith(".") for part in candidate.relative_to(root).parts):
+            return None  # a symlink to a dotfile
+        data = candidate.read_bytes()
+    except (OSError, ValueError):  # a name too long for the file system, unreadable...
         return None
     content_type = _CONTENT_TYPES.get(candidate.suffix.lower()) or (
         mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
     )
     headers = [("content-type", content_type), ("cache-control", "no-store")]
-    return HttpResponse(200, headers, candidate.read_bytes())
+    if content_type.startswith("text/html"):
+        headers.append(("content-security-policy", PAGE_CSP))
+    return HttpResponse(200, headers, data)
 
 
-def _banner(url: str, host: str, backends: Any, cors: Cors, web_root: Path | None) -> str:
-    token = jwt_local.dev_token()
-    lines = [
-        f"serve: listening on {url}",
+def _banner(
+    url: str, host: str, backends: Any, cors: Cors, web_root: Path | None, jwt_key: bytes | None
+) -> str:
+    token = jwt_local.dev_token(key=jwt_key)
+    lines = [f"serve: listening on {url}"]
+    if jwt_key is not None:  # beyond loopback: said first, with the only kind of token it takes
+        lines += [
+            f"serve: WARNING: listening on {host}, NOT loopback: anyone on this network can"
+            " reach it. Only tokens signed with this run's random key (HS256) are accepted.",
+            f"serve: dev token (sub={jwt_local.DEV_SUB}, 24 h, signed for this run): {token}",
+            "serve: JWT: HS256 signature with this run's key required; the claims are passed on",
+        ]
+    else:
+        lines += [
+            "serve: JWT: signatures are NOT checked (loopback only); the claims are passed on",
+            f"serve: dev token (sub={jwt_local.DEV_SUB}, 24 h): {token}",
+        ]
+    lines += [
         f"serve: POST {url}{_API_PATH}  (the real handler; workers: {os.environ['WORKERS']})",
         f"serve: Plaid: {backends.plaid}",
         f"serve: Secret: {backends.secrets}",
-        f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}",
-        "serve: JWT: signatures are NOT checked (local only); the token's claims are passed on",
-        f"serve: dev token (sub={jwt_local.DEV_SUB}, 24 h): {token}",
+        f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}"
+        " (requests from any other web page are refused)",
         f"serve: try: curl -s -X POST {url}{_API_PATH} -H 'authorization: Bearer {token}'"
         " -H 'content-type: application/json' -d '{\"platform\":\"web\"}'",
     ]
@@ -358,11 +454,6 @@ def _banner(url: str, host: str, backends: Any, cors: Cors, web_root: Path | Non
         lines.append(f"serve: stand-in script: POST {backends.standin.control_url}")
     if web_root is not None:
         lines.append(f"serve: web page: {url}/ (from {web_root})")
-    if not is_loopback_host(host):
-        lines.append(
-            f"serve: WARNING: listening on {host}, NOT loopback: anyone on this network can"
-            " call it, and it accepts unsigned tokens"
-        )
     lines.append("serve: ready (Ctrl-C stops the server, its workers and its stand-ins)")
     return "\n".join(lines)
 
@@ -382,6 +473,18 @@ def main() -> int:
             raise KeyboardInterrupt
         stop.set()
 
+    if (
+        not is_loopback_host(host)
+        and may_hold_real_keys(os.environ)
+        and os.environ.get(REAL_KEYS_OPT_IN) != "1"
+    ):
+        say(
+            f"serve: refusing to listen on {host} (NOT loopback) with real Plaid keys"
+            " (PLAID_CLIENT_ID/PLAID_SECRET, or a Secrets Manager you chose): anyone who gets a"
+            " token could create link tokens with them. Use HOST=127.0.0.1, or the stand-in"
+            f" (unset them), or set {REAL_KEYS_OPT_IN}=1 to accept that risk."
+        )
+        return 2
     serving = threading.Event()
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -408,6 +511,9 @@ def _serve(
             extra_expose=(STANDIN_HEADER,) if backends.standin else (),
         )
         pool = WorkerPool(int(workers), function_timeout_seconds(template), ROOT / "handler")
+        # Beyond loopback, tokens must be signed with a key only this run (and its banner's
+        # token) knows; it is never printed.
+        jwt_key = None if is_loopback_host(host) else secrets.token_bytes(32)
         try:  # bind first: a taken port fails in a moment, not after the workers' cold starts
             server = LocalApiServer(
                 (host, port),
@@ -416,6 +522,7 @@ def _serve(
                 access_log_format(template),
                 web_root,
                 bool(backends.standin),
+                jwt_key,
             )
         except OSError as exc:  # port taken, address not on this machine...
             say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
@@ -428,8 +535,8 @@ def _serve(
         thread.start()
         stack.callback(server.shutdown)
         bound_port = server.server_address[1]
-        url = f"http://{host}:{bound_port}"
-        say(_banner(url, host, backends, cors, web_root))
+        url = f"http://{authority(host, bound_port)}"
+        say(_banner(url, host, backends, cors, web_root, jwt_key))
         serving.set()
         stop.wait()
         say("serve: stopping")

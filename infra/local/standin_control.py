@@ -9,8 +9,11 @@ of the stand-in's Sandbox-like behaviour (the same queue as `PlaidStandIn.script
 `DELETE <stand-in URL>/_standin/script` empties the queue, and
 `GET <stand-in URL>/_standin/requests` lists the Plaid calls received so far as
 `[{"path", "body"}]` (bodies only: the credentials travel in headers, never shown). Answers
-are 204, or 400 with the reason. The stand-in only ever listens on loopback, and the Plaid
-client never calls these paths (it only posts to /link/token/create): a test double's knob.
+are 204, or 400 with the reason; a script must be sent as `Content-Type: application/json`
+(415 otherwise), which no web page can send across sites without a preflight. The stand-in
+only ever listens on loopback and refuses any request naming another Host or carrying a web
+page's Origin (local_guard.py); the Plaid client never calls these paths (it only posts to
+/link/token/create): a test double's knob.
 """
 
 from __future__ import annotations
@@ -72,6 +75,11 @@ class _ControlHandler(_Handler):
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != CONTROL_PATH:
             super().do_POST()
+            return
+        media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            self.close_connection = True  # its body is left unread
+            self._reply(415, b"send the script as Content-Type: application/json")
             return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
