@@ -9,6 +9,7 @@ which the real handler turns into its problem documents.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -107,7 +108,9 @@ def test_plaid_rejecting_the_product_shows_the_502_with_code_and_request_id(
     assert "a20988b9f1c73af" in text
     assert BY_ERROR_CODE["INVALID_PRODUCT"].cause in text
     request_id = text.split("request_id (for support)", 1)[1].split()[0]
-    assert request_id in served.output(), "the id the page shows is the one in the log line"
+    # The id the page shows is the one in the log line (read from make serve's output by a
+    # thread of this process: wait for it rather than read the output at once).
+    served.wait_for(re.escape(request_id))
     screenshot(tab.page, "serve-error-502")
     tab.assert_clean(statuses={502})
 
