@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / ".artifacts/web"
-TIMEOUT_MS = 10_000
+# Generous: a deadline only matters when something is wrong, and the tests share two cores
+# with other work (every wait is for a state, never a fixed pause).
+TIMEOUT_MS = 30_000
+POLL_MS = 25
 STORAGE_KEY = "plaid-link-session"  # examples/web/oauth.js
 PLAID_CDN_SCRIPT = "https://cdn.plaid.com/link/v2/stable/link-initialize.js"
 LINK_STAND_IN = ROOT / "examples/web/link-standin.js"
@@ -39,6 +42,28 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# Records every state the page shows (examples/web/app.js sets #status[data-state]), with its
+# text, as the page shows it: a test can assert on a short-lived state ("waiting") after it
+# has passed, instead of racing to read it while it lasts.
+STATUS_RECORDER = """(() => {
+window.__statusHistory = [];
+const attach = () => {
+  const status = document.getElementById("status");
+  if (!status) return false;
+  const record = () => {
+    const last = window.__statusHistory[window.__statusHistory.length - 1];
+    const entry = { state: status.dataset.state, text: status.innerText };
+    if (!last || last.state !== entry.state || last.text !== entry.text) window.__statusHistory.push(entry);
+  };
+  new MutationObserver(record).observe(status, { attributes: true, childList: true, subtree: true, characterData: true });
+  record();
+  return true;
+};
+// Attach as soon as the parser has inserted #status, before the page's scripts run.
+const finder = new MutationObserver(() => attach() && finder.disconnect());
+finder.observe(document, { childList: true, subtree: true });
+})();
+"""
 # Chromium logs a failed or non-2xx fetch as a console error of its own; such a line is
 # expected only for the statuses (or net errors) a test provokes on purpose.
 _RESOURCE_ERROR = re.compile(
@@ -118,6 +143,7 @@ def open_context(browser: Any, *, plaid_cdn: bool = True) -> tuple[Any, Any, Pag
             route.abort("blockedbyclient")
 
     context.route("**/*", route)
+    context.add_init_script(STATUS_RECORDER)
     page = context.new_page()
 
     def on_console(message: Any) -> None:
@@ -130,7 +156,13 @@ def open_context(browser: Any, *, plaid_cdn: bool = True) -> tuple[Any, Any, Pag
 
 
 class Tab:
-    """One browser tab on the example page, with the order of what the page did."""
+    """One browser tab on the example page, with the order of what the page did.
+
+    What Playwright reports through events (responses, requests, console lines) can reach
+    the test after the page has already acted on it, and a token's body is read after its
+    response event: read those through `wait_tokens`, `wait_timeline` and `wait_until`,
+    which wait for the count the test asserts, never right after a page state appeared.
+    """
 
     def __init__(self, page: Any, watch: PageWatch, base_url: str) -> None:
         self.page = page
@@ -138,16 +170,17 @@ class Tab:
         self.base_url = base_url
         # "token-response", "cdn-request", "standin-script-request", in the order they happened
         self.timeline: list[str] = []
-        self.tokens: list[str] = []
-        self.token_responses: list[tuple[float, int]] = []  # (monotonic time, status)
+        self.tokens: list[str] = []  # bodies read so far: use wait_tokens()
+        self.token_statuses: list[int] = []
         page.on("response", self._on_response)
         page.on("request", self._on_request)
 
     def _on_response(self, response: Any) -> None:
         if response.url.endswith("/link-token") and response.request.method == "POST":
             self.timeline.append("token-response")
-            self.token_responses.append((time.monotonic(), response.status))
+            self.token_statuses.append(response.status)
             if response.status == 200:
+                # body() is a round trip to the browser: the test goes on meanwhile.
                 self.tokens.append(json.loads(response.body())["link_token"])
 
     def _on_request(self, request: Any) -> None:
@@ -155,6 +188,24 @@ class Tab:
             self.timeline.append("cdn-request")
         elif request.url.endswith("/link-standin.js"):
             self.timeline.append("standin-script-request")
+
+    def wait_until(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll `condition` (with a generous deadline) while Playwright delivers events."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {TIMEOUT_MS / 1000:.0f} s for {what}")
+            self.page.wait_for_timeout(POLL_MS)  # lets the event handlers run
+
+    def wait_tokens(self, count: int) -> list[str]:
+        """The link tokens of the page's 200 answers, once at least `count` have been read."""
+        self.wait_until(lambda: len(self.tokens) >= count, f"{count} link token(s)")
+        return list(self.tokens)
+
+    def wait_timeline(self, count: int) -> list[str]:
+        """The timeline, once at least `count` entries have been recorded."""
+        self.wait_until(lambda: len(self.timeline) >= count, f"{count} timeline entries")
+        return list(self.timeline)
 
     def open(self, query: str = "") -> None:
         self.page.goto(self.base_url + "/" + query)
@@ -186,6 +237,17 @@ class Tab:
 
     def status(self) -> str:
         return str(self.page.inner_text("#status"))
+
+    def status_history(self) -> list[dict[str, str]]:
+        """Every state the page has shown since it loaded: [{state, text}, ...]."""
+        history: list[dict[str, str]] = self.page.evaluate("window.__statusHistory || []")
+        return history
+
+    def notice(self) -> str | None:
+        """The notice above the status, or None while it is hidden."""
+        if not self.page.is_visible("#notice"):
+            return None
+        return str(self.page.inner_text("#notice"))
 
     def plaid_calls(self) -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = self.page.evaluate("window.__plaidCalls || []")

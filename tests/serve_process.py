@@ -152,7 +152,7 @@ def start_make_serve(env: Mapping[str, str] | None = None) -> ServeProcess:
     return server
 
 
-def interrupt_and_check(server: ServeProcess, stop_within: float = 1.0) -> None:
+def interrupt_and_check(server: ServeProcess, stop_within: float = 10.0) -> None:
     """SIGINT to the whole group, as Ctrl-C does; assert every process is gone in time."""
     pgid = server.process.pid
     deadline = time.monotonic() + stop_within
@@ -172,13 +172,13 @@ def interrupt_and_check(server: ServeProcess, stop_within: float = 1.0) -> None:
 
 @contextmanager
 def serve(
-    env: Mapping[str, str] | None = None, start_within: float = 90.0, stop_within: float = 1.0
+    env: Mapping[str, str] | None = None, start_within: float = 90.0, stop_within: float = 10.0
 ) -> Iterator[ServeProcess]:
     """`make serve` on a free loopback port; see the module docstring."""
     server = start_make_serve(env)
     try:
         server.url = server.wait_for(r"^serve: listening on (http://\S+)$", start_within).group(1)
-        server.wait_for(r"^serve: ready", 5.0)
+        server.wait_for(r"^serve: ready", 30.0)
         yield server
     finally:
         interrupt_and_check(server, stop_within)

@@ -117,7 +117,12 @@ def test_the_product_under_awslambdaric_answers_and_traces_only_sampled_invocati
     )
 
     assert result["first_response_ms"] > 0  # it raises unless a 200 with a link token came back
-    time.sleep(0.2)  # the datagram travels over UDP
+    # The datagram travels over UDP to the sink's thread: wait for it, generously.
+    deadline = time.monotonic() + 30
+    while world.counters()["xray_datagrams"] - before["xray_datagrams"] < datagrams:
+        assert time.monotonic() < deadline, "the sampled invocation's segment never arrived"
+        time.sleep(0.02)
+    time.sleep(0.2)  # a datagram that should not have been sent has arrived by now
     after = world.counters()
     assert after["plaid_requests"] - before["plaid_requests"] == 1
     assert after["secret_reads"] - before["secret_reads"] == 1

@@ -473,7 +473,7 @@ def test_certificate_that_does_not_verify_fails_closed(
     assert fault.summary["attempts"] == attempts
     assert fault.plaid_requests == 0, "a request (and its credentials) crossed an unverified TLS"
     # The double notes a rejected handshake when it reads the client's alert: may lag a little.
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30
     while plaid.failed_connections - failed_before < attempts and time.monotonic() < deadline:
         time.sleep(0.01)
     assert plaid.failed_connections - failed_before == attempts

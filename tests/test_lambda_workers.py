@@ -25,6 +25,8 @@ def lambda_handler(event, context):
         raise ValueError("boom")
     started = time.monotonic()
     time.sleep(event.get("sleep", 0))
+    while event.get("hold") and not os.path.exists(event["hold"]):  # busy until released
+        time.sleep(0.01)
     return {"pid": os.getpid(), "started": started, "ended": time.monotonic()}
 """
 
@@ -89,15 +91,30 @@ def test_a_dead_or_overrunning_worker_is_replaced(pool: WorkerPool) -> None:
 
 
 def test_no_free_worker_within_the_gateway_timeout_is_the_gateways_failure(
-    pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+    function_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lambda_workers, "INTEGRATION_TIMEOUT_S", 0.3)
-    busy = [threading.Thread(target=pool.invoke, args=({"sleep": 1.0},)) for _ in range(2)]
-    for thread in busy:
-        thread.start()
-    time.sleep(0.1)
-    waited = pool.invoke({})
-    for thread in busy:
-        thread.join()
+    # Both workers stay busy until the test releases them, whatever the machine's load; the
+    # function timeout is long so that they are not replaced meanwhile.
+    release = tmp_path / "release"
+    pool = WorkerPool(2, timeout_s=120, handler_dir=function_dir, say=lambda _line: None)
+    pool.start()
+    try:
+        busy = [
+            threading.Thread(target=pool.invoke, args=({"hold": str(release)},)) for _ in range(2)
+        ]
+        for thread in busy:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while pool._idle.qsize():  # until both workers have taken their event
+            assert time.monotonic() < deadline, "the busy events never reached the workers"
+            time.sleep(0.01)
+        waited = pool.invoke({})
+        release.touch()
+        for thread in busy:
+            thread.join(30)
+    finally:
+        release.touch()
+        pool.stop()
     assert isinstance(waited, Failed)
     assert waited.gateway_gave_up

@@ -88,7 +88,15 @@ def run_traced(tmp_path: Path, events: list[dict[str, Any]], plaid: PlaidStandIn
             timeout=120,
             check=False,
         )
-        time.sleep(0.2)  # the last UDP datagrams
+        # The segments travel over UDP to the sink's thread: wait for the ones the test
+        # asserts (generously), then a moment for any later one a leak check should see.
+        deadline = time.monotonic() + 30
+        while child.returncode == 0 and time.monotonic() < deadline:
+            traces = b"\n".join(xray.datagrams)
+            if b"## plaid /link/token/create" in traces and b"secretsmanager" in traces.lower():
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
     return {
         "stdout": child.stdout,
         "stderr": child.stderr,

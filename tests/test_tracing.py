@@ -41,7 +41,7 @@ def sink() -> Iterator[XRaySink]:
         yield started
 
 
-def documents(sink: XRaySink, expected: int, wait: float = 2.0) -> list[dict[str, Any]]:
+def documents(sink: XRaySink, expected: int, wait: float = 30.0) -> list[dict[str, Any]]:
     """The JSON documents the sink received, once `expected` have arrived (or `wait` passed)."""
     deadline = time.monotonic() + wait
     while len(sink.datagrams) < expected and time.monotonic() < deadline:

@@ -20,7 +20,9 @@ const GATEWAY_RETRYABLE = new Set([429, 503, 504]);
 /**
  * One call to the service. Never throws; the result says what happened:
  *   {kind: "token", token: {link_token, expiration, request_id, plaid_request_id}, standIn}
- *   {kind: "problem", status, problem, retryable, retryAfterSeconds}   the service's error
+ *   {kind: "problem", status, problem, retryable, retryAfterSeconds, developmentService}
+ *       the service's error; `developmentService` (see isDevelopmentService) lets the page
+ *       show operator details that end users of a real deployment must not see
  *   {kind: "gateway", status, message, retryable, retryAfterSeconds, apigwRequestId}
  *   {kind: "network", url, crossOrigin}   no answer at all (offline, refused, or CORS)
  *   {kind: "unexpected", status, contentType}   an answer that is none of the above
@@ -41,10 +43,10 @@ export async function requestLinkToken({ endpoint, bearer, body, fetchImpl = fet
     // is possible, and mention CORS only when the request was cross-origin.
     return { kind: "network", url: url.href, crossOrigin: url.origin !== window.location.origin };
   }
-  return classify(response);
+  return classify(response, url);
 }
 
-async function classify(response) {
+async function classify(response, url) {
   const status = response.status;
   const contentType = response.headers.get("Content-Type") || "";
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
@@ -54,14 +56,21 @@ async function classify(response) {
   } catch {
     doc = null; // not JSON: an HTML error page from a proxy, an empty body...
   }
+  // `make serve` marks answers made with the local Plaid stand-in; the page then opens the
+  // Link stand-in too (real Link cannot open a stand-in's token).
+  const standIn = (response.headers.get("X-Plaid-Stand-In") || "").startsWith("not-plaid");
   if (status === 200 && doc && typeof doc.link_token === "string" && doc.link_token) {
-    // `make serve` marks answers made with the local Plaid stand-in; the page then opens the
-    // Link stand-in too (real Link cannot open a stand-in's token).
-    const standIn = (response.headers.get("X-Plaid-Stand-In") || "").startsWith("not-plaid");
     return { kind: "token", token: doc, standIn };
   }
   if (doc && typeof doc.code === "string") {
-    return { kind: "problem", status, problem: doc, retryable: doc.retryable === true, retryAfterSeconds };
+    return {
+      kind: "problem",
+      status,
+      problem: doc,
+      retryable: doc.retryable === true,
+      retryAfterSeconds,
+      developmentService: isDevelopmentService(url, standIn),
+    };
   }
   if (doc && typeof doc.message === "string" && Object.keys(doc).length === 1) {
     return {
@@ -74,6 +83,18 @@ async function classify(response) {
     };
   }
   return { kind: "unexpected", status, contentType, retryable: false };
+}
+
+/**
+ * True when the service is a developer's own: its URL is on loopback (`make serve` on this
+ * machine), or its answer carries make serve's stand-in marker. Only then does the page show
+ * what the operator should fix; a deployed API's users see the code and the request id.
+ */
+export function isDevelopmentService(url, standIn) {
+  const host = url.hostname;
+  const loopback =
+    host === "localhost" || host.endsWith(".localhost") || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+  return loopback || standIn === true;
 }
 
 /** Seconds from a Retry-After header (delta-seconds or an HTTP date); null when absent/bad. */

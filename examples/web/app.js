@@ -156,7 +156,7 @@ function showFailure(outcome, table) {
   ]);
 }
 
-function showProblem({ status: httpStatus, problem, retryable, retryAfterSeconds, attempts }, table) {
+function showProblem({ status: httpStatus, problem, retryable, retryAfterSeconds, attempts, developmentService }, table) {
   const details = [
     ["Code", problem.code],
     ["HTTP status", String(httpStatus)],
@@ -165,7 +165,9 @@ function showProblem({ status: httpStatus, problem, retryable, retryAfterSeconds
   if (problem.plaid_request_id) details.push(["Plaid request_id", problem.plaid_request_id]);
   if (problem.plaid_error_code) {
     details.push(["Plaid error_code", problem.plaid_error_code]);
-    const hint = table.plaid_rejections[problem.plaid_error_code];
+    // The cause is for the operator: shown only against a developer's own service (loopback
+    // or the local stand-in), never to the end users of a deployed one.
+    const hint = developmentService ? table.plaid_rejections[problem.plaid_error_code] : undefined;
     if (hint) details.push(["Operator hint", hint]);
   }
   const row = table.problems[problem.code];
@@ -208,18 +210,27 @@ function clearOAuthQuery() {
   if (isOAuthReturn()) window.history.replaceState(null, "", window.location.pathname);
 }
 
-async function resumeOAuth() {
+/**
+ * The return from a bank's OAuth page. Only this tab's own Link session is resumed, with the
+ * token it stored before the redirect; nothing is fetched without the user's click, so a
+ * crafted link with `?oauth_state_id=` cannot make the page ask the service for a token.
+ */
+function resumeOAuth() {
   const saved = storedToken();
   if (saved.token) {
-    await startLink(saved.token.link_token, saved.token.stand_in === true, window.location.href);
+    startLink(saved.token.link_token, saved.token.stand_in === true, window.location.href);
     return;
   }
   const why = saved.expired
-    ? "The link token expired while you were at your bank, so Link cannot resume; getting a new one to start again."
-    : "This tab has no link token from before the redirect (a different tab or address?), so Link cannot resume; getting a new one to start again.";
+    ? "Back from your bank, but the link token expired meanwhile, so Link cannot resume. Press the button to start again with a new one."
+    : "Back from your bank, but this tab has no Link session from before the redirect (a different tab or address?), so Link cannot resume. Press the button to start again.";
   clearOAuthQuery();
   showNotice(why);
-  await connect();
+  showReady();
+}
+
+function showReady() {
+  show("idle", "Ready", "Press the button to fetch a link token and open Plaid Link.");
 }
 
 form.addEventListener("submit", (event) => {
@@ -231,5 +242,5 @@ form.addEventListener("submit", (event) => {
 if (isOAuthReturn()) {
   resumeOAuth();
 } else {
-  show("idle", "Ready", "Press the button to fetch a link token and open Plaid Link.");
+  showReady();
 }
