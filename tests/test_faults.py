@@ -353,7 +353,7 @@ PLAID_CASES = [
         "status line and headers a byte every 0.5 s: the attempt ends at its deadline",
         (Trickle(interval=0.5),),  # ~50 s of headers, each read well within the read timeout
         "UPSTREAM_TIMEOUT",
-        READ_TIMEOUT.cause,
+        READ_TIMEOUT,
         attempts=1,
         remaining_ms=12_000,  # one attempt (2 s connect + 6 s read) fits, a second does not
         at_least_s=7.5,  # the attempt's 8 s deadline ...
