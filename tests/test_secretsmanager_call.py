@@ -515,3 +515,22 @@ def test_a_cold_invocation_with_environment_credentials_loads_no_botocore(
     else:
         assert result["loaded"] == []
     assert SECRET_KEY not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("aws_ca_bundle", [None, "/etc/ssl/aws-corporate.pem"])
+@responses.activate
+def test_tls_roots_are_botocores_not_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_ca_bundle: str | None
+) -> None:
+    import certifi
+
+    # Set for Plaid (a loopback CA in tests, a corporate proxy's elsewhere): not for AWS.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "plaid-only.pem"))
+    url = "https://secretsmanager.us-east-1.amazonaws.com/"
+    responses.post(url, json={"SecretString": "{}"})
+    extra = {"AWS_CA_BUNDLE": aws_ca_bundle} if aws_ca_bundle else {}
+
+    secrets_client(lambda_env(tmp_path, **extra)).get_secret_value(SecretId="s")
+
+    (call,) = responses.calls
+    assert call.request.req_kwargs["verify"] == (aws_ca_bundle or certifi.where())

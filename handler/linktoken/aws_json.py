@@ -3,6 +3,7 @@ with `requests`, which the function loads for Plaid anyway: no botocore on the L
 
 It behaves like the botocore client it replaces, configured as this service configures it:
 
+- TLS roots: `AWS_CA_BUNDLE`, else certifi's (not requests' `REQUESTS_CA_BUNDLE`);
 - endpoint: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else the region's public
   endpoint (`https://<prefix>.<region>.amazonaws.com`, `.amazonaws.com.cn` in China);
 - 1 s to connect, 2 s per read, 2 attempts in all, the second after botocore's standard-mode
@@ -157,6 +158,7 @@ class AwsJsonClient:
         endpoint_url: str,
         credentials: CredentialSource,
         *,
+        ca_bundle: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
@@ -168,6 +170,9 @@ class AwsJsonClient:
         self._url = _operation_url(endpoint_url)
         self._credentials = credentials
         self._session = session or requests.Session()
+        # botocore verifies with AWS_CA_BUNDLE, else certifi's roots, never requests' own
+        # REQUESTS_CA_BUNDLE (set for Plaid): an explicit path keeps requests from using it.
+        self._verify = ca_bundle or requests.utils.DEFAULT_CA_BUNDLE_PATH
         self._sleep = sleep
         self._jitter = jitter
 
@@ -209,6 +214,7 @@ class AwsJsonClient:
                 headers=headers,
                 timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                 allow_redirects=False,
+                verify=self._verify,
                 # A truthy auth stops requests from replacing the signature with ~/.netrc's.
                 auth=_keep_headers,
             )

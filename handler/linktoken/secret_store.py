@@ -166,7 +166,15 @@ def secrets_client(environ: Mapping[str, str] = os.environ) -> Any:
     if endpoint is None:
         return make_secrets_client()
     return JsonSecretsClient(
-        AwsJsonClient("secretsmanager", "secretsmanager", "1.1", region, endpoint, credentials)
+        AwsJsonClient(
+            "secretsmanager",
+            "secretsmanager",
+            "1.1",
+            region,
+            endpoint,
+            credentials,
+            ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
+        )
     )
 
 
