@@ -534,3 +534,62 @@ def test_tls_roots_are_botocores_not_requests(
 
     (call,) = responses.calls
     assert call.request.req_kwargs["verify"] == (aws_ca_bundle or certifi.where())
+
+
+@pytest.fixture
+def container_endpoint() -> Iterator[tuple[str, list[str]]]:
+    """Lambda's container credentials endpoint under SnapStart, on loopback: answers with
+    session credentials when the `Authorization` header carries the token."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            ok = self.headers.get("Authorization") == "snapstart-auth-token-canary"
+            body = json.dumps({"AccessKeyId": ACCESS_KEY, "SecretAccessKey": SECRET_KEY,
+                               "Token": TOKEN, "Expiration": "2099-01-01T00:00:00Z"}).encode()  # fmt: skip
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body) if ok else 0))
+            self.end_headers()
+            if ok:
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/2021-04-23/credentials", seen
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_real_secret_read_with_snapstart_container_credentials(
+    tmp_path: Path,
+    moto_endpoint: str,
+    moto_secret: str,
+    container_endpoint: tuple[str, list[str]],
+) -> None:
+    uri, seen = container_endpoint
+    env = lambda_env(tmp_path, moto_endpoint)
+    for name in CREDENTIALS["session"]:
+        env.pop(name)
+    env.update(
+        AWS_CONTAINER_CREDENTIALS_FULL_URI=uri,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN="snapstart-auth-token-canary",
+    )
+    store = SecretStore(moto_secret, 0, client_factory=lambda: secrets_client(env))
+    store.prepare()
+    assert seen == []  # init (and so the snapshot) holds no credentials
+
+    assert store.get() == PlaidCredentials(CLIENT_ID, SECRET)
+    assert store.get() == PlaidCredentials(CLIENT_ID, SECRET)
+    assert seen == ["snapstart-auth-token-canary"]  # fetched once, kept until near expiry
+    store.forget()  # SnapStart's after-restore reset
+    store.prepare()
+    store.get()
+    assert len(seen) == 2  # a restored snapshot fetches its own
