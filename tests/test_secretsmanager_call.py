@@ -593,3 +593,19 @@ def test_a_real_secret_read_with_snapstart_container_credentials(
     store.prepare()
     store.get()
     assert len(seen) == 2  # a restored snapshot fetches its own
+
+
+@pytest.mark.parametrize("endpoint", ["localhost:4566", "http://", "http://[::1"])
+def test_a_malformed_endpoint_is_refused_by_botocore_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    # botocore's client reads the process environment, as in Lambda.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+    with pytest.raises(ValueError, match="Invalid"):
+        secrets_client(lambda_env(tmp_path, endpoint))
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://127.0.0.1/", "http://127.0.0.1:99999", "http://h:abc"])
+def test_an_odd_endpoint_is_left_to_botocore(tmp_path: Path, endpoint: str) -> None:
+    client = secrets_client(lambda_env(tmp_path, endpoint))
+    assert not isinstance(client, JsonSecretsClient)

@@ -132,6 +132,18 @@ def configured_endpoint(service_env_name: str, environ: Mapping[str, str]) -> st
     )
 
 
+def usable_endpoint(url: str) -> bool:
+    """An http(s) URL with a host: anything else is left to botocore, whose client refuses it
+    as it always has (`ValueError: Invalid endpoint`)."""
+    from urllib.parse import urlsplit  # noqa: PLC0415 - loaded by requests already
+
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:  # a port that is not a number, a malformed IPv6 address
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class ClientMeta:
     """What callers read off a botocore client's `meta`."""

@@ -26,6 +26,7 @@ from linktoken.aws_json import (
     ClientMeta,
     configured_endpoint,
     public_endpoint,
+    usable_endpoint,
 )
 from linktoken.problems import Problem
 from linktoken.xray import Span, no_span
@@ -163,7 +164,7 @@ def secrets_client(environ: Mapping[str, str] = os.environ) -> Any:
     endpoint = configured_endpoint("SECRETS_MANAGER", environ) or public_endpoint(
         "secretsmanager", region
     )
-    if endpoint is None:
+    if endpoint is None or not usable_endpoint(endpoint):
         return make_secrets_client()
     return JsonSecretsClient(
         AwsJsonClient(
