@@ -181,11 +181,26 @@ class Recorded(logging.Handler):
         self.lines.append(self.format(record))
 
 
+# What DEBUG shows of the Secrets Manager call: nothing with Lambda's environment credentials
+# (the service's own client logs nothing), botocore's request and credential lines when a
+# profile makes the service fall back to botocore.
+AWS_CALL_SHOWN = {
+    "environment": [],
+    "profile": [
+        "Making request for OperationModel(name=GetSecretValue)",
+        "Looking for credentials via: shared-credentials-file",
+    ],
+}
+
+
+@pytest.mark.parametrize("credentials", list(AWS_CALL_SHOWN))
 def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
     aws: Any,
     plaid: PlaidStandIn,
     service_env: dict[str, str],
     capfd: pytest.CaptureFixture[str],
+    tmp_path: Any,
+    credentials: str,
 ) -> None:
     aws.put_secret_value(SecretId=SECRET_ID, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
     env: dict[str, str | None] = {
@@ -197,6 +212,20 @@ def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
         "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
     }
+    if credentials == "profile":
+        shared = tmp_path / "credentials"
+        shared.write_text(
+            "[canary]\naws_access_key_id = AKIDCANARY\n"
+            f"aws_secret_access_key = {SECRET_ACCESS_KEY}\naws_session_token = {SESSION_TOKEN}\n"
+        )
+        env.update(
+            AWS_PROFILE="canary",
+            AWS_SHARED_CREDENTIALS_FILE=str(shared),
+            AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+            AWS_ACCESS_KEY_ID=None,
+            AWS_SECRET_ACCESS_KEY=None,
+            AWS_SESSION_TOKEN=None,
+        )
     recorded = Recorded()
     capfd.readouterr()
     with lambda_cold_start(env, "DEBUG") as app:
@@ -218,10 +247,9 @@ def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
 
     assert statuses == [200, 200]
     printed = "\n".join([out, err, *recorded.lines])
-    # DEBUG was on, for botocore and for urllib3 under both the AWS and the Plaid call...
+    # DEBUG was on, for botocore (when it makes the AWS call) and for urllib3...
     shown = [
-        "Making request for OperationModel(name=GetSecretValue)",
-        "Looking for credentials via: env",
+        *AWS_CALL_SHOWN[credentials],
         "Starting new HTTP connection",
         '"POST /link/token/create HTTP/1.1" 200',
         "botocore.created_later WARNING a library warning",

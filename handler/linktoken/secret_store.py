@@ -1,18 +1,33 @@
 """Plaid credentials from AWS Secrets Manager, cached per container with a TTL.
 
-botocore is used directly instead of boto3 or Powertools Parameters: boto3's import pulls in
-s3transfer and the resource layer, which this one GetSecretValue call never uses (see
-docs/performance.md for the measured difference). The client gets short timeouts and two
-attempts: botocore's defaults (60 s read timeout, legacy retries) would outlive the function.
+With the credentials Lambda provides (the environment, or the container credentials endpoint
+under SnapStart), the one GetSecretValue call is signed here and sent with `requests`
+(`linktoken.aws_json`): botocore's import and service models would be most of the cold start
+for that one call (docs/performance.md). Anything else (a profile, SSO, a developer's machine,
+no credentials at all) gets botocore's client, imported only then. Both have short timeouts
+and two attempts: botocore's defaults (60 s read timeout, legacy retries) would outlive the
+function.
 """
 
 import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from linktoken.aws_credentials import CredentialRetrievalError, lambda_credentials
+from linktoken.aws_json import (
+    AwsJsonClient,
+    AwsServiceError,
+    AwsTransportError,
+    ClientMeta,
+    configured_endpoint,
+    public_endpoint,
+    usable_endpoint,
+)
 from linktoken.problems import Problem
 from linktoken.xray import Span, no_span
 
@@ -123,6 +138,47 @@ def make_secrets_client() -> "SecretsManagerClient":
     return cast("SecretsManagerClient", client)
 
 
+class JsonSecretsClient:
+    """The Secrets Manager client of the Lambda path: `get_secret_value` and `meta` as
+    botocore's client has them, over `AwsJsonClient`."""
+
+    def __init__(self, client: AwsJsonClient) -> None:
+        self.client = client
+        self.meta: ClientMeta = client.meta
+
+    def get_secret_value(self, **params: Any) -> dict[str, Any]:
+        return self.client.call("GetSecretValue", params)
+
+
+def secrets_client(environ: Mapping[str, str] = os.environ) -> Any:
+    """The store's client: `JsonSecretsClient` with Lambda's credentials and a region and
+    endpoint it knows, else botocore's (`make_secrets_client`), which reads everything else."""
+    credentials = lambda_credentials(environ)
+    region = environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION")
+    botocore_only = any(
+        environ.get(name, "").lower() == "true"
+        for name in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+    )
+    if credentials is None or not region or botocore_only:
+        return make_secrets_client()
+    endpoint = configured_endpoint("SECRETS_MANAGER", environ) or public_endpoint(
+        "secretsmanager", region
+    )
+    if endpoint is None or not usable_endpoint(endpoint):
+        return make_secrets_client()
+    return JsonSecretsClient(
+        AwsJsonClient(
+            "secretsmanager",
+            "secretsmanager",
+            "1.1",
+            region,
+            endpoint,
+            credentials,
+            ca_bundle=environ.get("AWS_CA_BUNDLE") or None,
+        )
+    )
+
+
 class SecretStore:
     """Reads the Plaid secret once per TTL and hands out cached credentials in between.
 
@@ -138,7 +194,7 @@ class SecretStore:
         self,
         secret_id: str,
         ttl_seconds: int,
-        client_factory: Callable[[], Any] = make_secrets_client,
+        client_factory: Callable[[], Any] = secrets_client,
         clock: Callable[[], float] = time.monotonic,
         span: Span = no_span,
     ) -> None:
@@ -185,11 +241,6 @@ class SecretStore:
 
     def read_secret_string(self) -> str | None:
         """One GetSecretValue, uncached and unparsed; read failures raise `Problem`."""
-        from botocore.exceptions import (  # noqa: PLC0415 - botocore is already loaded by now
-            BotoCoreError,
-            ClientError,
-        )
-
         try:
             if self._client is None:
                 self._client = self._client_factory()
@@ -197,20 +248,23 @@ class SecretStore:
             with self._span("secretsmanager") as span:
                 try:
                     response = self._client.get_secret_value(SecretId=self._secret_id)
-                except ClientError as exc:
-                    _aws_meta(span, self._client, exc.response)
+                except Exception as exc:
+                    if _service_error_code(exc) is not None:
+                        _aws_meta(span, self._client, getattr(exc, "response", {}))
                     raise
                 _aws_meta(span, self._client, response)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        except Exception as exc:
+            code = _service_error_code(exc)
             if code in _MISCONFIGURED_CODES:
                 raise Problem(
                     "MISCONFIGURED",
                     "The service's Plaid credentials are not usable.",
                     cause=f"secret {self._secret_id!r}: {code}: {_MISCONFIGURED_CODES[code]}",
                 ) from None
-            raise _unavailable(f"Secrets Manager answered {code}") from None
-        except BotoCoreError as exc:
+            if code is not None:
+                raise _unavailable(f"Secrets Manager answered {code}") from None
+            if not _client_failure(exc):
+                raise
             # Endpoint unreachable, timeouts, no region or no credentials configured.
             name = type(exc).__name__
             if name in {"NoRegionError", "NoCredentialsError", "PartialCredentialsError"}:
@@ -222,6 +276,25 @@ class SecretStore:
             raise _unavailable(f"Secrets Manager unreachable: {name}") from None
         secret_string = response.get("SecretString")
         return secret_string if isinstance(secret_string, str) else None
+
+
+def _service_error_code(exc: BaseException) -> str | None:
+    """The AWS error code when Secrets Manager answered with an error, else None."""
+    if isinstance(exc, AwsServiceError):
+        return exc.code
+    # Only a botocore client can have raised botocore's errors: no import when it is not loaded.
+    botocore_errors = sys.modules.get("botocore.exceptions")
+    if botocore_errors is not None and isinstance(exc, botocore_errors.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return None
+
+
+def _client_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the client failing to get an answer (transport, credentials, region)."""
+    if isinstance(exc, AwsTransportError | CredentialRetrievalError):
+        return True
+    botocore_errors = sys.modules.get("botocore.exceptions")
+    return botocore_errors is not None and isinstance(exc, botocore_errors.BotoCoreError)
 
 
 def _aws_meta(span: Any, client: Any, response: Mapping[str, Any]) -> None:
