@@ -11,9 +11,9 @@
 #      every *.dist-info kept; compiled extensions all aarch64, each with a pure-Python fallback
 #   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
 #      as the full botocore of .venv (same version) does
-#   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
+#   7. infra/smoke (python -m infra.smoke): the handler imported from the build output, every event invoked,
 #      no module of the build output compiled from source (its .pyc are used)
-#   8. tests/conformance_ric.py: the build output run by awslambdaric against a Runtime API
+#   8. infra/conformance (python -m infra.conformance): the build output run by awslambdaric against a Runtime API
 #      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
 #   9. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
 #      reads and that the keys never reach a command line (tests/test_deploy_script.py,
@@ -306,13 +306,13 @@ step "smoke test: the handler imported from the build output answers every event
 # A fingerprint of every file (path, size, mtime): the checks must change nothing in what ships.
 fingerprint() { (cd ".aws-sam/build/$FUNCTION" && find . -printf '%p %s %T@\n' | sort | sha256sum); }
 before=$(fingerprint)
-.venv/bin/python tests/smoke_build.py --python "$PY313" --build-root .aws-sam/build
+.venv/bin/python -m infra.smoke --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
 took
 
 step "conformance: the build output under awslambdaric, Lambda's runtime interface client"
 before=$(fingerprint)
-.venv/bin/python tests/conformance_ric.py --python "$PY313" --build-root .aws-sam/build
+.venv/bin/python -m infra.conformance --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the conformance run changed the build output"
 took
 

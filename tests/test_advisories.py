@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Output
 
 from infra.audit.advisories import SNAPSHOT, affects, check, locked_versions
+from tests.conftest import Output
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 11, 30)

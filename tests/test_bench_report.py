@@ -3,18 +3,16 @@ the floor timed in the same process, targets per trace mode, ratios in the same 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "infra/bench"))
+from infra.bench import build as bench_build
+from infra.bench import report
 
-import build as bench_build  # noqa: E402
-import report  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COUNTERS = {"plaid_connections": 1, "plaid_requests": 1, "secret_reads": 1, "xray_datagrams": 0}
 

@@ -22,13 +22,12 @@ from typing import Any
 
 import pytest
 
+from infra.bench import build as bench_build
+from infra.bench import run as bench_run
+from infra.bench.services import World
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "infra/bench"
-sys.path.insert(0, str(BENCH_DIR))
-
-import build as bench_build  # noqa: E402
-import run as bench_run  # noqa: E402
-from services import World  # noqa: E402
 
 BASELINES = {
     "blog_post": "blog_post:lambda_handler",
@@ -81,7 +80,7 @@ def test_baseline_returns_a_link_token(name: str, world: World, tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ric import prepare_runtime
+    from infra.bench.ric import prepare_runtime
 
     return prepare_runtime(tmp_path_factory.mktemp("bench-ric") / "var-runtime")
 
@@ -96,7 +95,7 @@ def test_the_product_under_awslambdaric_answers_and_traces_only_sampled_invocati
     # trace header reaches the handler as Lambda sets it, and only Sampled=1 is traced.
     import sysconfig
 
-    from ric import ric_cold_start
+    from infra.bench.ric import ric_cold_start
 
     root = ROOT / "handler"
     variant = bench_build.Variant("product", "product", "app:lambda_handler", root)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import FakeContext, body_of, make_event
-from helpers_app import cold_started_app
 
+from infra.doubles.lambda_runtime import LambdaContext
 from linktoken.catalog import LINK_PRODUCTS
 from linktoken.config import Config, ConfigError, load_config
+from tests.conftest import body_of, make_event
+from tests.helpers_app import cold_started_app
 
 REQUIRED = {"PLAID_SECRET_ID": "plaid/link", "PLAID_CLIENT_NAME": "Acme"}
 
@@ -366,7 +367,7 @@ def test_bad_environment_gives_500_misconfigured_for_every_request(
         assert variable in init_line["cause"]
 
         events = [make_event({}), make_event({"platform": "ios"}), make_event(raw_body="{bad")]
-        responses = [app.lambda_handler(event, FakeContext()) for event in events]
+        responses = [app.lambda_handler(event, LambdaContext()) for event in events]
 
     for event, response in zip(events, responses, strict=True):
         body = body_of(response)

@@ -21,15 +21,16 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, SECRET_ID, FakeContext, body_of, make_event, secret_json
 from jsonschema import Draft202012Validator
-from plaid_standin import Scripted, plaid_error
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.plaid_standin import Scripted, plaid_error
 from linktoken.catalog import LANGUAGES, LINK_PRODUCTS, PLATFORMS
 from linktoken.config import load_config
 from linktoken.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem
+from tests.conftest import ROOT, SECRET_ID, body_of, make_event, secret_json
 
 DOC_PATH = ROOT / "docs" / "openapi.yaml"
 DOC: dict[str, Any] = yaml.safe_load(DOC_PATH.read_text())
@@ -268,12 +269,12 @@ def _secrets_manager_unreachable(h: Harness) -> dict[str, Any]:
 
 def _slow_plaid(h: Harness) -> dict[str, Any]:
     h.plaid.script(Scripted(delay=1.5))
-    response: dict[str, Any] = h.invoke(make_event({}), FakeContext(remaining_ms=1_200))
+    response: dict[str, Any] = h.invoke(make_event({}), LambdaContext(remaining_ms=1_200))
     return response
 
 
 def _no_time_left(h: Harness) -> dict[str, Any]:
-    response: dict[str, Any] = h.invoke(make_event({}), FakeContext(remaining_ms=300))
+    response: dict[str, Any] = h.invoke(make_event({}), LambdaContext(remaining_ms=300))
     assert h.plaid.requests == []
     return response
 

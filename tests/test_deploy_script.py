@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 SCRIPT = ROOT / "infra/scripts/deploy.sh"
 SAM_PYTHON = ROOT / ".venv-sam/bin/python"

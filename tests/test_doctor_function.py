@@ -10,17 +10,6 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from conftest import SECRET_ID
-from helpers_doctor import (
-    client,
-    create_function,
-    finding,
-    good_secret,
-    moto,
-    moto_url,
-    put_secret,
-    run_doctor,
-)
 
 from infra.doctor.deployed import (
     Unreadable,
@@ -31,6 +20,17 @@ from infra.doctor.deployed import (
     summarise,
 )
 from linktoken.plaid_errors import BY_ERROR_CODE
+from tests.conftest import SECRET_ID
+from tests.helpers_doctor import (
+    client,
+    create_function,
+    finding,
+    good_secret,
+    moto,
+    moto_url,
+    put_secret,
+    run_doctor,
+)
 
 __all__ = ["moto", "moto_url"]  # fixtures
 
@@ -328,8 +328,8 @@ def test_the_real_handlers_failure_lines_are_summarised(
 ) -> None:
     """The lines doctor reads are the ones the handler writes: run the real handler into three
     failures, hand its log lines to doctor as CloudWatch would, and read the summary."""
-    from conftest import CLIENT_ID, make_event
-    from plaid_standin import plaid_error
+    from infra.doubles.plaid_standin import plaid_error
+    from tests.conftest import CLIENT_ID, make_event
 
     product = plaid_error(400, "INVALID_INPUT", "INVALID_PRODUCT", "auth is not enabled")
     keys = plaid_error(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret")

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET
-from helpers_app import closed_port
-from helpers_doctor import finding, good_secret, moto, moto_url, put_secret, run_doctor
-from loopback import make_loopback_tls
-from plaid_standin import PlaidStandIn, Scripted, plaid_error
 
+from infra.doubles.loopback import make_loopback_tls
+from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
 from linktoken.plaid_errors import BY_ERROR_CODE, BY_ERROR_TYPE
+from tests.conftest import SECRET
+from tests.helpers_app import closed_port
+from tests.helpers_doctor import finding, good_secret, moto, moto_url, put_secret, run_doctor
 
 __all__ = ["moto", "moto_url"]  # fixtures
 
@@ -186,7 +186,7 @@ def test_unreachable_plaid_is_named_as_such(moto: str, monkeypatch: pytest.Monke
 
 @pytest.fixture
 def tls_plaid(tmp_path: Path) -> Iterator[tuple[PlaidStandIn, Path]]:
-    from conftest import CLIENT_ID
+    from tests.conftest import CLIENT_ID
 
     tls = make_loopback_tls(tmp_path / "tls")
     with PlaidStandIn(client_id=CLIENT_ID, secret=SECRET, tls=tls.server_context()) as plaid:

@@ -9,11 +9,19 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CLIENT_ID, HMAC_KEY, ROOT, SECRET, SECRET_ID
-from helpers_doctor import finding, good_secret, moto, moto_url, put_secret, run_doctor, statuses
 
 from infra.doctor.config_checks import _FIXES
 from linktoken.config import SETTINGS, ConfigError, load_config
+from tests.conftest import CLIENT_ID, HMAC_KEY, ROOT, SECRET, SECRET_ID
+from tests.helpers_doctor import (
+    finding,
+    good_secret,
+    moto,
+    moto_url,
+    put_secret,
+    run_doctor,
+    statuses,
+)
 
 __all__ = ["moto", "moto_url"]  # fixtures
 
@@ -279,11 +287,11 @@ def test_make_doctor_runs_as_a_command_with_its_exit_code(moto: str) -> None:
 
 
 def _doctor_process(**env: str) -> subprocess.CompletedProcess[str]:
-    """`PYTHONPATH=handler python -m infra.doctor --json`, as the Makefile runs it."""
+    """`python -m infra.doctor --json`, as the Makefile runs it."""
     return subprocess.run(
         [sys.executable, "-m", "infra.doctor", "--json"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": "handler", **env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, FakeContext, body_of, make_event
-from plaid_standin import Scripted, plaid_error
+
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.plaid_standin import Scripted, plaid_error
+from tests.conftest import CLIENT_ID, SECRET, body_of, make_event
 
 
 def test_success_returns_token_and_correlation_ids(invoke: Any, plaid: Any, output: Any) -> None:
@@ -178,7 +180,7 @@ def test_slow_plaid_gives_504_within_the_budget(invoke: Any, plaid: Any) -> None
     assert invoke(make_event({}))["statusCode"] == 200
     plaid.script(Scripted(delay=1.5))
     # 1.2 s left: the first attempt's read timeout is clamped, and no retry fits.
-    response = invoke(make_event({}), FakeContext(remaining_ms=1_200))
+    response = invoke(make_event({}), LambdaContext(remaining_ms=1_200))
 
     assert response["statusCode"] == 504
     assert body_of(response)["retryable"] is True

@@ -1,8 +1,8 @@
 """Faults, end to end, through the real HTTP stacks.
 
-Plaid is `infra/local/plaid_faults.py` over TLS (a loopback CA the handler's session trusts
+Plaid is `infra/doubles/plaid_faults.py` over TLS (a loopback CA the handler's session trusts
 through REQUESTS_CA_BUNDLE); Secrets Manager is moto in server mode, or, for what moto cannot
-do (access denied, throttling, slowness), `infra/local/secrets_faults.py`, which speaks the
+do (access denied, throttling, slowness), `infra/doubles/secrets_faults.py`, which speaks the
 same wire protocol. The real `app.lambda_handler` answers, with real backoff sleeps and a
 Lambda context whose remaining time runs down like the deployed function's (20 s).
 
@@ -24,11 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, FakeContext, Output, make_event
-from helpers_app import closed_port
-from loopback import LoopbackTls, make_loopback_tls
-from plaid_faults import PlaidFaults, Reply, Reset, Silent, Trickle, error_body, huge_body
-from secrets_faults import SecretsFaults, SmError, SmSlow
+
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.loopback import LoopbackTls, make_loopback_tls
+from infra.doubles.plaid_faults import (
+    PlaidFaults,
+    Reply,
+    Reset,
+    Silent,
+    Trickle,
+    error_body,
+    huge_body,
+)
+from infra.doubles.secrets_faults import SecretsFaults, SmError, SmSlow
+from tests.conftest import CLIENT_ID, SECRET, Output, make_event
+from tests.helpers_app import closed_port
 
 FUNCTION_TIMEOUT_MS = 20_000  # template.yaml
 SAFETY_MARGIN_S = 0.5  # docs/behaviour.md
@@ -70,7 +80,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoopbackTls, Loopback
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """moto's Secrets Manager as an HTTP server on loopback (the real botocore stack)."""
-    from local_env import moto_server
+    from infra.doubles.moto_server import moto_server
 
     with moto_server() as url:
         yield url
@@ -125,10 +135,10 @@ class Container:
         reads_before = self.runtime.service.secrets.reads
         seen = len(self.output.read())
         started = time.monotonic()
-        response = app.lambda_handler(make_event({}), FakeContext(remaining_ms=remaining_ms))
+        response = app.lambda_handler(make_event({}), LambdaContext(remaining_ms=remaining_ms))
         seconds = time.monotonic() - started
         # JSON lines only: a server thread of another test may still print a traceback here
-        # (tests/conformance_ric.py is where the handler's output must be all JSON).
+        # (infra/conformance/ric.py is where the handler's output must be all JSON).
         text = self.output.read()[seen:]
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         summaries = [

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_event
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from linktoken.catalog import LANGUAGES, PLATFORMS
 from linktoken.http_event import MAX_BODY_BYTES
 from linktoken.problems import PROBLEM_TYPE_BASE
+from tests.conftest import make_event
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import FakeContext, body_of, make_event
-from helpers_app import closed_port, offline_runtime
 
+from infra.doubles.lambda_runtime import LambdaContext
 from linktoken.http_event import MAX_BODY_BYTES, parse_event
 from linktoken.identity import MAX_SUB_LENGTH
 from linktoken.problems import Problem
+from tests.conftest import body_of, make_event
+from tests.helpers_app import closed_port, offline_runtime
 
 OK_JSON = '{"platform": "web"}'
 
@@ -56,8 +57,8 @@ def handler(offline: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict
 
     monkeypatch.setattr(app, "RUNTIME", offline)
 
-    def call(event: Any, context: FakeContext | None = None) -> dict[str, Any]:
-        response: dict[str, Any] = app.lambda_handler(event, context or FakeContext())
+    def call(event: Any, context: LambdaContext | None = None) -> dict[str, Any]:
+        response: dict[str, Any] = app.lambda_handler(event, context or LambdaContext())
         return response
 
     return call
@@ -368,7 +369,7 @@ NOT_HTTP_API_V2 = [
 def test_not_an_http_api_v2_request_is_a_400_problem(
     handler: Any, output: Any, event: Any, request_id: str
 ) -> None:
-    response = handler(copy.deepcopy(event), FakeContext(aws_request_id=AWS_REQUEST_ID))
+    response = handler(copy.deepcopy(event), LambdaContext(aws_request_id=AWS_REQUEST_ID))
 
     assert response["statusCode"] == 400
     assert response["headers"]["Content-Type"] == "application/problem+json"

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import lambda_workers
 import pytest
-from lambda_workers import Failed, Invoked, WorkerPool
+
+from infra.gateway import lambda_workers
+from infra.gateway.lambda_workers import Failed, Invoked, WorkerPool
 
 FUNCTION = """
 import os, time

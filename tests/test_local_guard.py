@@ -18,13 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from local_guard import RequestGuard
-from loopback import make_loopback_tls
-from plaid_faults import PlaidFaults
-from plaid_standin import PlaidStandIn
-from secrets_faults import SecretsFaults
-from standin_control import ScriptablePlaidStandIn
 
+from infra.doubles.loopback import make_loopback_tls
+from infra.doubles.plaid_faults import PlaidFaults
+from infra.doubles.plaid_standin import PlaidStandIn
+from infra.doubles.secrets_faults import SecretsFaults
+from infra.doubles.standin_control import ScriptablePlaidStandIn
+from infra.gateway.local_guard import RequestGuard
 from tests.web_fixture_server import WebFixtureServer
 
 EVIL_HOST = "rebind.attacker.test"
@@ -55,7 +55,7 @@ def exchange(
 
 @contextmanager
 def moto() -> Iterator[str]:
-    from local_env import moto_server
+    from infra.doubles.moto_server import moto_server
 
     with moto_server() as url:
         yield url

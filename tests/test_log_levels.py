@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import HMAC_KEY, SECRET, SECRET_ID, FakeContext, make_event, secret_json
-from plaid_standin import PlaidStandIn, plaid_error
 
-from tests.smoke_build import load_template
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
+from infra.smoke.smoke_build import load_template
+from tests.conftest import HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
 from tests.test_template import PARAMETERS, ROOT
 
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -131,9 +132,9 @@ def test_metrics_and_failures_survive_lambdas_filter_at_every_template_level(
     capfd.readouterr()
     with lambda_cold_start(env, application_level) as app:
         statuses = [
-            app.lambda_handler(make_event({"platform": "web"}), FakeContext())["statusCode"],
-            app.lambda_handler(make_event({}), FakeContext())["statusCode"],
-            app.lambda_handler(make_event(raw_body="{"), FakeContext())["statusCode"],
+            app.lambda_handler(make_event({"platform": "web"}), LambdaContext())["statusCode"],
+            app.lambda_handler(make_event({}), LambdaContext())["statusCode"],
+            app.lambda_handler(make_event(raw_body="{"), LambdaContext())["statusCode"],
         ]
         out, err = capfd.readouterr()
 
@@ -211,8 +212,10 @@ def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
         late.debug("Sending http request: Authorization: ... Signature=%s", SESSION_TOKEN)
         late.warning("a library warning")
         statuses = [
-            app.lambda_handler(make_event({}, sub="ada@example.com"), FakeContext())["statusCode"],
-            app.lambda_handler(make_event({}), FakeContext())["statusCode"],
+            app.lambda_handler(make_event({}, sub="ada@example.com"), LambdaContext())[
+                "statusCode"
+            ],
+            app.lambda_handler(make_event({}), LambdaContext())["statusCode"],
         ]
         out, err = capfd.readouterr()
 

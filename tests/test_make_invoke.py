@@ -1,4 +1,4 @@
-"""`make invoke` (infra/local/invoke.py) as a new user runs it: a subprocess, no AWS, no keys."""
+"""`make invoke` (`python -m infra.invoke`) as a new user runs it: a subprocess, no AWS, no keys."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import ROOT
-
-INVOKE = ROOT / "infra/local/invoke.py"
 
 
 def invoke(event: str) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAID_", "AWS_"))}
-    return subprocess.run(  # noqa: S603 - our own script, our interpreter
-        [sys.executable, str(INVOKE)],
+    return subprocess.run(
+        [sys.executable, "-m", "infra.invoke"],
         env={**env, "EVENT": event},
         capture_output=True,
         text=True,

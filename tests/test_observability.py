@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from conftest import SECRET_ID, FakeContext, body_of, make_event
-from helpers_app import cold_started_app
-from plaid_standin import Scripted, plaid_error
 
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.plaid_standin import Scripted, plaid_error
 from linktoken import observability as obs
 from linktoken.problems import PROBLEM_TYPES
+from tests.conftest import SECRET_ID, body_of, make_event
+from tests.helpers_app import cold_started_app
 
 SUB = "user-0001"
 USER_REF = hashlib.sha256(SUB.encode()).hexdigest()[:16]
@@ -202,7 +203,7 @@ def test_event_is_not_logged(invoke: Any, plaid: Any, output: Any) -> None:
 def test_event_is_not_logged_even_when_powertools_is_told_to(output: Any) -> None:
     event = canary_event(sub=None)  # 401: answered without any upstream call
     with cold_started_app({"POWERTOOLS_LOGGER_LOG_EVENT": "true"}) as app:
-        response = app.lambda_handler(event, FakeContext())
+        response = app.lambda_handler(event, LambdaContext())
 
     assert response["statusCode"] == 401
     assert_event_not_logged(output, event)
@@ -323,7 +324,7 @@ def test_cold_start_metric_only_on_the_first_invocation(
     [cold] = first
     assert directive(cold)["Namespace"] == NAMESPACE
     assert cold["ColdStart"] == [1.0]
-    assert cold["function_name"] == FakeContext().function_name
+    assert cold["function_name"] == LambdaContext().function_name
     assert [line["cold_start"] for line in summary_lines(output)] == [True, False, False]
 
 
@@ -371,7 +372,7 @@ def test_trace_annotations_when_misconfigured(
     bad = build_runtime({"PLAID_SECRET_ID": SECRET_ID, "PLAID_CLIENT_NAME": "x" * 31})
     monkeypatch.setattr(app, "RUNTIME", bad)
 
-    response = app.lambda_handler(make_event({}), FakeContext())
+    response = app.lambda_handler(make_event({}), LambdaContext())
 
     assert response["statusCode"] == 500
     assert annotations == [("plaid_env", "unknown"), ("outcome", "MISCONFIGURED")]
@@ -413,7 +414,9 @@ def test_restore_hook_makes_the_next_request_reread_the_secret_and_reconnect(
     env: dict[str, str | None] = {**service_env, "AWS_ENDPOINT_URL_SECRETS_MANAGER": None}
     with cold_started_app(env) as app:
         service = app.RUNTIME.service
-        assert [app.lambda_handler(make_event({}), FakeContext())["statusCode"] for _ in "ab"] == [
+        assert [
+            app.lambda_handler(make_event({}), LambdaContext())["statusCode"] for _ in "ab"
+        ] == [
             200,
             200,
         ]
@@ -422,7 +425,7 @@ def test_restore_hook_makes_the_next_request_reread_the_secret_and_reconnect(
         for func, args, kwargs in get_after_restore():  # what Lambda does after a restore
             func(*args, **kwargs)
 
-        assert app.lambda_handler(make_event({}), FakeContext())["statusCode"] == 200
+        assert app.lambda_handler(make_event({}), LambdaContext())["statusCode"] == 200
         assert (service.secrets.reads, plaid.connections) == (2, 2)
 
 
@@ -431,7 +434,7 @@ def test_user_ref_is_keyed_when_the_secret_has_an_hmac_key(
 ) -> None:
     import hmac
 
-    from conftest import HMAC_KEY, SECRET_ID, secret_json
+    from tests.conftest import HMAC_KEY, SECRET_ID, secret_json
 
     aws.put_secret_value(SecretId=SECRET_ID, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
     invoke(make_event({}, sub=SUB))  # reads the secret: the key is known from here on

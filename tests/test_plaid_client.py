@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-from conftest import CLIENT_ID, SECRET
 
 from linktoken.plaid_client import (
     MAX_ANSWER_BYTES,
@@ -32,6 +31,7 @@ from linktoken.plaid_client import (
     RetryPolicy,
 )
 from linktoken.secret_store import PlaidCredentials
+from tests.conftest import CLIENT_ID, SECRET
 
 BASE_URL = "https://sandbox.plaid.com"
 URL = BASE_URL + "/link/token/create"
@@ -655,8 +655,8 @@ def connect_proxy(interval: float = 0.0) -> Iterator[tuple[str, list[str]]]:
 def tls_plaid(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in over TLS, trusted through REQUESTS_CA_BUNDLE; no proxy from outside."""
     pytest.importorskip("cryptography.x509", reason="cryptography (a moto dependency) is needed")
-    from loopback import make_loopback_tls
-    from plaid_standin import PlaidStandIn
+    from infra.doubles.loopback import make_loopback_tls
+    from infra.doubles.plaid_standin import PlaidStandIn
 
     tls = make_loopback_tls(tmp_path)
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):

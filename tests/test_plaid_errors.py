@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import plaid_schema
 
 from linktoken import plaid_errors
 from linktoken.plaid_errors import (
@@ -18,6 +17,7 @@ from linktoken.plaid_errors import (
     classify,
 )
 from linktoken.problems import PROBLEM_TYPES
+from tests.conftest import plaid_schema
 
 # Every lookup table in the module (BY_ERROR_CODE, BY_ERROR_TYPE, BY_HTTP_STATUS, ...), found
 # by name so that a new table cannot slip past these tests.
@@ -278,7 +278,7 @@ def test_the_schema_check_is_not_vacuous(plaid_error_validator: Any, body: dict[
 
 
 def test_the_stand_in_speaks_plaid_errors(plaid_error_validator: Any) -> None:
-    from plaid_standin import plaid_error
+    from infra.doubles.plaid_standin import plaid_error
 
     scripted = plaid_error(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid keys")
     plaid_error_validator.validate(scripted.body)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
 
 from linktoken.secret_store import parse_secret, secret_problems
+from tests.conftest import ROOT
 
 SCRIPT = ROOT / "infra/scripts/put-plaid-secret.sh"
 CLIENT_ID = "c" * 24

@@ -1,5 +1,5 @@
 """The handler under AWS's runtime interface client, from the checkout (the same checks run
-on the `sam build` output in .ci/sam-checks.sh): see tests/conformance_ric.py."""
+on the `sam build` output in .ci/sam-checks.sh): see infra/conformance/ric.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from conformance_ric import conformance, source_target
+from infra.conformance.ric import conformance, source_target
 
 
 def test_handler_conforms_under_awslambdaric() -> None:

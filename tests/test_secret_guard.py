@@ -15,13 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 LEAKING_TESTS = '''
 import json
 import logging
 
-from loopback import XRaySink
+from infra.doubles.loopback import XRaySink
 
 from linktoken import endpoint, secret_store
 
@@ -81,16 +79,15 @@ CHANNELS = {
 def test_a_test_that_leaks_a_secret_by_any_channel_fails(tmp_path: Path) -> None:
     canary = "guard-canary-" + secrets.token_hex(12)  # unknown to this run's own guard
     (tmp_path / "test_leaks.py").write_text(LEAKING_TESTS.format(canary=canary))
-    paths = [ROOT / "tests", ROOT / "handler", ROOT / "infra/local", ROOT]
     # COLUMNS: wide enough that the summary lines keep the whole failure message.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths)), "COLUMNS": "400"}
+    env = {**os.environ, "COLUMNS": "400"}
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
             "-p",
-            "conftest",
+            "tests.conftest",
             "-p",
             "no:cacheprovider",
             "-q",

@@ -16,41 +16,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import CLIENT_ID, HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
-from loopback import XRaySink
-from plaid_standin import PlaidStandIn, plaid_error
-
-from tests.smoke_build import secrets_manager
+from infra.doubles.loopback import XRaySink
+from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
+from infra.smoke.smoke_build import secrets_manager
+from tests.conftest import CLIENT_ID, HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, os, sys, time, uuid
+import json, os, sys
 
 import app
-
-
-class Context:
-    function_name = "hygiene"
-    function_version = "1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hygiene:live"
-    memory_limit_in_mb = 1024
-
-    def __init__(self):
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + 20
-
-    def get_remaining_time_in_millis(self):
-        return int((self._deadline - time.monotonic()) * 1000)
-
+from infra.doubles.lambda_runtime import LambdaContext, trace_header
 
 responses = []
 for event in json.load(open(sys.argv[1])):
     # What the runtime sets per invocation under active tracing.
-    os.environ["_X_AMZN_TRACE_ID"] = (
-        f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=1"
+    os.environ["_X_AMZN_TRACE_ID"] = trace_header(sampled=True)
+    context = LambdaContext(
+        function_name="hygiene",
+        function_version="1",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:hygiene:live",
+        memory_limit_in_mb=1024,
     )
-    responses.append(app.lambda_handler(event, Context()))
+    responses.append(app.lambda_handler(event, context))
 json.dump(responses, open(sys.argv[2], "w"))
 """
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, SECRET_ID, secret_json
-from helpers_app import closed_port
 
 from linktoken.problems import Problem
 from linktoken.secret_store import PlaidCredentials, SecretStore, make_secrets_client
+from tests.conftest import CLIENT_ID, SECRET, SECRET_ID, secret_json
+from tests.helpers_app import closed_port
 
 
 class FakeClock:

@@ -1,5 +1,5 @@
 """`make serve` over real HTTP on loopback: the server started exactly as `make serve` starts
-it (tests/serve_process.py), answering as the deployed API Gateway + Lambda would.
+it (infra/gateway/serve_process.py), answering as the deployed API Gateway + Lambda would.
 
 One server for the module (2 workers, one allowed origin, a temporary web root); stopping it
 with SIGINT must leave no process behind (checked by the helper on exit).
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve_process import (
+from infra.gateway.serve_process import (
     ServeProcess,
     children,
     interrupt_and_check,
@@ -33,7 +33,7 @@ from tests.serve_process import (
     serve,
     start_make_serve,
 )
-from tests.smoke_build import load_template
+from infra.smoke.smoke_build import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "http://app.test:5173"

@@ -13,10 +13,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import jwt_local
-
+from infra.gateway import jwt_local
+from infra.gateway.serve_process import ServeProcess, interrupt_and_check, serve, start_make_serve
 from tests.conftest import CLIENT_ID, SECRET
-from tests.serve_process import ServeProcess, interrupt_and_check, serve, start_make_serve
 
 OPT_IN = "SERVE_REAL_KEYS_BEYOND_LOOPBACK"
 

@@ -9,12 +9,16 @@ import json
 import re
 from pathlib import Path
 
-import access_log
-import jwt_local
 import pytest
-from apigw_event import BadLambdaResponse, IncomingRequest, build_event, to_http_response
-from cfn_template import access_log_format, http_api_cors, load_template
 
+from infra.gateway import access_log, jwt_local
+from infra.gateway.apigw_event import (
+    BadLambdaResponse,
+    IncomingRequest,
+    build_event,
+    to_http_response,
+)
+from infra.gateway.cfn_template import access_log_format, http_api_cors, load_template
 from linktoken.http_event import parse_event, request_id_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +157,7 @@ def test_with_a_run_key_only_tokens_signed_with_it_pass() -> None:
 
 
 def test_real_keys_are_the_developers_keys_or_secret_store_never_the_standins() -> None:
-    from local_env import may_hold_real_keys
+    from infra.invoke.local_env import may_hold_real_keys
 
     assert may_hold_real_keys({"PLAID_CLIENT_ID": "id", "PLAID_SECRET": "s"})
     assert may_hold_real_keys({"AWS_PROFILE": "dev", "PLAID_SECRET_ID": "plaid/keys"})

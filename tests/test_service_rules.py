@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, HMAC_KEY, SECRET, body_of, make_event, plaid_schema, secret_json
 
 from linktoken.catalog import COUNTRY_CODES, LANGUAGES, LINK_PRODUCTS
 from linktoken.config import Config, load_config
@@ -22,6 +21,15 @@ from linktoken.plaid_request import build_link_token_request
 from linktoken.problems import Problem
 from linktoken.secret_store import PlaidCredentials
 from linktoken.service import LinkTokenService
+from tests.conftest import (
+    CLIENT_ID,
+    HMAC_KEY,
+    SECRET,
+    body_of,
+    make_event,
+    plaid_schema,
+    secret_json,
+)
 
 REQUEST_SCHEMA = "link_token_create_request.schema.json"
 KEYS = PlaidCredentials(CLIENT_ID, SECRET)

@@ -23,10 +23,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from infra.smoke.smoke_build import load_template
 from linktoken.plaid_client import RetryPolicy
 from linktoken.problems import PROBLEM_TYPES
 from linktoken.secret_store import make_secrets_client
-from tests.smoke_build import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load_template(ROOT / "template.yaml")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cfn_template import parse_template
 
 from infra.audit.template_variant import with_defaults
+from infra.gateway.cfn_template import parse_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "template.yaml").read_text()

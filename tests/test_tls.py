@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLIENT_ID, SECRET, body_of, make_event
-from helpers_app import closed_port
 
 from linktoken.plaid_client import PlaidClient, RetryPolicy
+from tests.conftest import CLIENT_ID, SECRET, body_of, make_event
+from tests.helpers_app import closed_port
 
 pytest.importorskip("cryptography.x509", reason="cryptography (a moto dependency) is needed")
-from loopback import make_loopback_tls
+from infra.doubles.loopback import make_loopback_tls
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def plaid(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in over TLS; no proxy or CA bundle from the outer environment applies."""
-    from plaid_standin import PlaidStandIn
+    from infra.doubles.plaid_standin import PlaidStandIn
 
     for name in (
         *("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy"),

@@ -1,7 +1,7 @@
 """X-Ray: what a sampled invocation sends to the daemon, and that other invocations send nothing.
 
 The real handler runs with tracing on and the daemon address pointing at a UDP sink on
-loopback (infra/local/loopback.py); Secrets Manager is moto, Plaid the loopback stand-in.
+loopback (infra/doubles/loopback.py); Secrets Manager is moto, Plaid the loopback stand-in.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
-from conftest import ROOT, SECRET, FakeContext, make_event
-from loopback import XRaySink
-from plaid_standin import plaid_error
 
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.loopback import XRaySink
+from infra.doubles.plaid_standin import plaid_error
 from linktoken import observability as obs
 from linktoken import xray
 from linktoken.plaid_client import PlaidClient, RetryPolicy
 from linktoken.runtime import build_runtime
 from linktoken.xray import Tracer, daemon_address, parse_trace_header, tracing_enabled
+from tests.conftest import ROOT, SECRET, make_event
 
 ROOT_ID = "1-67891233-abcdef012345678912345678"
 PARENT_ID = "53995c3f42cd8ad8"
@@ -82,7 +83,7 @@ def traced_invoke(
             monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
         else:
             monkeypatch.setenv("_X_AMZN_TRACE_ID", header(sampled))
-        response: dict[str, Any] = app.lambda_handler(make_event({}), FakeContext())
+        response: dict[str, Any] = app.lambda_handler(make_event({}), LambdaContext())
         return response
 
     return call

@@ -7,7 +7,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import HMAC_KEY, ROOT, SECRET_ID, make_event, secret_json
+
+from tests.conftest import HMAC_KEY, ROOT, SECRET_ID, make_event, secret_json
 
 
 def load_script() -> ModuleType:

@@ -12,16 +12,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import STORAGE_KEY, Tab, browser_tab, launch, screenshot
-from web_fixture_server import (
+
+from linktoken.plaid_errors import BY_ERROR_CODE
+from linktoken.problems import Problem
+from tests.browser import STORAGE_KEY, Tab, browser_tab, launch, screenshot
+from tests.web_fixture_server import (
     WEB_ROOT,
     WebFixtureServer,
     gateway_answer,
     problem_answer,
 )
-
-from linktoken.plaid_errors import BY_ERROR_CODE
-from linktoken.problems import Problem
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 
 import json
 
-import web_error_table
-
+from infra.webclient import web_error_table
 from linktoken.plaid_errors import BY_ERROR_CODE
 from linktoken.problems import PROBLEM_TYPES
 
@@ -11,8 +10,7 @@ from linktoken.problems import PROBLEM_TYPES
 def test_the_page_table_is_what_the_generator_makes_from_the_service() -> None:
     on_disk = web_error_table.OUTPUT.read_text()
     assert on_disk == web_error_table.render(), (
-        "examples/web/errors.json drifted from the service: run "
-        "python infra/local/web_error_table.py"
+        "examples/web/errors.json drifted from the service: run make web-errors"
     )
 
 

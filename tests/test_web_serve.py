@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import TIMEOUT_MS, Tab, browser_tab, launch, open_context, screenshot
-from serve_process import ServeProcess, serve
-from web_fixture_server import WebFixtureServer
 
+from infra.gateway.serve_process import ServeProcess, serve
 from linktoken.plaid_errors import BY_ERROR_CODE
+from tests.browser import TIMEOUT_MS, Tab, browser_tab, launch, open_context, screenshot
+from tests.web_fixture_server import WebFixtureServer
 
 
 @pytest.fixture(scope="module")

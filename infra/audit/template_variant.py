@@ -4,7 +4,7 @@ checkov and cfn-lint evaluate a template's conditions with its parameter default
 optional resources (the log groups' KMS key, the VPC's security groups and endpoint) are only
 checked in a copy whose defaults turn them on:
 
-    python infra/audit/template_variant.py LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
+    python -m infra.audit.template_variant LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
         VpcSubnetIds=subnet-0123456789abcdef0 > /tmp/template.yaml
 """
 

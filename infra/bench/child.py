@@ -2,10 +2,11 @@ import time  # the clock starts at this file's first line, before anything else
 
 T0 = time.perf_counter()
 
-"""One Lambda container, played by a fresh `python3.13 -I -S -B` process (run by run.py).
+"""One Lambda container, played by a fresh `python3.13 -P -s -S -B` process (run by run.py).
 
 argv: BUILD_DIR MODULE:FUNCTION EVENT_FILE MODE RESULT_FD
-- MODE cold: import the handler from BUILD_DIR (the only entry added to sys.path), invoke it once
+- MODE cold: import the handler from BUILD_DIR (the only import root besides the standard
+  library: PYTHONPATH, set by run.py), invoke it once
   with the event, check the 200, write one JSON line of timings to RESULT_FD, then `os._exit(0)`
   (interpreter shutdown is not part of a cold start: Lambda never pays it).
 - MODE warm: the same first invocation, then read commands from stdin: `N` runs N more
@@ -23,7 +24,6 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 BUILD, TARGET, EVENT_FILE, MODE, RESULT_FD = sys.argv[1:6]
-sys.path.insert(0, BUILD)
 
 # What the Lambda runtime (awslambdaric's bootstrap) has imported and set up before it imports
 # the handler: these modules, an unbuffered stdout (one write per log line), a root log handler.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-import build as builder
+from infra.bench import build as builder
 
 MEMORY_MB = 1024  # template.yaml's MemorySize default
 
@@ -243,7 +243,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
         f"`{report['machine']['machine']}`, kernel {report['machine']['kernel']}",
-        f"- Python: {report['python']} (`{report['python_path']}`, run as `-I -S -B`)",
+        f"- Python: {report['python']} (`{report['python_path']}`, run as `-P -s -S -B`)",
         f"- product: git {report['git']}; memory setting {MEMORY_MB} MB (template default)",
         f"- cold starts: {cfg['cold']} per variant and trace mode, interleaved; warm: "
         f"{cfg['warm']} invocations per variant and trace mode after the first, in interleaved "

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from apigw_event import HttpResponse, IncomingRequest
-from cfn_template import CorsSettings
+from infra.gateway.apigw_event import HttpResponse, IncomingRequest
+from infra.gateway.cfn_template import CorsSettings
 
 
 def parse_origins(value: str | None) -> tuple[str, ...]:

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import threading
-import time
-import uuid
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_guard import RequestGuard, WsgiGuard
-from standin_control import ScriptablePlaidStandIn
+from infra.doubles.moto_server import moto_server
+from infra.doubles.standin_control import ScriptablePlaidStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 # Only what makes the function runnable on a laptop; the rest is infra/env.json.
@@ -40,24 +36,7 @@ LOCAL_AWS = {
     "AWS_SECRET_ACCESS_KEY": "local",
 }
 LOCAL_ONLY = {"POWERTOOLS_TRACE_DISABLED": "true"}  # no X-Ray daemon on a laptop
-TIMEOUT_MS = 20_000  # the deployed function's timeout (template.yaml)
 STANDIN_KEYS = ("standin-client-id", "standin-secret")  # the stand-in's defaults: fake keys
-
-
-class LocalContext:
-    """Enough of the Lambda context for the handler and Powertools."""
-
-    function_name = "plaid-link-token-local"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
-
-    def __init__(self, timeout_ms: int = TIMEOUT_MS) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_ms / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self._deadline - time.monotonic()) * 1000)
 
 
 @dataclass
@@ -132,36 +111,6 @@ def local_backends(environ: MutableMapping[str, str]) -> Iterator[Backends]:
             seeded = "PLAID_CLIENT_ID/PLAID_SECRET" if all(keys) else "the stand-in's fake keys"
             secrets = f"{secret_id!r} in a moto Secrets Manager at {endpoint} ({seeded})"
         yield Backends(plaid=plaid, secrets=secrets, standin=standin)
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto in server mode on a free loopback port; yields its endpoint URL (tests use it too).
-
-    Its own thread rather than moto's ThreadedMotoServer, to poll for shutdown every 50 ms
-    instead of 500: Ctrl-C has to stop everything within a second. Behind the local guard
-    (local_guard.py): only its own Host, no web page's Origin, no CORS, no `/moto-api/`
-    (which would hand any caller every seeded secret).
-    """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per call
-    guarded = WsgiGuard(DomainDispatcherApplication(create_backend_app), RequestGuard(frozenset()))
-    server = make_server("127.0.0.1", 0, guarded, threaded=True, request_handler=MotoRequestHandler)
-    guarded.guard = RequestGuard.for_address(server.server_address)  # the port is known now
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _create_secret(

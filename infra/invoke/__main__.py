@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local_env import ROOT, LocalContext, local_backends
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.invoke.local_env import ROOT, local_backends
 
 EVENTS = ROOT / "infra/events"
 
@@ -45,10 +46,9 @@ def main() -> int:
             file=sys.stderr,
             flush=True,
         )
-        sys.path.insert(0, str(ROOT / "handler"))
         import app
 
-        response = app.lambda_handler(event, LocalContext())
+        response = app.lambda_handler(event, LambdaContext())
     sys.stdout.flush()
     print("--- response ---", file=sys.stderr, flush=True)
     shown = dict(response)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from infra.doubles.lambda_runtime import trace_header
+
 ROUTE_KEY = "POST /link-token"
 API_ID = "local"
 ACCOUNT_ID = "000000000000"
@@ -161,7 +163,7 @@ def _add_gateway_headers(headers: dict[str, str], request: IncomingRequest) -> N
     headers["x-forwarded-proto"] = "http"
     if "x-amzn-trace-id" not in headers:
         epoch = request.time_epoch_ms // 1000
-        headers["x-amzn-trace-id"] = f"Root=1-{epoch:08x}-{secrets.token_hex(12)}"
+        headers["x-amzn-trace-id"] = trace_header(epoch_s=epoch, parent=False)
 
 
 class BadLambdaResponse(ValueError):

@@ -1,6 +1,6 @@
 """Start the server exactly as `make serve` does, on a free port, for tests over real HTTP.
 
-    from tests.serve_process import serve
+    from infra.gateway.serve_process import serve
 
     with serve({"ALLOWED_ORIGINS": "http://localhost:5173", "WORKERS": "2"}) as server:
         requests.post(server.url + "/link-token", headers={"authorization": f"Bearer {token}"})
@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _DROPPED_PREFIXES = ("AWS_", "PLAID_", "POWERTOOLS_")
 _DROPPED = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "WEB_ROOT", "ALLOWED_ORIGINS"}
 

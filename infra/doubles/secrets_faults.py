@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from loopback import LoopbackHandler
+from infra.doubles.loopback import LoopbackHandler
 
 
 @dataclass(frozen=True)

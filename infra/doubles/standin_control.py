@@ -23,7 +23,7 @@ import sys
 import traceback
 from typing import Any
 
-from plaid_standin import PlaidStandIn, Scripted, _Handler
+from infra.doubles.plaid_standin import PlaidStandIn, Scripted, _Handler
 
 CONTROL_PATH = "/_standin/script"
 REQUESTS_PATH = "/_standin/requests"

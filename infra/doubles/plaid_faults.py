@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from loopback import LoopbackHandler
-from plaid_standin import PlaidStandIn, plaid_error
+from infra.doubles.loopback import LoopbackHandler
+from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
 
 
 @dataclass(frozen=True)

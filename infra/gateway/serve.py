@@ -12,7 +12,7 @@ Settings (environment): HOST (127.0.0.1; anything else is opt-in and said loudly
 deployed), WEB_ROOT (examples/web: static files served on GET when the folder exists), and
 everything `make invoke` reads. The banner (stderr) starts with a line a program can parse,
 `serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
-tests/serve_process.py starts the server the way `make serve` does and reads it.
+infra/gateway/serve_process.py starts the server the way `make serve` does and reads it.
 
 It sits beside the developer's browser, often with real Sandbox keys, so it is stricter than
 the deployed API where a web page could abuse it: a request naming another Host (DNS
@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import access_log
-import jwt_local
-from apigw_cors import Cors, parse_origins
-from apigw_event import (
+from infra.gateway import access_log, jwt_local
+from infra.gateway.apigw_cors import Cors, parse_origins
+from infra.gateway.apigw_event import (
     ROUTE_KEY,
     BadLambdaResponse,
     HttpResponse,
@@ -53,18 +52,23 @@ from apigw_event import (
     gateway_response,
     to_http_response,
 )
-from cfn_template import (
+from infra.gateway.cfn_template import (
     access_log_format,
     function_timeout_seconds,
     http_api_cors,
     load_template,
 )
-from lambda_workers import Failed, WorkerPool, say
-from local_env import ROOT, local_backends, may_hold_real_keys
-from local_guard import NOSNIFF, PAGE_CSP, GuardedHandler, Refusal, RequestGuard, authority
-
-sys.path.insert(0, str(ROOT / "handler"))  # the service's own rules, one source of truth
-from linktoken.config import is_loopback_host
+from infra.gateway.lambda_workers import Failed, WorkerPool, say
+from infra.gateway.local_guard import (
+    NOSNIFF,
+    PAGE_CSP,
+    GuardedHandler,
+    Refusal,
+    RequestGuard,
+    authority,
+)
+from infra.invoke.local_env import ROOT, local_backends, may_hold_real_keys
+from linktoken.config import is_loopback_host  # the service's own rules, one source of truth
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
@@ -541,12 +545,3 @@ def _serve(
         stop.wait()
         say("serve: stopping")
     return 0
-
-
-if __name__ == "__main__":
-    exit_code = main()
-    # Everything this process started is stopped by now. Skip the interpreter's teardown of
-    # moto's large module graph (about half a second): Ctrl-C must be done within a second.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(exit_code)

@@ -72,10 +72,12 @@ def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)
+    # The one sys.path edit of the tools, and why: Lambda imports the handler with the task root
+    # first on sys.path, and a "spawn" worker starts with its parent's sys.path (multiprocessing
+    # sets it, whatever PYTHONPATH says), so only the worker itself can put its function first.
     sys.path.insert(0, handler_dir)
-    from local_env import LocalContext
-
     import app  # the init phase: configuration, clients, Powertools
+    from infra.doubles.lambda_runtime import LambdaContext
 
     sys.stdout.flush()
     conn.send(os.getpid())
@@ -85,7 +87,10 @@ def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
         except (EOFError, OSError):  # the parent is gone or closed the pipe: stop
             return
         try:
-            reply: tuple[str, Any] = ("ok", app.lambda_handler(event, LocalContext(timeout_ms)))
+            reply: tuple[str, Any] = (
+                "ok",
+                app.lambda_handler(event, LambdaContext(remaining_ms=timeout_ms)),
+            )
         except Exception as exc:  # as Lambda reports an unhandled error, then API Gateway 500s
             error = {
                 "errorMessage": str(exc),

@@ -11,8 +11,8 @@ Every row comes from the service's own sources, never typed twice:
   from `handler/linktoken/plaid_errors.py`;
 - `link_exit`: the fix for errors Plaid Link reports in `onExit`, from `docs/clients.md`.
 
-    python infra/local/web_error_table.py           # rewrite the file
-    python infra/local/web_error_table.py --check   # exit 1 if the file is stale
+    python -m infra.webclient           # rewrite the file (make web-errors)
+    python -m infra.webclient --check   # exit 1 if the file is stale
 
 `tests/test_web_error_table.py` fails when the file drifts from these sources.
 """
@@ -25,11 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "handler"))
+from linktoken.plaid_errors import BY_ERROR_CODE
+from linktoken.problems import PROBLEM_TYPES
 
-from linktoken.plaid_errors import BY_ERROR_CODE  # noqa: E402
-from linktoken.problems import PROBLEM_TYPES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 OUTPUT = ROOT / "examples/web/errors.json"
 ERRORS_DOC = ROOT / "docs/errors.md"
@@ -97,7 +96,7 @@ def build() -> dict[str, Any]:
         for row in markdown_table(CLIENTS_DOC.read_text(), "Errors Link reports in onExit")
     }
     return {
-        "generated_by": "infra/local/web_error_table.py (do not edit by hand)",
+        "generated_by": "make web-errors (infra/webclient/web_error_table.py; do not edit by hand)",
         "problems": problems,
         "api_gateway": api_gateway,
         "plaid_rejections": plaid_rejections,
@@ -119,7 +118,3 @@ def main(argv: list[str]) -> int:
     OUTPUT.write_text(text)
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from loopback import LoopbackHandler
+from infra.doubles.lambda_runtime import trace_header
+from infra.doubles.loopback import LoopbackHandler
 
 PREFIX = "/2018-06-01/runtime"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:conformance"
@@ -60,17 +61,14 @@ class _Handler(LoopbackHandler):
                 if api.stopping.is_set():
                     self.close_connection = True
                     return
-        trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
-        self._answer(
-            200,
-            json.dumps(event).encode(),
-            {
-                "Lambda-Runtime-Aws-Request-Id": request_id,
-                "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
-                "Lambda-Runtime-Trace-Id": trace,
-            },
-        )
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
+        }
+        if api.sampled is not None:
+            headers["Lambda-Runtime-Trace-Id"] = trace_header(sampled=api.sampled)
+        self._answer(200, json.dumps(event).encode(), headers)
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -103,9 +101,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class RuntimeApi:
-    """Hands out queued events and keeps what the runtime client posts back."""
+    """Hands out queued events and keeps what the runtime client posts back.
 
-    def __init__(self) -> None:
+    `sampled`: the trace header each invocation carries, `Sampled=1` (True) or `Sampled=0`
+    (False, the default), or none at all (None: a direct invoke, or tracing in passthrough).
+    """
+
+    def __init__(self, sampled: bool | None = False) -> None:
+        self.sampled = sampled
         self.pending: queue.Queue[tuple[str, Any, int]] = queue.Queue()
         self.stopping = threading.Event()
         self._results: dict[str, Result] = {}

@@ -8,8 +8,9 @@ that names the wrong function, an import that only works from the repository che
 How:
 - `Handler`, `CodeUri`, `Timeout`, `MemorySize` and the environment variable names come from
   template.yaml; the built template must point the function at its build directory.
-- The handler runs in a fresh CPython 3.13 started with `-I -S -B`: no site-packages, no
-  PYTHONPATH, no user site, no current directory, and no bytecode written into the build
+- The handler runs in a fresh CPython 3.13 started with `-P -s -S -B` in an environment built
+  from nothing: no site-packages, no user site, no current directory, a PYTHONPATH of the
+  build directory and the runtime stand-in only, and no bytecode written into the build
   output (it is what gets deployed; the .pyc it ships are read, as on Lambda, and any module
   of the build output compiled from source instead is reported, and is a failure when the
   build ships bytecode). Its sys.path is the build directory, then a
@@ -19,7 +20,7 @@ How:
 - Environment: infra/env.json (what `sam local invoke --env-vars` passes; it must name exactly
   the template's variables) plus what the Lambda runtime sets, fake AWS credentials, and two
   loopback stand-ins: Secrets Manager is a moto server (the secret is created through its HTTP
-  API), Plaid is infra/local/plaid_standin.py (which is not Plaid). X-Ray segments go to a UDP
+  API), Plaid is infra/doubles/plaid_standin.py (which is not Plaid). X-Ray segments go to a UDP
   socket on loopback, so they can be checked too.
 - Every event in infra/events/expected.json is invoked with a fake Lambda context, its status
   compared; then a SnapStart restore is simulated (the runtime's after-restore hooks run) and
@@ -27,7 +28,7 @@ How:
 - Also checked: one summary log line per request carrying the request id, problem bodies
   consistent with their status, and the Plaid secret in no log line and no trace segment.
 
-    .venv/bin/python tests/smoke_build.py --python /path/to/python3.13
+    .venv/bin/python -m infra.smoke --python /path/to/python3.13
 """
 
 from __future__ import annotations
@@ -46,15 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "infra" / "local"))
-from cfn_template import load_template  # noqa: E402 - found through the path just set
+from infra.gateway.cfn_template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EVENTS = ROOT / "infra" / "events"
 REGION = "us-east-1"
 # Loopback test credentials, recognisable in any output; never valid anywhere.
 PLAID_CLIENT_ID = "smoke-client-id-0000"
-PLAID_SECRET = "smoke-plaid-secret-must-never-be-logged-5f3a"
+PLAID_SECRET = "smoke-plaid-secret-must-never-be-logged-5f3a"  # noqa: S105 - a fake key
 SUMMARY_MESSAGES = {"link_token_created", "link_token_failed"}
 
 
@@ -83,7 +84,8 @@ def resolve_number(value: Any, template: dict[str, Any]) -> int:
 def secrets_manager(secret_id: str, secret_string: str) -> Iterator[str]:
     """A moto server on loopback holding one secret; yields its endpoint URL."""
     import boto3
-    from local_env import moto_server
+
+    from infra.doubles.moto_server import moto_server
 
     with moto_server() as endpoint:
         client = boto3.client(
@@ -91,7 +93,7 @@ def secrets_manager(secret_id: str, secret_string: str) -> Iterator[str]:
             endpoint_url=endpoint,
             region_name=REGION,
             aws_access_key_id="smoke",
-            aws_secret_access_key="smoke",
+            aws_secret_access_key="smoke",  # noqa: S106 - moto takes any key
         )
         client.create_secret(Name=secret_id, SecretString=secret_string)
         yield endpoint
@@ -103,9 +105,6 @@ CHILD = r"""
 import importlib, json, os, sys, time, traceback, uuid
 
 plan = json.load(open(sys.argv[1]))
-sys.path[:] = [plan["task_root"], plan["runtime_dir"]] + [
-    p for p in sys.path if p.startswith(tuple(plan["stdlib_prefixes"]))
-]
 os.chdir(plan["task_root"])  # Lambda's working directory is /var/task
 
 class Context:
@@ -199,7 +198,10 @@ json.dump(results, open(sys.argv[2], "w"))
 
 def stdlib_prefixes(python: str) -> list[str]:
     """Where the target interpreter's standard library lives (its only allowed import root)."""
-    code = "import json, sysconfig; p = sysconfig.get_paths(); print(json.dumps([p['stdlib'], p['platstdlib']]))"
+    code = (
+        "import json, sysconfig; p = sysconfig.get_paths(); "
+        "print(json.dumps([p['stdlib'], p['platstdlib']]))"
+    )
     out = subprocess.run(  # noqa: S603 - our own interpreter path
         [python, "-I", "-S", "-c", code], check=True, capture_output=True, text=True
     ).stdout
@@ -394,10 +396,10 @@ def lambda_environment(target: Target, runtime_dir: Path, home: Path) -> dict[st
 
 def run_isolated(target: Target, python: str) -> Run:
     """Start the stand-ins, then the handler in a clean CPython; collect what it did."""
-    sys.path.insert(0, str(ROOT / "infra" / "local"))
     import snapshot_restore_py  # the module the Lambda runtime provides
-    from loopback import XRaySink  # found through the path just set
-    from plaid_standin import PlaidStandIn
+
+    from infra.doubles.loopback import XRaySink
+    from infra.doubles.plaid_standin import PlaidStandIn
 
     stdlib = stdlib_prefixes(python)
     secret_doc = json.dumps({"client_id": PLAID_CLIENT_ID, "secret": PLAID_SECRET})
@@ -433,12 +435,27 @@ def run_isolated(target: Target, python: str) -> Run:
             # Loopback stand-ins. PLAID_BASE_URL is a test-only override, never in the template.
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": sm_endpoint,
             "PLAID_BASE_URL": plaid.base_url,
+            # The import path Lambda gives the handler: the task root before the runtime
+            # directory, then the standard library (-S: no site-packages).
+            "PYTHONPATH": os.pathsep.join((str(target.build_dir), str(runtime_dir))),
         }
         results_path = tmpdir / "results.json"
         started = time.perf_counter()
         proc = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
-            # -B: write no __pycache__ into the build output, which is what gets deployed.
-            [python, "-I", "-S", "-B", "-c", CHILD, str(tmpdir / "plan.json"), str(results_path)],
+            # Isolated as -I is, but reading PYTHONPATH (the environment is built above, from
+            # nothing): -P no current directory, -s no user site, -S no site-packages; -B: write
+            # no __pycache__ into the build output, which is what gets deployed.
+            [
+                python,
+                "-P",
+                "-s",
+                "-S",
+                "-B",
+                "-c",
+                CHILD,
+                str(tmpdir / "plan.json"),
+                str(results_path),
+            ],
             env=env,
             cwd=target.build_dir,
             capture_output=True,
@@ -547,7 +564,8 @@ def main() -> int:
         f"{results['modules_from_build']} modules loaded from the build output, "
         f"{len(results['compiled_from_source'])} .py compiled from source at import; "
         f"{len(results['invocations'])} invocations in {run.seconds:.1f} s; "
-        f"{len(run.datagrams)} X-Ray datagrams; after-restore hooks: {results['after_restore_hooks']}"
+        f"{len(run.datagrams)} X-Ray datagrams; "
+        f"after-restore hooks: {results['after_restore_hooks']}"
     )
     if faults:
         print("\n".join(f"FAIL {fault}" for fault in faults))
@@ -555,7 +573,3 @@ def main() -> int:
         return 1
     print(f"smoke: {len(results['invocations'])} passed, 0 failed")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

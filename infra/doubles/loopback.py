@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_guard import GuardedHandler
+from infra.gateway.local_guard import GuardedHandler
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ Lambda does not call the handler directly. Its runtime (`awslambdaric` implement
 `app.lambda_handler`, long-polls the Runtime API for events and posts results back; it also
 owns stdout, the log format (`AWS_LAMBDA_LOG_FORMAT=JSON`) and the root logger. Here the
 function runs exactly so: `python3.13 -S -B -m awslambdaric app.lambda_handler` in the task
-root, against tests/runtime_api.py (a Runtime API emulator), with Secrets Manager as a moto
+root, against infra/conformance/runtime_api.py (a Runtime API emulator), with Secrets Manager
+as a moto
 server and Plaid as the loopback stand-in (which is not Plaid). The runtime's own files are
 copied from the dev environment into a directory standing in for /var/runtime; the build's
-aarch64 extensions are skipped for their pure-Python fallbacks, as in tests/smoke_build.py.
+aarch64 extensions are skipped for their pure-Python fallbacks, as in infra/smoke/smoke_build.py.
 
 Checked (the events and the configuration error at the template's LogLevel INFO and ERROR):
 - every infra/events event gets its expected status through `/response`;
@@ -25,7 +26,7 @@ Checked (the events and the configuration error at the template's LogLevel INFO 
 - a handler that cannot be loaded is reported on `/init/error`;
 - the Plaid secret appears nowhere in the output.
 
-    .venv/bin/python tests/conformance_ric.py --python python3.13 --build-root .aws-sam/build
+    .venv/bin/python -m infra.conformance --python python3.13 --build-root .aws-sam/build
 """
 
 from __future__ import annotations
@@ -45,14 +46,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parent),
-    str(Path(__file__).resolve().parents[1] / "infra" / "local"),
-]
-
-from cfn_template import load_template  # noqa: E402
-from runtime_api import Result, RuntimeApi  # noqa: E402
-from smoke_build import (  # noqa: E402
+from infra.conformance.runtime_api import Result, RuntimeApi
+from infra.gateway.cfn_template import load_template
+from infra.smoke.smoke_build import (
     EVENTS,
     PLAID_CLIENT_ID,
     PLAID_SECRET,
@@ -141,8 +137,8 @@ def running_function(
     extra_paths: tuple[Path, ...] = (),
 ) -> Iterator[Function]:
     """The function under awslambdaric, with Secrets Manager and Plaid on loopback."""
-    from loopback import XRaySink
-    from plaid_standin import PlaidStandIn
+    from infra.doubles.loopback import XRaySink
+    from infra.doubles.plaid_standin import PlaidStandIn
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ric-"))).resolve()
@@ -392,10 +388,7 @@ def main() -> int:
     for fault in report.faults:
         print(f"FAIL {fault}")
     print(
-        f"conformance under awslambdaric: {len(report.lines)} scenarios, {len(report.faults)} faults"
+        f"conformance under awslambdaric: {len(report.lines)} scenarios, "
+        f"{len(report.faults)} faults"
     )
     return 1 if report.faults else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from local_guard import GuardedHandler
+from infra.gateway.local_guard import GuardedHandler
 
 REQUIRED = ("client_name", "language", "country_codes", "user")
 
