@@ -133,7 +133,7 @@ def aws() -> Iterator[Any]:
     with mock_aws():
         import botocore.session
 
-        client = botocore.session.get_session().create_client("secretsmanager")
+        client: Any = botocore.session.get_session().create_client("secretsmanager")  # untyped
         client.create_secret(Name=SECRET_ID, SecretString=secret_json())
         yield client
 

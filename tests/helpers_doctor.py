@@ -39,7 +39,7 @@ def moto_url() -> Iterator[str]:
 def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A clean moto, every AWS client of the process pointed at it, a neutral environment."""
     # In process: the server runs in this one, and it does not serve /moto-api/ (local_guard).
-    from moto.moto_api._internal import moto_api_backend
+    from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
     for name in _CLEARED:

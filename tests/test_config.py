@@ -320,6 +320,7 @@ def test_base_url_where_parsers_disagree_is_refused(url: str) -> None:
     from urllib3.util import parse_url
 
     prepared = requests.Request("POST", url + "/link/token/create").prepare()
+    assert prepared.url is not None
     assert parse_url(prepared.url).host == "evil.example"  # where the secret would really go
     assert "PLAID_BASE_URL" in refused(PLAID_BASE_URL=url)
 

@@ -70,7 +70,7 @@ def deploy(tmp_path: Path, *args: str, overrides: list[str] | None = None) -> An
         "FAKE_SAM_LOG": str(log),
         "DEPLOY_CONFIG": str(config(tmp_path, GOOD if overrides is None else overrides)),
     }
-    proc = subprocess.run(  # noqa: S603 - our own script
+    proc: Any = subprocess.run(  # noqa: S603 - our own script
         [BASH, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     proc.sam_calls = log.read_text().splitlines() if log.exists() else []

@@ -358,7 +358,12 @@ def test_every_hostile_event_gets_a_documented_4xx_and_never_reaches_plaid(
     secrets = invoke.runtime.service.secrets  # type: ignore[attr-defined]
     uses: list[bool] = []
     get = secrets.get
-    monkeypatch.setattr(secrets, "get", lambda refresh=False: uses.append(refresh) or get(refresh))
+
+    def counted_get(refresh: bool = False) -> Any:
+        uses.append(refresh)
+        return get(refresh)
+
+    monkeypatch.setattr(secrets, "get", counted_get)
 
     @PROPERTY
     @given(event=hostile_events())

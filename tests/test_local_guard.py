@@ -40,6 +40,7 @@ def exchange(
     context: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     target = urlsplit(base_url)
+    assert target.hostname is not None
     conn: http.client.HTTPConnection
     if target.scheme == "https":
         conn = http.client.HTTPSConnection(target.hostname, target.port, context=context)

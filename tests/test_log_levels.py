@@ -25,7 +25,7 @@ import pytest
 
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
-from infra.smoke.smoke_build import load_template
+from infra.gateway.cfn_template import load_template
 from tests.conftest import HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
 from tests.test_template import PARAMETERS, ROOT
 

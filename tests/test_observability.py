@@ -35,8 +35,9 @@ def warm_container(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("aws_lambda_powertools.metrics.provider.cold_start.is_cold_start", False)
 
 
-@pytest.fixture
-def annotations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+# Named apart from `from __future__ import annotations`; tests ask for it as `annotations`.
+@pytest.fixture(name="annotations")
+def annotations_fixture(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     recorded: list[tuple[str, Any]] = []
     monkeypatch.setattr(
         obs.tracer, "put_annotation", lambda key, value: recorded.append((key, value))
@@ -54,11 +55,13 @@ def summary_lines(output: Any) -> list[dict[str, Any]]:
 
 def directive(doc: dict[str, Any]) -> dict[str, Any]:
     [only] = doc["_aws"]["CloudWatchMetrics"]
-    return only
+    directive: dict[str, Any] = only
+    return directive
 
 
 def unit_of(doc: dict[str, Any], name: str) -> str:
-    return next(m["Unit"] for m in directive(doc)["Metrics"] if m["Name"] == name)
+    unit: str = next(m["Unit"] for m in directive(doc)["Metrics"] if m["Name"] == name)
+    return unit
 
 
 # --- log lines --------------------------------------------------------------------------------

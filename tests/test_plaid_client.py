@@ -150,6 +150,7 @@ def test_request_headers_and_a_body_without_credentials(rsps: responses.Requests
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["PLAID-CLIENT-ID"] == CLIENT_ID
     assert request.headers["PLAID-SECRET"] == SECRET
+    assert isinstance(request.body, bytes)
     assert json.loads(request.body) == BODY
     assert SECRET.encode() not in request.body
     assert CLIENT_ID.encode() not in request.body
@@ -411,7 +412,8 @@ def test_first_attempt_timeouts_are_clamped_to_what_remains(
     token = create(make_client(clock), clock)
 
     assert token.attempts == 1  # the first attempt always runs ...
-    connect, read = rsps.calls[0].request.req_kwargs["timeout"]
+    # responses records the send() keywords on the request it matched.
+    connect, read = rsps.calls[0].request.req_kwargs["timeout"]  # type: ignore[attr-defined]
     if remaining >= FULL_ATTEMPT:
         assert (connect, read) == pytest.approx((POLICY.connect_timeout, POLICY.read_timeout))
     assert 0 < connect <= POLICY.connect_timeout

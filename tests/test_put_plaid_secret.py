@@ -60,7 +60,7 @@ def run(tmp_path: Path, scenario: dict[str, Any], *args: str, stdin: str = KEYS)
         "FAKE_AWS_LOG": str(log),
         "PYTHON313": sys.executable,  # the tests' own 3.13, whatever pyenv sees under HOME
     }
-    proc = subprocess.run(  # noqa: S603 - our own script
+    proc: Any = subprocess.run(  # noqa: S603 - our own script
         [
             shutil.which("bash") or "/bin/bash",
             str(SCRIPT),

@@ -340,7 +340,7 @@ def test_unreachable_endpoint_is_unavailable_quickly(
 
 
 def test_client_has_short_timeouts_and_two_attempts() -> None:
-    config = make_secrets_client().meta.config
+    config: Any = make_secrets_client().meta.config  # botocore's Config sets its fields at run time
 
     assert (config.connect_timeout, config.read_timeout) == (1, 2)
     assert config.retries == {"total_max_attempts": 2, "mode": "standard"}

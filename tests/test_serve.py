@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from infra.gateway.cfn_template import load_template
 from infra.gateway.serve_process import (
     ServeProcess,
     children,
@@ -33,7 +34,6 @@ from infra.gateway.serve_process import (
     serve,
     start_make_serve,
 )
-from infra.smoke.smoke_build import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "http://app.test:5173"
@@ -93,6 +93,7 @@ def call(
     url: str | None = None,
 ) -> Reply:
     target = urlsplit(url or server.url)
+    assert target.hostname is not None
     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})

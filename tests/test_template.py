@@ -17,13 +17,14 @@ import json
 import re
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from infra.smoke.smoke_build import load_template
+from infra.gateway.cfn_template import load_template
 from linktoken.plaid_client import RetryPolicy
 from linktoken.problems import PROBLEM_TYPES
 from linktoken.secret_store import make_secrets_client
@@ -82,7 +83,7 @@ def evaluate(expr: Any, params: dict[str, str]) -> Any:
     if fn == "Ref":
         return params[args]
     values = [evaluate(arg, params) for arg in args]
-    operations = {
+    operations: dict[str, Callable[[], Any]] = {
         "Fn::Equals": lambda: values[0] == values[1],
         "Fn::Not": lambda: not values[0],
         "Fn::And": lambda: all(values),
@@ -153,7 +154,9 @@ def test_timeout_covers_the_retry_budget_and_stays_under_api_gateway(
 
     policy = RetryPolicy()
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    secrets = make_secrets_client().meta.config
+    secrets: Any = (
+        make_secrets_client().meta.config
+    )  # botocore's Config sets its fields at run time
     secret_attempts = secrets.retries["total_max_attempts"]
     secret_budget = secret_attempts * (secrets.connect_timeout + secrets.read_timeout)
     backoff = max(policy.backoff_cap, policy.max_retry_after)

@@ -22,7 +22,6 @@ from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.loopback import XRaySink
 from infra.doubles.plaid_standin import plaid_error
 from linktoken import observability as obs
-from linktoken import xray
 from linktoken.plaid_client import PlaidClient, RetryPolicy
 from linktoken.runtime import build_runtime
 from linktoken.xray import Tracer, daemon_address, parse_trace_header, tracing_enabled
@@ -71,7 +70,7 @@ def traced_invoke(
     runtime = build_runtime(service_env, span=obs.trace_span, aws_span=obs.aws_span)
     assert runtime.service is not None, runtime.config_error
     runtime.service.plaid = PlaidClient(
-        runtime.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: 0
+        runtime.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: None
     )
     monkeypatch.setattr(app, "RUNTIME", runtime)
     monkeypatch.setattr(obs.tracer, "enabled", True)
@@ -363,7 +362,7 @@ def traced_environ(address: str) -> dict[str, str]:
 def test_a_malformed_daemon_address_never_changes_an_answer(
     address: str, fails: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(xray.socket, "socket", LoopbackOnlySocket)
+    monkeypatch.setattr(socket, "socket", LoopbackOnlySocket)  # the module xray uses
     monkeypatch.setattr(LoopbackOnlySocket, "refused", [])
     untraced = answer_of(Tracer("svc", {"LAMBDA_TASK_ROOT": "/var/task"}), fails)
     tracer = Tracer("svc", traced_environ(address))
@@ -407,7 +406,7 @@ def test_a_socket_that_raises_on_send_never_changes_an_answer(
 ) -> None:
     untraced = answer_of(Tracer("svc", {"LAMBDA_TASK_ROOT": "/var/task"}), fails)
     tracer = Tracer("svc", traced_environ(sink.address))
-    monkeypatch.setattr(xray.socket, "socket", BrokenSocket)
+    monkeypatch.setattr(socket, "socket", BrokenSocket)  # the module xray uses
     monkeypatch.setattr(BrokenSocket, "error", error)
     monkeypatch.setattr(BrokenSocket, "created", 0)
 

@@ -22,7 +22,8 @@ def with_defaults(text: str, defaults: dict[str, str]) -> str:
     for name, value in defaults.items():
         line = re.compile(rf"(\n  {re.escape(name)}:\n(?:    .*\n)*?    Default: ).*")
         quoted = f'"{value}"'
-        text, found = line.subn(lambda m, quoted=quoted: m.group(1) + quoted, text, count=1)
+        # A template, not a function: `\g<1>` keeps the key; backslashes in the value are literal.
+        text, found = line.subn(r"\g<1>" + quoted.replace("\\", "\\\\"), text, count=1)
         if not found:
             raise SystemExit(f"template_variant: no parameter {name} with a Default")
     return text

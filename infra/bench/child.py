@@ -48,8 +48,8 @@ class Unbuffered:
         return written
 
 
-sys.stdout = Unbuffered(sys.stdout)  # type: ignore[assignment]
-sys.stderr = Unbuffered(sys.stderr)  # type: ignore[assignment]
+sys.stdout = Unbuffered(sys.stdout)
+sys.stderr = Unbuffered(sys.stderr)
 _root = logging.StreamHandler(sys.stdout)
 _root.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
 logging.getLogger().addHandler(_root)
@@ -86,7 +86,7 @@ def new_invocation(template: str) -> tuple[dict[str, object], Context]:
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
     event = json.loads(template)
-    event["requestContext"]["requestId"] = secrets.token_urlsafe(12)  # type: ignore[index]
+    event["requestContext"]["requestId"] = secrets.token_urlsafe(12)
     return event, Context()
 
 
@@ -129,7 +129,8 @@ def load_floor() -> object | None:
         spec.loader.exec_module(module)
     except ImportError:
         return None
-    return module.raw_post
+    raw_post: object = module.raw_post
+    return raw_post
 
 
 def floor_traced() -> bool:

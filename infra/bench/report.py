@@ -142,7 +142,7 @@ def analyse(
     results: dict[str, Any] = {}
 
     def row(variant: builder.Variant, build_dir: Path) -> dict[str, Any]:
-        return results.setdefault(
+        row: dict[str, Any] = results.setdefault(
             variant.name,
             {
                 "label": variant.label,
@@ -154,6 +154,7 @@ def analyse(
                 "artifact": artifact(build_dir),
             },
         )
+        return row
 
     for run in cold:
         row(run.variant, run.build_dir)["cold"][run.trace] = cold_summary(run.cold)

@@ -142,7 +142,7 @@ def spawn(world: World, runner: Runner, python: str, mode: str, log: Path) -> tu
             stderr=err,
             pass_fds=(write_fd,),
         )
-    proc.err_path = log.with_suffix(".err")
+    proc.err_path = log.with_suffix(".err")  # type: ignore[attr-defined]  # read by fail()
     os.close(write_fd)
     return proc, read_fd
 
@@ -455,7 +455,7 @@ def main() -> int:
         [python, "-c", "import sys; print(sys.version.split()[0])"],
         check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
-    report = {
+    report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command,
         "machine": machine(),

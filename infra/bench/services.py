@@ -63,7 +63,7 @@ class CountingMotoServer:
     def create_secret(self, secret_id: str, secret_string: str) -> None:
         import botocore.session
 
-        client = botocore.session.get_session().create_client(
+        client: Any = botocore.session.get_session().create_client(  # untyped
             "secretsmanager",
             region_name="us-east-1",
             endpoint_url=self.endpoint,

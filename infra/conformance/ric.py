@@ -375,7 +375,9 @@ def check_unhandled(fn: Function) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
-    parser.add_argument("--python", default=sys._base_executable, help="a CPython 3.13")
+    parser.add_argument(
+        "--python", default=getattr(sys, "_base_executable", sys.executable), help="a CPython 3.13"
+    )
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     parser.add_argument("--build-root", type=Path, default=ROOT / ".aws-sam" / "build")
     args = parser.parse_args()
