@@ -21,10 +21,11 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
+.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
+	@echo "make test-unit     the unit tests alone (tests/unit/), in seconds"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
 	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
@@ -53,9 +54,13 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.to
 test: $(VENV)/.synced
 	$(PY) -m pytest
 
+# The pure unit tests alone (tests/unit/): no server, process or browser.
+test-unit: $(VENV)/.synced
+	$(PY) -m pytest -q tests/unit
+
 browser-test: $(VENV)/.synced
 	bash infra/scripts/install-chromium.sh
-	$(PY) -m pytest tests/test_web_serve.py tests/test_web_browser.py tests/test_web_error_table.py
+	$(PY) -m pytest tests/e2e/test_web_serve.py tests/e2e/test_web_browser.py tests/unit/test_web_error_table.py
 
 web-errors: $(VENV)/.synced
 	$(PY) -m infra.webclient

@@ -16,8 +16,8 @@
 #   8. infra/conformance (python -m infra.conformance): the build output run by awslambdaric against a Runtime API
 #      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
 #   9. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
-#      reads and that the keys never reach a command line (tests/test_deploy_script.py,
-#      tests/test_put_plaid_secret.py)
+#      reads and that the keys never reach a command line (tests/integration/test_deploy_script.py,
+#      tests/integration/test_put_plaid_secret.py)
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -319,7 +319,7 @@ took
 step "operator scripts: deploy.sh (with SAM CLI's parameter parser) and put-plaid-secret.sh"
 # The deploy tests need .venv-sam, which exists from here on: a missing one is a failure.
 REQUIRE_SAM_VENV=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
-  tests/test_deploy_script.py tests/test_put_plaid_secret.py
+  tests/integration/test_deploy_script.py tests/integration/test_put_plaid_secret.py
 took
 
 printf '\nsam-checks: all passed in %d s\n' $((SECONDS - total_start))

@@ -9,7 +9,8 @@ status each must get) and, every `--fault-every`-th good request, a scripted Pla
 FAULTS. Plaid is infra/doubles/plaid_faults.py over TLS (a CA made for this run), Secrets
 Manager is infra/doubles/secrets_faults.py (the real botocore client, with a secret TTL of
 `--ttl` seconds so it expires during the run). Backoff sleeps are skipped: the fault suite
-(tests/test_faults.py) measures timing; this measures what a long life does to a container.
+(tests/integration/test_faults.py) measures timing; this measures what a long life does to a
+container.
 
 It fails (exit 1) on any of:
 - an unexpected answer: a status other than the one expected, a missing summary log line;

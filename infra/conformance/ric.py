@@ -1,7 +1,7 @@
 """The function under the runtime Lambda really uses: AWS's runtime interface client.
 
 Not a pytest module: `.ci/sam-checks.sh` runs it on the `sam build` output;
-`tests/test_runtime_interface.py` runs the same checks on handler/ as it is in the checkout.
+`tests/e2e/test_runtime_interface.py` runs the same checks on handler/ as it is in the checkout.
 
 Lambda does not call the handler directly. Its runtime (`awslambdaric` implements it) imports
 `app.lambda_handler`, long-polls the Runtime API for events and posts results back; it also

@@ -14,7 +14,7 @@ Every row comes from the service's own sources, never typed twice:
     python -m infra.webclient           # rewrite the file (make web-errors)
     python -m infra.webclient --check   # exit 1 if the file is stale
 
-`tests/test_web_error_table.py` fails when the file drifts from these sources.
+`tests/unit/test_web_error_table.py` fails when the file drifts from these sources.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from infra.bench import build as bench_build
 from infra.bench import report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 COUNTERS = {"plaid_connections": 1, "plaid_requests": 1, "secret_reads": 1, "xray_datagrams": 0}
 

@@ -26,10 +26,10 @@ import pytest
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
 from infra.gateway.cfn_template import load_template
-from tests.conftest import HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
-from tests.test_template import PARAMETERS, ROOT
+from tests.conftest import HMAC_KEY, ROOT, SECRET, SECRET_ID, make_event, secret_json
 
 TEMPLATE = load_template(ROOT / "template.yaml")
+PARAMETERS: dict[str, Any] = load_template(ROOT / "template.yaml")["Parameters"]
 TEMPLATE_LEVELS: list[str] = PARAMETERS["LogLevel"]["AllowedValues"]
 LAMBDA_LEVEL: dict[str, str] = {
     level: row["Level"] for level, row in TEMPLATE["Mappings"]["LambdaLogLevel"].items()

@@ -21,7 +21,7 @@ from infra.gateway.apigw_event import (
 from infra.gateway.cfn_template import access_log_format, http_api_cors, load_template
 from linktoken.http_event import parse_event, request_id_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def request(**overrides: object) -> IncomingRequest:

@@ -23,7 +23,7 @@ from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
 from linktoken.answer_body import AnswerTooLarge, UnreadableEncoding, read_answer
 from linktoken.plaid_client import MAX_ANSWER_BYTES, PlaidCallError, PlaidClient, RetryPolicy
 from tests.conftest import CLIENT_ID, SECRET, body_of, make_event
-from tests.test_plaid_client import BODY, CREDENTIALS
+from tests.helpers_plaid import BODY, CREDENTIALS
 
 TOKEN = {"link_token": "link-sandbox-trailing", "expiration": "2026-11-25T18:00:00Z"}
 TOKEN_JSON = json.dumps(TOKEN).encode()

@@ -10,7 +10,7 @@ not a mapping, hostile names such as Host or PLAID-SECRET), event shapes and ide
 
 Examples per property: HOSTILE_EXAMPLES (default 200, the CI profile; the whole file runs in
 well under a minute on two cores). A deeper run: HOSTILE_EXAMPLES=5000 pytest
-tests/test_hostile_input.py.
+tests/integration/test_hostile_input.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from linktoken.http_event import MAX_BODY_BYTES
 from linktoken.problems import PROBLEM_TYPE_BASE
 from tests.conftest import make_event
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 WEBHOOK = "https://hooks.example.com/plaid"
 # What the service is configured with (conftest's service_env, plus a webhook).

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = ROOT / "handler" / "Makefile"
 # Kept although the handler creates no such client (the reason is in handler/Makefile):
 # botocore's credential providers use sts.

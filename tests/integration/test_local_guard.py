@@ -3,7 +3,7 @@ own loopback name and to no web page of another origin.
 
 A DNS rebinding page reaches 127.0.0.1 under its own host name; a cross-site page sends its
 Origin. Each server is checked over real HTTP on loopback (`make serve` itself in
-tests/test_serve.py), then the guard's rules one by one.
+tests/e2e/test_serve.py), then the guard's rules one by one.
 """
 
 from __future__ import annotations

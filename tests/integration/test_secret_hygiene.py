@@ -21,7 +21,7 @@ from infra.doubles.plaid_standin import PlaidStandIn, plaid_error
 from infra.smoke.smoke_build import secrets_manager
 from tests.conftest import CLIENT_ID, HMAC_KEY, SECRET, SECRET_ID, make_event, secret_json
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, os, sys

@@ -35,7 +35,7 @@ from infra.gateway.serve_process import (
     start_make_serve,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://app.test:5173"
 TEMPLATE_API = load_template(ROOT / "template.yaml")["Resources"]["LinkTokenApi"]["Properties"]
 

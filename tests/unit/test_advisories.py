@@ -16,7 +16,7 @@ import pytest
 from infra.audit.advisories import SNAPSHOT, affects, check, locked_versions
 from tests.conftest import Output
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 30)
 
 

@@ -10,7 +10,7 @@ import pytest
 from infra.audit.template_variant import with_defaults
 from infra.gateway.cfn_template import parse_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = (ROOT / "template.yaml").read_text()
 WANTED = {
     "LogsKmsKey": "true",

@@ -26,7 +26,7 @@ from infra.bench import build as bench_build
 from infra.bench import run as bench_run
 from infra.bench.services import World
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "infra/bench"
 
 BASELINES = {
