@@ -1,7 +1,7 @@
 """`make soak`: one warm container, many invocations, mixed good and bad requests and faults.
 
-    .venv/bin/python -m infra.bench.soak                # 20,000 invocations (make soak)
-    .venv/bin/python infra/bench/soak.py -n 1000          # the short run .ci/run does
+    .venv/bin/python -m infra.bench.soak                  # 20,000 invocations (make soak)
+    .venv/bin/python -m infra.bench.soak -n 1000          # the short run .ci/run does
 
 The real `app.lambda_handler`, in this process, is invoked over and over like one Lambda
 container: the events of infra/events in turn (good and bad requests; expected.json says the

@@ -1,7 +1,7 @@
 """`make soak-serve`: concurrent requests through `make serve`, as apps would send them.
 
     .venv/bin/python -m infra.bench.soak_serve                 # 4,000 requests, 4 workers
-    .venv/bin/python infra/bench/soak_serve.py -n 400 --workers 2   # the short run .ci/run does
+    .venv/bin/python -m infra.bench.soak_serve -n 400 --workers 2   # the short run .ci/run does
 
 `make serve` is started as a user starts it (infra/gateway/serve_process.py: PORT=0, its banner's
 development JWT), with its workers (Lambda-like execution environments, one event at a time)

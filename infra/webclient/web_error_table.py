@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
         if OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is stale: run python {__file__}", file=sys.stderr)
+            print(f"{OUTPUT.relative_to(ROOT)} is stale: run make web-errors", file=sys.stderr)
             return 1
         return 0
     OUTPUT.write_text(text)

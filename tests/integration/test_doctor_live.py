@@ -248,9 +248,9 @@ def test_proxy_variables_are_read_by_the_services_rule(
 
 
 def test_a_proxy_the_service_would_use_is_named_without_its_credentials() -> None:
-    from infra.doctor.network import _proxy
+    from infra.doctor.network import check_proxy
 
-    found = _proxy(
+    found = check_proxy(
         "https://sandbox.plaid.com",
         {"HTTPS_PROXY": "http://user:pw@proxy.internal:3128", "NO_PROXY": "localhost"},
     )
@@ -258,7 +258,7 @@ def test_a_proxy_the_service_would_use_is_named_without_its_credentials() -> Non
     assert found.status == "warn" and "proxy.internal:3128" in found.detail
     assert "user:pw" not in found.detail
     assert (
-        _proxy(
+        check_proxy(
             "https://sandbox.plaid.com", {"https_proxy": "http://p:1", "no_proxy": ".plaid.com"}
         ).status
         == "ok"
