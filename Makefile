@@ -21,10 +21,11 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
+.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
+	@echo "make test-unit     the unit tests alone (tests/unit/), in seconds"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
 	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
@@ -53,36 +54,36 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.to
 test: $(VENV)/.synced
 	$(PY) -m pytest
 
+# The pure unit tests alone (tests/unit/): no server, process or browser.
+test-unit: $(VENV)/.synced
+	$(PY) -m pytest -q tests/unit
+
 browser-test: $(VENV)/.synced
 	bash infra/scripts/install-chromium.sh
-	$(PY) -m pytest tests/test_web_serve.py tests/test_web_browser.py tests/test_web_error_table.py
+	$(PY) -m pytest tests/e2e/test_web_serve.py tests/e2e/test_web_browser.py tests/unit/test_web_error_table.py
 
 web-errors: $(VENV)/.synced
-	$(PY) infra/local/web_error_table.py
+	$(PY) -m infra.webclient
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff format --check handler tests infra
-	$(VENV)/bin/ruff check handler tests infra
-	MYPYPATH=infra/local $(VENV)/bin/mypy handler infra/doctor
-	MYPYPATH=infra/local $(VENV)/bin/mypy infra/local/serve.py infra/local/invoke.py \
-		infra/local/plaid_faults.py infra/local/secrets_faults.py
-	MYPYPATH=tests:infra/local $(VENV)/bin/mypy infra/local/web_error_table.py tests/browser.py \
-		tests/web_fixture_server.py tests/test_web_browser.py tests/test_web_serve.py tests/test_web_error_table.py
+	$(VENV)/bin/ruff format --check handler infra tests
+	$(VENV)/bin/ruff check handler infra tests
+	$(VENV)/bin/mypy handler infra tests
 
 check: lint test
 
 invoke: $(VENV)/.synced
-	@EVENT=$(EVENT) $(PY) infra/local/invoke.py
+	@EVENT=$(EVENT) $(PY) -m infra.invoke
 
 # exec: Ctrl-C and SIGTERM reach the server itself, which stops everything it started.
 serve: $(VENV)/.synced
 	@HOST='$(HOST)' PORT='$(PORT)' WORKERS='$(WORKERS)' ALLOWED_ORIGINS='$(ALLOWED_ORIGINS)' \
-		exec $(PY) infra/local/serve.py
+		exec $(PY) -m infra.gateway
 
 # Configuration and secret checks; --live calls Plaid once; --function/--stack read AWS
 # (docs/troubleshooting.md).
 doctor: $(VENV)/.synced
-	@PYTHONPATH=handler $(PY) -m infra.doctor $(ARGS)
+	@$(PY) -m infra.doctor $(ARGS)
 
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-emit-project --quiet -o handler/requirements.txt
@@ -94,19 +95,19 @@ static-checks: $(VENV)/.synced
 	bash .ci/static-checks.sh
 
 bench: $(VENV)/.synced
-	$(PY) infra/bench/run.py --out .bench/results.md
+	$(PY) -m infra.bench --out .bench/results.md
 	@echo "bench: results in .bench/results.md (.json beside it); 'make bench-publish' writes docs/performance-results.md"
 
 bench-publish: $(VENV)/.synced
-	$(PY) infra/bench/run.py --out docs/performance-results.md
+	$(PY) -m infra.bench --out docs/performance-results.md
 
 SOAK_N ?= 20000
 soak: $(VENV)/.synced
-	$(PY) infra/bench/soak.py --invocations $(SOAK_N)
+	$(PY) -m infra.bench.soak --invocations $(SOAK_N)
 
 SOAK_SERVE_N ?= 4000
 soak-serve: $(VENV)/.synced
-	$(PY) infra/bench/soak_serve.py --requests $(SOAK_SERVE_N) --workers $(WORKERS)
+	$(PY) -m infra.bench.soak_serve --requests $(SOAK_SERVE_N) --workers $(WORKERS)
 
 deploy:
 	infra/scripts/deploy.sh $(ENV)

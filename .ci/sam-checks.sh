@@ -11,13 +11,13 @@
 #      every *.dist-info kept; compiled extensions all aarch64, each with a pure-Python fallback
 #   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
 #      as the full botocore of .venv (same version) does
-#   7. tests/smoke_build.py: the handler imported from the build output, every event invoked,
+#   7. infra/smoke (python -m infra.smoke): the handler imported from the build output, every event invoked,
 #      no module of the build output compiled from source (its .pyc are used)
-#   8. tests/conformance_ric.py: the build output run by awslambdaric against a Runtime API
+#   8. infra/conformance (python -m infra.conformance): the build output run by awslambdaric against a Runtime API
 #      emulator: every event's status, JSON-only logs, EMF, init and unhandled errors
 #   9. the operator scripts: deploy.sh's refusals and DeployRevision, put-plaid-secret.sh's
-#      reads and that the keys never reach a command line (tests/test_deploy_script.py,
-#      tests/test_put_plaid_secret.py)
+#      reads and that the keys never reach a command line (tests/integration/test_deploy_script.py,
+#      tests/integration/test_put_plaid_secret.py)
 #
 # SAM CLI and cfn-lint live in .venv-sam (pinned with hashes in infra/requirements-sam.txt):
 # SAM CLI pins boto3 and pydantic, which must not leak into the service's own .venv.
@@ -306,20 +306,20 @@ step "smoke test: the handler imported from the build output answers every event
 # A fingerprint of every file (path, size, mtime): the checks must change nothing in what ships.
 fingerprint() { (cd ".aws-sam/build/$FUNCTION" && find . -printf '%p %s %T@\n' | sort | sha256sum); }
 before=$(fingerprint)
-.venv/bin/python tests/smoke_build.py --python "$PY313" --build-root .aws-sam/build
+.venv/bin/python -m infra.smoke --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the checks changed the build output"
 took
 
 step "conformance: the build output under awslambdaric, Lambda's runtime interface client"
 before=$(fingerprint)
-.venv/bin/python tests/conformance_ric.py --python "$PY313" --build-root .aws-sam/build
+.venv/bin/python -m infra.conformance --python "$PY313" --build-root .aws-sam/build
 [[ "$(fingerprint)" == "$before" ]] || fail "the conformance run changed the build output"
 took
 
 step "operator scripts: deploy.sh (with SAM CLI's parameter parser) and put-plaid-secret.sh"
 # The deploy tests need .venv-sam, which exists from here on: a missing one is a failure.
 REQUIRE_SAM_VENV=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
-  tests/test_deploy_script.py tests/test_put_plaid_secret.py
+  tests/integration/test_deploy_script.py tests/integration/test_put_plaid_secret.py
 took
 
 printf '\nsam-checks: all passed in %d s\n' $((SECONDS - total_start))

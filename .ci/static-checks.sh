@@ -98,7 +98,7 @@ took
 # conditions with the defaults: check a copy whose defaults turn everything optional on.
 step "checkov and cfn-lint with the optional KMS key and VPC turned on ($offline_note)"
 mkdir -p "$report/optional"
-.venv/bin/python infra/audit/template_variant.py LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
+.venv/bin/python -m infra.audit.template_variant LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
   VpcSubnetIds=subnet-0123456789abcdef0,subnet-0fedcba9876543210 >"$report/optional/template.yaml"
 checkov_on "$report/optional/template.yaml" "optional features on"
 if [[ -x .venv-sam/bin/cfn-lint ]]; then
@@ -122,7 +122,7 @@ pip_audit_rc=$?
 set -e
 [[ $pip_audit_rc -eq 0 || -s "$report/audit/pip-audit.json" ]] ||
   echo "   pip-audit failed (exit $pip_audit_rc): $(tail -n1 "$report/audit/stderr.txt")"
-.venv/bin/python infra/audit/advisories.py check --pip-audit-json "$report/audit/pip-audit.json" ||
+.venv/bin/python -m infra.audit.advisories check --pip-audit-json "$report/audit/pip-audit.json" ||
   fail "a locked runtime dependency has a known vulnerability, or was not audited"
 took
 

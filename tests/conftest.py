@@ -8,14 +8,14 @@ import copy
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from infra.doubles.lambda_runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,9 +94,8 @@ class _CurrentStdout:
 @pytest.fixture(autouse=True)
 def output(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Output]:
     """Every test: no secret in its output, log records, responses, traces or exceptions."""
-    from secret_guard import guarded
-
     from linktoken.observability import logger
+    from tests.secret_guard import guarded
 
     # Powertools binds its handler to the sys.stdout of import time; follow pytest's instead.
     logger.registered_handler.setStream(_CurrentStdout())  # type: ignore[attr-defined]
@@ -134,7 +133,7 @@ def aws() -> Iterator[Any]:
     with mock_aws():
         import botocore.session
 
-        client = botocore.session.get_session().create_client("secretsmanager")
+        client: Any = botocore.session.get_session().create_client("secretsmanager")  # untyped
         client.create_secret(Name=SECRET_ID, SecretString=secret_json())
         yield client
 
@@ -148,26 +147,10 @@ def secret_json(**fields: Any) -> str:
 @pytest.fixture
 def plaid() -> Iterator[Any]:
     """The loopback Plaid stand-in, accepting the test credentials."""
-    from plaid_standin import PlaidStandIn
+    from infra.doubles.plaid_standin import PlaidStandIn
 
     with PlaidStandIn(client_id=CLIENT_ID, secret=SECRET) as standin:
         yield standin
-
-
-@dataclass
-class FakeContext:
-    """The Lambda context, with a controllable amount of remaining time."""
-
-    remaining_ms: int = 20_000
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_name: str = "plaid-link-token-test"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:test"
-    _start: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms - int((time.monotonic() - self._start) * 1000)
 
 
 def load_event(name: str = "ok.json") -> dict[str, Any]:
@@ -255,8 +238,8 @@ def invoke(
     )
     monkeypatch.setattr(app, "RUNTIME", runtime)
 
-    def call(event: dict[str, Any], context: FakeContext | None = None) -> dict[str, Any]:
-        response: dict[str, Any] = app.lambda_handler(event, context or FakeContext())
+    def call(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+        response: dict[str, Any] = app.lambda_handler(event, context or LambdaContext())
         return response
 
     call.runtime = runtime  # type: ignore[attr-defined]

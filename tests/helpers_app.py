@@ -51,10 +51,9 @@ def offline_runtime(plaid_port: int) -> Any:
     (the handler then answers 500 INTERNAL_ERROR, which no such test expects) and Plaid is a
     loopback port nobody answers on. Cheaper than moto plus the stand-in, for 4xx tests.
     """
-    from conftest import SECRET_ID
-
     from linktoken.runtime import build_runtime
     from linktoken.secret_store import SecretStore
+    from tests.conftest import SECRET_ID
 
     runtime = build_runtime(
         {

@@ -13,9 +13,9 @@ from typing import Any
 
 import botocore.session
 import pytest
-from conftest import CLIENT_ID, FORBIDDEN, HMAC_KEY, SECRET, SECRET_ID
 
 from infra.doctor.__main__ import main
+from tests.conftest import CLIENT_ID, FORBIDDEN, HMAC_KEY, SECRET, SECRET_ID
 
 # Every variable doctor or the clients it builds could read from the machine's environment.
 _CLEARED = (
@@ -29,7 +29,7 @@ _CLEARED = (
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """One moto server for the session, on an ephemeral loopback port; stopped at the end."""
-    from local_env import moto_server
+    from infra.doubles.moto_server import moto_server
 
     with moto_server() as url:
         yield url
@@ -39,7 +39,7 @@ def moto_url() -> Iterator[str]:
 def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A clean moto, every AWS client of the process pointed at it, a neutral environment."""
     # In process: the server runs in this one, and it does not serve /moto-api/ (local_guard).
-    from moto.moto_api._internal import moto_api_backend
+    from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
     for name in _CLEARED:

@@ -25,8 +25,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from local_guard import NOSNIFF, PAGE_CSP, GuardedHandler, RequestGuard
-
+from infra.gateway.local_guard import NOSNIFF, PAGE_CSP, GuardedHandler, RequestGuard
 from linktoken.http_event import respond
 from linktoken.problems import Problem
 

@@ -7,10 +7,10 @@ which happened, then checks every locked version against a committed snapshot of
 Advisory Database (OSV records, CC-BY 4.0), and says how old that snapshot is.
 
     # the check (.ci/static-checks.sh): exit 1 on a known vulnerability or an unaudited package
-    python infra/audit/advisories.py check --pip-audit-json .audit/pip-audit.json
+    python -m infra.audit.advisories check --pip-audit-json .audit/pip-audit.json
 
     # refresh the snapshot from a checkout of pypa/advisory-database
-    python infra/audit/advisories.py snapshot --database ~/src/advisory-database
+    python -m infra.audit.advisories snapshot --database ~/src/advisory-database
 
 Snapshot and lock are compared package by package: a locked package the snapshot does not cover
 fails the check until the snapshot is refreshed.
@@ -123,7 +123,7 @@ def check(requirements: Path, snapshot_path: Path, report: Path | None, today: d
         print(
             f"   STALE: advisories published after {taken} are unknown to the offline audit; "
             "refresh infra/audit/advisories.json where the database can be fetched "
-            "(python infra/audit/advisories.py snapshot --database <checkout>)"
+            "(python -m infra.audit.advisories snapshot --database <checkout>)"
         )
     uncovered = sorted(set(locked) - set(snapshot["packages"]))
     advisories_checked = 0

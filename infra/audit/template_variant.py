@@ -4,7 +4,7 @@ checkov and cfn-lint evaluate a template's conditions with its parameter default
 optional resources (the log groups' KMS key, the VPC's security groups and endpoint) are only
 checked in a copy whose defaults turn them on:
 
-    python infra/audit/template_variant.py LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
+    python -m infra.audit.template_variant LogsKmsKey=true VpcId=vpc-0123456789abcdef0 \
         VpcSubnetIds=subnet-0123456789abcdef0 > /tmp/template.yaml
 """
 
@@ -22,7 +22,8 @@ def with_defaults(text: str, defaults: dict[str, str]) -> str:
     for name, value in defaults.items():
         line = re.compile(rf"(\n  {re.escape(name)}:\n(?:    .*\n)*?    Default: ).*")
         quoted = f'"{value}"'
-        text, found = line.subn(lambda m, quoted=quoted: m.group(1) + quoted, text, count=1)
+        # A template, not a function: `\g<1>` keeps the key; backslashes in the value are literal.
+        text, found = line.subn(r"\g<1>" + quoted.replace("\\", "\\\\"), text, count=1)
         if not found:
             raise SystemExit(f"template_variant: no parameter {name} with a Default")
     return text

@@ -15,8 +15,8 @@ recipe `sam build` runs, so the benchmark measures exactly what ships:
   and boto3 data pruned to the Makefile's BOTOCORE_KEEP, endpoints.json trimmed to those
   services, `compileall --invalidation-mode unchecked-hash`, one cpython-313 .pyc per .py).
 
-    python infra/bench/build.py             # build what is missing or stale
-    python infra/bench/build.py --rebuild   # from scratch
+    python -m infra.bench.build             # build what is missing or stale
+    python -m infra.bench.build --rebuild   # from scratch
 """
 
 # ruff: noqa: S603

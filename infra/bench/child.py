@@ -2,10 +2,11 @@ import time  # the clock starts at this file's first line, before anything else
 
 T0 = time.perf_counter()
 
-"""One Lambda container, played by a fresh `python3.13 -I -S -B` process (run by run.py).
+"""One Lambda container, played by a fresh `python3.13 -P -s -S -B` process (run by run.py).
 
 argv: BUILD_DIR MODULE:FUNCTION EVENT_FILE MODE RESULT_FD
-- MODE cold: import the handler from BUILD_DIR (the only entry added to sys.path), invoke it once
+- MODE cold: import the handler from BUILD_DIR (the only import root besides the standard
+  library: PYTHONPATH, set by run.py), invoke it once
   with the event, check the 200, write one JSON line of timings to RESULT_FD, then `os._exit(0)`
   (interpreter shutdown is not part of a cold start: Lambda never pays it).
 - MODE warm: the same first invocation, then read commands from stdin: `N` runs N more
@@ -23,7 +24,6 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 BUILD, TARGET, EVENT_FILE, MODE, RESULT_FD = sys.argv[1:6]
-sys.path.insert(0, BUILD)
 
 # What the Lambda runtime (awslambdaric's bootstrap) has imported and set up before it imports
 # the handler: these modules, an unbuffered stdout (one write per log line), a root log handler.
@@ -48,8 +48,8 @@ class Unbuffered:
         return written
 
 
-sys.stdout = Unbuffered(sys.stdout)  # type: ignore[assignment]
-sys.stderr = Unbuffered(sys.stderr)  # type: ignore[assignment]
+sys.stdout = Unbuffered(sys.stdout)
+sys.stderr = Unbuffered(sys.stderr)
 _root = logging.StreamHandler(sys.stdout)
 _root.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
 logging.getLogger().addHandler(_root)
@@ -86,7 +86,7 @@ def new_invocation(template: str) -> tuple[dict[str, object], Context]:
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
     event = json.loads(template)
-    event["requestContext"]["requestId"] = secrets.token_urlsafe(12)  # type: ignore[index]
+    event["requestContext"]["requestId"] = secrets.token_urlsafe(12)
     return event, Context()
 
 
@@ -129,7 +129,8 @@ def load_floor() -> object | None:
         spec.loader.exec_module(module)
     except ImportError:
         return None
-    return module.raw_post
+    raw_post: object = module.raw_post
+    return raw_post
 
 
 def floor_traced() -> bool:

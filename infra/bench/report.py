@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-import build as builder
+from infra.bench import build as builder
 
 MEMORY_MB = 1024  # template.yaml's MemorySize default
 
@@ -142,7 +142,7 @@ def analyse(
     results: dict[str, Any] = {}
 
     def row(variant: builder.Variant, build_dir: Path) -> dict[str, Any]:
-        return results.setdefault(
+        row: dict[str, Any] = results.setdefault(
             variant.name,
             {
                 "label": variant.label,
@@ -154,6 +154,7 @@ def analyse(
                 "artifact": artifact(build_dir),
             },
         )
+        return row
 
     for run in cold:
         row(run.variant, run.build_dir)["cold"][run.trace] = cold_summary(run.cold)
@@ -243,7 +244,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
         f"`{report['machine']['machine']}`, kernel {report['machine']['kernel']}",
-        f"- Python: {report['python']} (`{report['python_path']}`, run as `-I -S -B`)",
+        f"- Python: {report['python']} (`{report['python_path']}`, run as `-P -s -S -B`)",
         f"- product: git {report['git']}; memory setting {MEMORY_MB} MB (template default)",
         f"- cold starts: {cfg['cold']} per variant and trace mode, interleaved; warm: "
         f"{cfg['warm']} invocations per variant and trace mode after the first, in interleaved "

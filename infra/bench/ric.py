@@ -1,14 +1,14 @@
 """The cold start as Lambda runs the function: under awslambdaric, the runtime interface client.
 
 `python3.13 -S -B -m awslambdaric app.lambda_handler` in the build directory, against the
-Runtime API emulator of tests/runtime_api.py with the event queued before the process starts,
-and the runtime's own files in a directory standing in for /var/runtime (built by
-tests/conformance_ric.py's `runtime_dir`): both reused, not copied. Timed by the parent, from
+Runtime API emulator of infra/conformance/runtime_api.py with the event queued before the
+process starts, and the runtime's own files in a directory standing in for /var/runtime (built by
+infra/conformance/ric.py's `runtime_dir`): both reused, not copied. Timed by the parent, from
 just before the process is started to the moment the emulator receives the first response:
 interpreter start-up, the runtime's imports, its Runtime API round trips, init and the first
 invocation. The in-process figure (child.py) starts at the runner's first line instead.
 
-The emulator's trace header is replaced per run (`Sampled=1`, `Sampled=0`, or none), so the
+The emulator's trace header is set per run (`Sampled=1`, `Sampled=0`, or none), so the
 same trace modes as the in-process cold starts can be measured.
 """
 
@@ -19,49 +19,25 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from infra.conformance.ric import runtime_dir
+from infra.conformance.runtime_api import Result, RuntimeApi
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "infra/local")]
-
-from conformance_ric import runtime_dir  # noqa: E402
-from runtime_api import Result, RuntimeApi, _Handler  # noqa: E402
-
-TRACE_HEADER = "Lambda-Runtime-Trace-Id"
-
-
-class _TracedHandler(_Handler):
-    """The emulator's request handler, with the trace header this run asks for."""
-
-    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        headers = dict(headers or {})
-        if TRACE_HEADER in headers:
-            trace = getattr(self.server, "bench_trace", "unsampled")
-            if trace == "untraced":
-                del headers[TRACE_HEADER]
-            else:
-                flag = "Sampled=1" if trace == "sampled" else "Sampled=0"
-                headers[TRACE_HEADER] = headers[TRACE_HEADER].replace("Sampled=0", flag)
-        super()._answer(status, body, headers)
 
 
 class TimedRuntimeApi(RuntimeApi):
     """The emulator, noting when each result arrived."""
 
     def __init__(self, trace: str) -> None:
-        super().__init__()
-        self.trace = trace
+        super().__init__(sampled=None if trace == "untraced" else trace == "sampled")
         self.arrived: dict[str, float] = {}
 
     def __enter__(self) -> TimedRuntimeApi:
         super().__enter__()
-        server = self._server
-        assert server is not None
-        server.RequestHandlerClass = _TracedHandler
-        server.bench_trace = self.trace  # type: ignore[attr-defined]
         return self
 
     def record(self, key: str, result: Result) -> None:

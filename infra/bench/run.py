@@ -1,15 +1,15 @@
 """`make bench`: the product against three baselines, side by side, on loopback only.
 
-    .venv/bin/python infra/bench/run.py                    # about 3 min, into .bench/results.md
-    .venv/bin/python infra/bench/run.py --out docs/performance-results.md   # publish
-    .venv/bin/python infra/bench/run.py --quick                              # smoke, ~1 min
+    .venv/bin/python -m infra.bench                  # about 3 min, into .bench/results.md
+    .venv/bin/python -m infra.bench --out docs/performance-results.md   # publish
+    .venv/bin/python -m infra.bench --quick                              # smoke, ~1 min
 
 What it does (details in docs/performance.md):
 1. builds every variant into `.bench/build/<name>` the way `sam build` does (build.py);
 2. starts the loopback world (services.py): moto in server mode for Secrets Manager with a
    GetSecretValue counter, the Plaid stand-in over TLS with a CA made for this run, an X-Ray
    daemon sink;
-3. cold starts: N fresh `python3.13 -I -S -B child.py` processes per variant, interleaved
+3. cold starts: N fresh `python3.13 -P -s -S -B child.py` processes per variant, interleaved
    (A B C D A B C D ...), Lambda-like environment, only the variant's build dir on sys.path;
 4. warm: one long-lived process per variant plus two floor processes, driven in interleaved
    batches until each has served `--warm` invocations after its first;
@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import time
@@ -35,11 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import build as builder
-from report import MEMORY_MB, TARGETS, TRACES, analyse, markdown
-from services import CLIENT_ID, SECRET, SECRET_ID, World
+from infra.bench import build as builder
+from infra.bench.report import MEMORY_MB, TARGETS, TRACES, analyse, markdown
+from infra.bench.services import CLIENT_ID, SECRET, SECRET_ID, World
+from infra.doubles.lambda_runtime import trace_header
 
 ROOT = builder.ROOT
 BENCH = builder.BENCH
@@ -78,6 +76,7 @@ def lambda_env(world: World, runner: Runner, python: str) -> dict[str, str]:
         "TZ": ":UTC",
         "HOME": str(BENCH / "home"),  # empty: no ~/.netrc, no ~/.aws
         "LAMBDA_TASK_ROOT": str(runner.build_dir),
+        "PYTHONPATH": str(runner.build_dir),  # the only import root besides the standard library
         "_HANDLER": runner.target.replace(":", "."),
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_LAMBDA_FUNCTION_NAME": fn,
@@ -116,20 +115,17 @@ def lambda_env(world: World, runner: Runner, python: str) -> dict[str, str]:
         "PLAID_BASE_URL": world.plaid.base_url,
     }
     if runner.trace != "untraced":
-        flag = "1" if runner.trace == "sampled" else "0"
-        env["_X_AMZN_TRACE_ID"] = (
-            f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
-            f"Parent={secrets.token_hex(8)};Sampled={flag}"
-        )
+        env["_X_AMZN_TRACE_ID"] = trace_header(sampled=runner.trace == "sampled")
     env.update(runner.extra_env)
     return env
 
 
 def interpreter_args(python: str, runner: Runner, mode: str, fd: int) -> list[str]:
-    # -I: no PYTHON* variables, no user site, no script dir on sys.path; -S: no site-packages
-    # at all (the build dir is the only import root, inserted by child.py); -B: never write
-    # bytecode, so a run cannot warm the next (Lambda's /var/task is read-only too).
-    return [python, "-I", "-S", "-B", str(CHILD), str(runner.build_dir), runner.target,
+    # The environment is lambda_env's, built from nothing, so PYTHONPATH (the build dir) is the
+    # only PYTHON* variable. -P: no script dir on sys.path; -s: no user site; -S: no
+    # site-packages at all; -B: never write bytecode, so a run cannot warm the next (Lambda's
+    # /var/task is read-only too).
+    return [python, "-P", "-s", "-S", "-B", str(CHILD), str(runner.build_dir), runner.target,
             str(EVENT), mode, str(fd)]  # fmt: skip
 
 
@@ -146,7 +142,7 @@ def spawn(world: World, runner: Runner, python: str, mode: str, log: Path) -> tu
             stderr=err,
             pass_fds=(write_fd,),
         )
-    proc.err_path = log.with_suffix(".err")
+    proc.err_path = log.with_suffix(".err")  # type: ignore[attr-defined]  # read by fail()
     os.close(write_fd)
     return proc, read_fd
 
@@ -202,7 +198,7 @@ def run_cold(
     """n rounds; in each, one in-process cold start per runner, then one under awslambdaric
     per `ric_runners` entry, so drift on the machine hits every variant and both alike."""
     if ric_runners:
-        from ric import prepare_runtime, ric_cold_start
+        from infra.bench.ric import prepare_runtime, ric_cold_start
 
         runtime = prepare_runtime(BENCH / "var-runtime")
         event = json.loads(EVENT.read_text())
@@ -417,7 +413,7 @@ def main() -> int:
     json_path = args.json or args.out.with_suffix(".json")
     started = time.perf_counter()
     load_start = load_average()
-    command = " ".join([".venv/bin/python", "infra/bench/run.py", *sys.argv[1:]])
+    command = " ".join([".venv/bin/python", "-m", "infra.bench", *sys.argv[1:]])
 
     python = builder.python313()
     variants = builder.variants()
@@ -459,7 +455,7 @@ def main() -> int:
         [python, "-c", "import sys; print(sys.version.split()[0])"],
         check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
-    report = {
+    report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command,
         "machine": machine(),
@@ -504,7 +500,3 @@ def main() -> int:
     )
     print(markdown(report))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,18 +11,18 @@ rather than assumed:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra/local"))
+from infra.doubles.loopback import XRaySink, make_loopback_tls
+from infra.doubles.moto_server import WsgiApp, moto_server
+from infra.doubles.plaid_standin import PlaidStandIn
 
-from loopback import XRaySink, make_loopback_tls  # noqa: E402
-from plaid_standin import PlaidStandIn  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT_ID = "bench-client-id"
 SECRET = "bench-plaid-secret"  # noqa: S105 - the stand-in's fake key, not a credential
@@ -34,16 +34,16 @@ GET_SECRET_TARGET = "secretsmanager.GetSecretValue"  # noqa: S105 - an API name
 
 
 class CountingMotoServer:
-    """moto's own server app (as `ThreadedMotoServer` runs it) behind a counting middleware."""
+    """moto's server (infra/doubles/moto_server.py) with a middleware counting what reaches it."""
 
     def __init__(self) -> None:
         self.secret_reads = 0
         self.requests = 0
+        self.endpoint = ""
         self._lock = threading.Lock()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._stack = contextlib.ExitStack()
 
-    def _count(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    def _count(self, app: WsgiApp) -> WsgiApp:
         def middleware(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             with self._lock:
                 self.requests += 1
@@ -54,38 +54,16 @@ class CountingMotoServer:
         return middleware
 
     def __enter__(self) -> CountingMotoServer:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-        app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(
-            "127.0.0.1", 0, self._count(app), threaded=True, request_handler=QuietHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.endpoint = self._stack.enter_context(moto_server(wrap=self._count))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._stack.close()
 
     def create_secret(self, secret_id: str, secret_string: str) -> None:
         import botocore.session
 
-        client = botocore.session.get_session().create_client(
+        client: Any = botocore.session.get_session().create_client(  # untyped
             "secretsmanager",
             region_name="us-east-1",
             endpoint_url=self.endpoint,

@@ -1,15 +1,16 @@
 """`make soak`: one warm container, many invocations, mixed good and bad requests and faults.
 
-    .venv/bin/python infra/bench/soak.py                  # 20,000 invocations (make soak)
-    .venv/bin/python infra/bench/soak.py -n 1000          # the short run .ci/run does
+    .venv/bin/python -m infra.bench.soak                  # 20,000 invocations (make soak)
+    .venv/bin/python -m infra.bench.soak -n 1000          # the short run .ci/run does
 
 The real `app.lambda_handler`, in this process, is invoked over and over like one Lambda
 container: the events of infra/events in turn (good and bad requests; expected.json says the
 status each must get) and, every `--fault-every`-th good request, a scripted Plaid fault from
-FAULTS. Plaid is infra/local/plaid_faults.py over TLS (a CA made for this run), Secrets
-Manager is infra/local/secrets_faults.py (the real botocore client, with a secret TTL of
+FAULTS. Plaid is infra/doubles/plaid_faults.py over TLS (a CA made for this run), Secrets
+Manager is infra/doubles/secrets_faults.py (the real botocore client, with a secret TTL of
 `--ttl` seconds so it expires during the run). Backoff sleeps are skipped: the fault suite
-(tests/test_faults.py) measures timing; this measures what a long life does to a container.
+(tests/integration/test_faults.py) measures timing; this measures what a long life does to a
+container.
 
 It fails (exit 1) on any of:
 - an unexpected answer: a status other than the one expected, a missing summary log line;
@@ -34,13 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "handler"), str(ROOT / "infra" / "local")]
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.loopback import make_loopback_tls
+from infra.doubles.plaid_faults import Action, PlaidFaults, Reply, Reset, error_body
+from infra.doubles.secrets_faults import SecretsFaults
 
-from local_env import LocalContext  # noqa: E402
-from loopback import make_loopback_tls  # noqa: E402
-from plaid_faults import Action, PlaidFaults, Reply, Reset, error_body  # noqa: E402
-from secrets_faults import SecretsFaults  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT_ID = "soak-client-id"
 SECRET = "soak-plaid-secret-never-in-output-9d2e"  # noqa: S105 - a loopback-only fake key
@@ -195,7 +195,7 @@ def drive(
             if isinstance(event.get("requestContext"), dict):
                 event["requestContext"]["requestId"] = f"soak-{uuid.uuid4().hex[:12]}"
             summaries = sink.summaries
-            response = app.lambda_handler(event, LocalContext())
+            response = app.lambda_handler(event, LambdaContext())
             tally.count(kind)
             status = response.get("statusCode")
             if status != want or sink.summaries != summaries + 1:

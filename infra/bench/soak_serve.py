@@ -1,12 +1,12 @@
 """`make soak-serve`: concurrent requests through `make serve`, as apps would send them.
 
-    .venv/bin/python infra/bench/soak_serve.py                   # 4,000 requests, 4 workers
-    .venv/bin/python infra/bench/soak_serve.py -n 400 --workers 2   # the short run .ci/run does
+    .venv/bin/python -m infra.bench.soak_serve                 # 4,000 requests, 4 workers
+    .venv/bin/python -m infra.bench.soak_serve -n 400 --workers 2   # the short run .ci/run does
 
-`make serve` is started as a user starts it (tests/serve_process.py: PORT=0, its banner's
+`make serve` is started as a user starts it (infra/gateway/serve_process.py: PORT=0, its banner's
 development JWT), with its workers (Lambda-like execution environments, one event at a time)
-pointed at two loopback doubles of this repository: Plaid over TLS (infra/local/plaid_faults.py,
-which counts TCP connections) and Secrets Manager (infra/local/secrets_faults.py, which counts
+pointed at two loopback doubles of this repository: Plaid over TLS (infra/doubles/plaid_faults.py,
+which counts TCP connections) and Secrets Manager (infra/doubles/secrets_faults.py, which counts
 reads). Twice as many client threads as workers send a mix of good requests and bad ones
 (malformed JSON, an unknown field, a wrong content type, a body too large, no token), each with
 the status it must get.
@@ -33,15 +33,13 @@ from typing import Any
 
 import requests
 
+from infra.bench.soak import rss_mib_of
+from infra.doubles.loopback import make_loopback_tls
+from infra.doubles.plaid_faults import PlaidFaults
+from infra.doubles.secrets_faults import SecretsFaults
+from infra.gateway.serve_process import serve
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "infra" / "local")]
-
-from loopback import make_loopback_tls  # noqa: E402
-from plaid_faults import PlaidFaults  # noqa: E402
-from secrets_faults import SecretsFaults  # noqa: E402
-from soak import rss_mib_of  # noqa: E402
-
-from tests.serve_process import serve  # noqa: E402 - starts make serve as a user does
 
 CLIENT_ID = "soak-serve-client-id"
 SECRET = "soak-serve-plaid-secret-7f41"  # noqa: S105 - a loopback-only fake key

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -97,8 +96,7 @@ def _local(report: Report, args: argparse.Namespace, environ: Mapping[str, str])
     """No variable of the function's set: check what `make serve` and `make invoke` run with,
     against the same local stand-ins (Secrets Manager seeded from PLAID_CLIENT_ID/PLAID_SECRET
     or the stand-in's keys; Plaid Sandbox with keys, else the loopback stand-in)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
-    from local_env import local_backends
+    from infra.invoke.local_env import local_backends
 
     # local_backends fills the process environment, which the service's clients read.
     with mock.patch.dict(os.environ, dict(environ)), local_backends(os.environ) as backends:

@@ -35,7 +35,7 @@ def check_network(base_url: str, environ: Mapping[str, str] = os.environ) -> lis
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    findings = [_proxy(base_url, environ)]
+    findings = [check_proxy(base_url, environ)]
     if findings[0].status == "warn":
         return findings  # the proxy resolves and connects; the Plaid call tests that path
 
@@ -89,7 +89,7 @@ _PROXY_VARIABLES = tuple(
 )
 
 
-def _proxy(base_url: str, environ: Mapping[str, str]) -> Finding:
+def check_proxy(base_url: str, environ: Mapping[str, str]) -> Finding:
     """The proxy the service's session would use for Plaid, by the service's own rule."""
     with mock.patch.dict(os.environ):  # the rule reads the process environment
         for name in _PROXY_VARIABLES:

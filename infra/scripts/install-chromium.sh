@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the browser tests (tests/test_web_browser.py), idempotently:
+# Install Debian's Chromium for the browser tests (tests/e2e/test_web_browser.py), idempotently:
 # a no-op when /usr/bin/chromium already runs. Playwright drives this browser; its own
 # `playwright install` downloads from a CDN and is never used.
 set -euo pipefail

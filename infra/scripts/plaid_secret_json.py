@@ -22,11 +22,8 @@ from __future__ import annotations
 import json
 import secrets
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "handler"))
-
-from linktoken.secret_store import secret_problems  # found through the path above
+from linktoken.secret_store import secret_problems  # handler/ is on PYTHONPATH (the caller's)
 
 KEY = "user_id_hmac_key"
 

@@ -57,7 +57,9 @@ command -v aws >/dev/null || die "the AWS CLI (aws) is not installed"
 # and it comes with the Python 3.13 the rest of the repository already needs.
 scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 python=$("$scripts/find-python313.sh") || die "Python 3.13 is needed to read and write the secret's JSON"
-secret_json() { "$python" -I "$scripts/plaid_secret_json.py" "$@"; }
+# As isolated as `python -I`: an empty environment but for the import path of the function's
+# own code (handler/), no user site, no script directory on sys.path.
+secret_json() { env -i PYTHONPATH="$scripts/../../handler" "$python" -s -P "$scripts/plaid_secret_json.py" "$@"; }
 
 client_id="" secret="" current="" json=""
 trap 'client_id="" secret="" current="" json=""' EXIT

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "handler"))
@@ -26,7 +27,8 @@ def hmac_key_of(secret_id: str, region: str | None) -> bytes | None:
     """The secret's `user_id_hmac_key`, or None when it has none."""
     import botocore.session
 
-    client = botocore.session.get_session().create_client("secretsmanager", region_name=region)
+    session = botocore.session.get_session()  # untyped: its clients are made at run time
+    client: Any = session.create_client("secretsmanager", region_name=region)
     secret = client.get_secret_value(SecretId=secret_id).get("SecretString") or "{}"
     key = json.loads(secret).get("user_id_hmac_key")
     return key.encode() if isinstance(key, str) and key else None

@@ -1,0 +1,1 @@
+"""The tools around the handler: local gateway, doubles, doctor, benchmark and checks."""

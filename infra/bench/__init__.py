@@ -1,0 +1,1 @@
+"""`make bench` (performance), `make soak` and `make soak-serve` (reliability)."""

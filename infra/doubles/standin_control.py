@@ -1,0 +1,137 @@
+"""The loopback Plaid stand-in plus a control endpoint, so a browser test can script answers.
+
+`POST <stand-in URL>/_standin/script` with a JSON list of answers queues them, in order, ahead
+of the stand-in's Sandbox-like behaviour (the same queue as `PlaidStandIn.script`):
+
+    [{"status": 400, "body": {...Plaid error...}, "headers": {"Retry-After": "2"},
+      "delay": 0.5, "close": false}]
+
+`DELETE <stand-in URL>/_standin/script` empties the queue, and
+`GET <stand-in URL>/_standin/requests` lists the Plaid calls received so far as
+`[{"path", "body"}]` (bodies only: the credentials travel in headers, never shown). Answers
+are 204, or 400 with the reason; a script must be sent as `Content-Type: application/json`
+(415 otherwise), which no web page can send across sites without a preflight. The stand-in
+only ever listens on loopback and refuses any request naming another Host or carrying a web
+page's Origin (local_guard.py); the Plaid client never calls these paths (it only posts to
+/link/token/create): a test double's knob.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any
+
+from infra.doubles.plaid_standin import PlaidStandIn, Scripted, _Handler
+
+CONTROL_PATH = "/_standin/script"
+REQUESTS_PATH = "/_standin/requests"
+_CREDENTIAL_FIELDS = {"client_id", "secret"}
+_FIELDS = {"status", "body", "headers", "delay", "close"}
+
+
+def parse_script(raw: bytes) -> list[Scripted]:
+    """The answers a control request asks for; ValueError names what is wrong."""
+    doc: Any = json.loads(raw or b"[]")
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list):
+        raise ValueError("send a JSON list of {status, body, headers, delay, close}")
+    answers = []
+    for item in doc:
+        if not isinstance(item, dict) or not set(item) <= _FIELDS:
+            raise ValueError(f"each answer is an object with only the fields {sorted(_FIELDS)}")
+        headers = item.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ValueError("headers must be an object of strings")
+        answers.append(
+            Scripted(
+                status=int(item.get("status", 200)),
+                body=item.get("body"),
+                headers=headers,
+                delay=float(item.get("delay", 0.0)),
+                close=bool(item.get("close", False)),
+            )
+        )
+    return answers
+
+
+def _without_credentials(raw: bytes) -> Any:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k not in _CREDENTIAL_FIELDS}
+    return body
+
+
+class _ControlHandler(_Handler):
+    """The stand-in's handler, with the control path answered before anything else."""
+
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != CONTROL_PATH:
+            super().do_POST()
+            return
+        media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            self.close_connection = True  # its body is left unread
+            self._reply(415, b"send the script as Content-Type: application/json")
+            return
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            answers = parse_script(raw)
+        except (ValueError, TypeError) as exc:
+            self._reply(400, str(exc).encode())
+            return
+        self.server.standin.script(*answers)
+        self._reply(204, b"")
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != REQUESTS_PATH:
+            self._reply(404, b"unknown control path")
+            return
+        with self.server.lock:
+            received = [(r["path"], r["body"]) for r in self.server.requests]
+        listing = [{"path": path, "body": _without_credentials(body)} for path, body in received]
+        self._reply(200, json.dumps(listing).encode(), "application/json")
+
+    def do_DELETE(self) -> None:
+        if self.path.split("?", 1)[0] != CONTROL_PATH:
+            self._reply(404, b"unknown control path")
+            return
+        with self.server.lock:
+            self.server.scripted.clear()
+        self._reply(204, b"")
+
+    def _reply(self, status: int, text: bytes, content_type: str = "text/plain") -> None:
+        head = (
+            f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(text)}\r\n"
+            "X-Stand-In: not-plaid\r\n\r\n"
+        ).encode()
+        self.wfile.write(head + text)  # one write: no Nagle delay
+
+
+class ScriptablePlaidStandIn(PlaidStandIn):
+    """`PlaidStandIn` whose answers can also be scripted over HTTP (see the module docstring)."""
+
+    @property
+    def control_url(self) -> str:
+        return self.base_url + CONTROL_PATH
+
+    def __enter__(self) -> ScriptablePlaidStandIn:
+        super().__enter__()
+        # Before any request can arrive: the listening socket is only known to this process.
+        self.server.RequestHandlerClass = _ControlHandler
+        self.server.handle_error = _quiet_when_client_left  # type: ignore[method-assign]
+        return self
+
+
+def _quiet_when_client_left(request: object, client_address: object) -> None:
+    """A caller that went away (a worker killed mid-call) is no error worth a traceback."""
+    if not isinstance(sys.exc_info()[1], ConnectionError):
+        traceback.print_exc()

@@ -1,0 +1,1 @@
+"""`make serve`: API Gateway's HTTP API, JWT authorizer, CORS and Lambda workers, played locally."""

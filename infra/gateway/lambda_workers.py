@@ -1,0 +1,260 @@
+"""Lambda's execution model on a laptop: single-threaded worker processes, one event at a time.
+
+Each worker is a spawn-started process that imports handler/app.py itself (its own init phase
+and cold start, like a new Lambda execution environment), then answers one event at a time.
+The parent hands each event to an idle worker, queuing while all are busy. A worker that dies,
+or overruns the function's timeout, is killed and replaced; its event in flight fails, which
+API Gateway answers with 500. Workers ignore SIGINT: Ctrl-C reaches the whole process group,
+and the parent, not the worker, decides how everything stops.
+
+    pool = WorkerPool(size=4, timeout_s=20, handler_dir=ROOT / "handler")
+    pool.start()
+    outcome = pool.invoke(event)   # Invoked(result) | Failed(reason)
+    pool.stop()
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def say(text: str) -> None:
+    """Lines to stderr in one write each: several processes share the terminal (or pipe), and
+    `print` writes the newline separately, so another process's line could land in between."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+READY_TIMEOUT_S = 60.0
+# API Gateway gives up on an integration after 30 s (503); a request waits no longer for a
+# worker (all busy, or none able to finish its init phase).
+INTEGRATION_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Invoked:
+    """The function returned this result."""
+
+    result: Any
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The invocation produced no result: the function raised, crashed or timed out."""
+
+    reason: str
+    duration_ms: float
+    gateway_gave_up: bool = False  # API Gateway's own timeout, not the function's failure
+
+
+def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
+    """A Lambda execution environment: init once, then one event at a time until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A line per write, as Lambda ships log lines: never half a line amid another process's.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
+    # The one sys.path edit of the tools, and why: Lambda imports the handler with the task root
+    # first on sys.path, and a "spawn" worker starts with its parent's sys.path (multiprocessing
+    # sets it, whatever PYTHONPATH says), so only the worker itself can put its function first.
+    sys.path.insert(0, handler_dir)
+    import app  # the init phase: configuration, clients, Powertools
+    from infra.doubles.lambda_runtime import LambdaContext
+
+    sys.stdout.flush()
+    conn.send(os.getpid())
+    while True:
+        try:
+            event = conn.recv()
+        except (EOFError, OSError):  # the parent is gone or closed the pipe: stop
+            return
+        try:
+            reply: tuple[str, Any] = (
+                "ok",
+                app.lambda_handler(event, LambdaContext(remaining_ms=timeout_ms)),
+            )
+        except Exception as exc:  # as Lambda reports an unhandled error, then API Gateway 500s
+            error = {
+                "errorMessage": str(exc),
+                "errorType": type(exc).__name__,
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            say(json.dumps(error))
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send(reply)
+
+
+@dataclass(eq=False)  # identity: each worker is one process
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+
+class WorkerPool:
+    """`size` workers; `invoke` blocks until one is idle, then until it answers."""
+
+    def __init__(
+        self,
+        size: int,
+        timeout_s: float,
+        handler_dir: Path,
+        say: Callable[[str], None] = say,
+    ) -> None:
+        self.size = size
+        self.timeout_s = timeout_s
+        self.handler_dir = str(handler_dir)
+        self.say = say
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Start every worker and wait until each has finished its init phase."""
+        threads = [threading.Thread(target=self._add_worker, daemon=True) for _ in range(self.size)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self._idle.qsize() < self.size:
+            raise RuntimeError("workers failed to start: see the output above")
+
+    def _spawn(self) -> _Worker | None:
+        parent_end, child_end = _SPAWN.Pipe()
+        process = _SPAWN.Process(
+            target=_worker_main,
+            args=(child_end, self.handler_dir, int(self.timeout_s * 1000)),
+            daemon=True,
+        )
+        worker = _Worker(process, parent_end)
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            process.start()
+            self._all.add(worker)
+        child_end.close()
+        ready = wait([parent_end, process.sentinel], READY_TIMEOUT_S)
+        if parent_end in ready:
+            try:
+                parent_end.recv()
+            except (EOFError, OSError):
+                ready = []
+            else:
+                return worker
+        self._discard(worker)
+        if not self._stopping.is_set():
+            self.say(f"serve: a worker (pid {process.pid}) failed its init phase")
+        return None
+
+    def _add_worker(self) -> None:
+        worker = self._spawn()
+        if worker is not None:
+            self.say(f"serve: worker ready (pid {worker.pid})")
+            self._idle.put(worker)
+
+    def _replace_later(self) -> None:
+        """Start a replacement in the background, retrying a failed init after a pause."""
+
+        def run() -> None:
+            while not self._stopping.is_set():
+                before = self._idle.qsize()
+                self._add_worker()
+                if self._idle.qsize() > before or self._stopping.wait(1.0):
+                    return
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def _discard(self, worker: _Worker) -> None:
+        with self._lock:
+            self._all.discard(worker)
+        worker.conn.close()
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(1.0)
+
+    def invoke(self, event: dict[str, Any]) -> Invoked | Failed:
+        """Run one event on an idle worker (waiting for one if all are busy)."""
+        give_up = time.monotonic() + INTEGRATION_TIMEOUT_S
+        while True:
+            if self._stopping.is_set():
+                return Failed("the server is stopping", 0.0)
+            if time.monotonic() > give_up:
+                waited = INTEGRATION_TIMEOUT_S * 1000
+                return Failed("no worker was free within 30 s", waited, gateway_gave_up=True)
+            try:
+                worker = self._idle.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if worker.process.is_alive():
+                break
+            self.say(f"serve: worker (pid {worker.pid}) died while idle; replacing it")
+            self._discard(worker)
+            self._replace_later()
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return round((time.perf_counter() - started) * 1000, 1)
+
+        try:
+            worker.conn.send(event)
+            ready = wait([worker.conn, worker.process.sentinel], self.timeout_s)
+            if worker.conn in ready:
+                kind, value = worker.conn.recv()
+                self._idle.put(worker)
+                return Invoked(value, elapsed()) if kind == "ok" else Failed(value, elapsed())
+            reason = (
+                f"the function timed out after {self.timeout_s:g} s"
+                if not ready
+                else f"the worker (pid {worker.pid}) died"
+            )
+        except (EOFError, OSError) as exc:
+            reason = f"the worker (pid {worker.pid}) died ({type(exc).__name__})"
+        self.say(f"serve: {reason}; replacing it")
+        self._discard(worker)
+        self._replace_later()
+        return Failed(reason, elapsed())
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [worker.pid for worker in self._all]
+
+    def stop(self) -> None:
+        """Stop every worker now (SIGTERM, then SIGKILL for any still alive)."""
+        self._stopping.set()
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+        for worker in workers:
+            worker.conn.close()
+            if worker.process.is_alive():
+                worker.process.terminate()
+        deadline = time.monotonic() + 0.5
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(0.2)

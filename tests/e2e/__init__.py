@@ -1,0 +1,1 @@
+"""End to end: browsers, `make serve` and `make invoke` as users run them, the built artifact."""

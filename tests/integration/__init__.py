@@ -1,0 +1,1 @@
+"""Integration tests: loopback servers, moto, subprocesses."""
