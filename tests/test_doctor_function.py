@@ -444,7 +444,7 @@ def test_the_real_handlers_failure_lines_are_summarised(
     aws.put_secret_value(
         SecretId=SECRET_ID, SecretString=json.dumps({"client_id": CLIENT_ID, "secret": ""})
     )
-    invoke.runtime.service.secrets.forget()  # past the secret's TTL
+    invoke.container.service.secrets.forget()  # past the secret's TTL
     invoke(events[2])
     lines = output.logs("link_token_failed")
     assert len(lines) == 3

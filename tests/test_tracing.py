@@ -23,8 +23,8 @@ from plaid_standin import plaid_error
 
 from linktoken import observability as obs
 from linktoken import xray
+from linktoken.container import build_container
 from linktoken.plaid_client import PlaidClient, RetryPolicy
-from linktoken.runtime import build_runtime
 from linktoken.xray import Tracer, daemon_address, parse_trace_header, tracing_enabled
 
 ROOT_ID = "1-67891233-abcdef012345678912345678"
@@ -67,12 +67,12 @@ def traced_invoke(
     the invocation's trace header, or None for no header."""
     import app
 
-    runtime = build_runtime(service_env, span=obs.trace_span, aws_span=obs.aws_span)
-    assert runtime.service is not None, runtime.config_error
-    runtime.service.plaid = PlaidClient(
-        runtime.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: 0
+    container = build_container(service_env, span=obs.trace_span, aws_span=obs.aws_span)
+    assert container.service is not None, container.config_error
+    container.service.plaid = PlaidClient(
+        container.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: 0
     )
-    monkeypatch.setattr(app, "RUNTIME", runtime)
+    monkeypatch.setattr(app, "CONTAINER", container)
     monkeypatch.setattr(obs.tracer, "enabled", True)
     monkeypatch.setattr(obs.tracer, "daemon", daemon_address(sink.address))
     monkeypatch.setattr(obs.tracer, "_cold_start", True)

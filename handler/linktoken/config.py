@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from linktoken.catalog import (
+from linktoken.plaid_values import (
     CLIENT_NAME_MAX,
     COUNTRY_CODES,
     LANGUAGES,

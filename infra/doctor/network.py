@@ -24,7 +24,6 @@ GROUP = "network"
 TIMEOUT_SECONDS = 5.0
 
 
-
 def check_network(base_url: str, environ: Mapping[str, str] = os.environ) -> list[Finding]:
     """Proxy, then DNS, TCP and TLS to the configured Plaid host, each timed."""
     parts = urlsplit(base_url)
