@@ -62,6 +62,8 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
         False,
         "Plaid rejected the link token request because of this service's configuration; "
         "the app cannot fix this. Report the request_id to the service's operators.",
+        fix="Plaid refused the service's request: the cause and plaid_error_code say why; quote "
+        "plaid_request_id to Plaid support",
         release_regression=True,
     ),
     "UPSTREAM_UNAVAILABLE": ProblemType(
@@ -85,8 +87,8 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
         "The service is misconfigured",
         False,
         "The service is misconfigured; its operators have the details.",
-        fix="the cause names the variable or secret field; the configuration and secret checks "
-        "above name every one",
+        fix="the cause names the variable or secret field; make doctor's configuration and "
+        "secret checks name every one",
         release_regression=True,
     ),
     "INTERNAL_ERROR": ProblemType(
