@@ -21,7 +21,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors
+.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors docs
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -30,7 +30,8 @@ help:
 	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
 	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
 	@echo "make browser-test  the web example in headless Chromium (screenshots in .artifacts/web/)"
-	@echo "make web-errors    regenerate examples/web/errors.json from the service's error table"
+	@echo "make docs          regenerate the error tables of docs/ and examples/web/errors.json"
+	@echo "make web-errors    the same (examples/web/errors.json is one of them)"
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
 	@echo "make requirements  export handler/requirements.txt from uv.lock"
@@ -62,7 +63,9 @@ browser-test: $(VENV)/.synced
 	bash infra/scripts/install-chromium.sh
 	$(PY) -m pytest tests/e2e/test_web_serve.py tests/e2e/test_web_browser.py tests/unit/test_web_error_table.py
 
-web-errors: $(VENV)/.synced
+# The tables of docs/errors.md and docs/clients.md (between their markers) and the page's
+# errors.json, generated from the service's error table; a test fails when they drift.
+docs web-errors: $(VENV)/.synced
 	$(PY) -m infra.webclient
 
 lint: $(VENV)/.synced

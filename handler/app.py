@@ -20,20 +20,20 @@ from typing import Any  # noqa: E402
 
 from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 
+from linktoken.container import build_container  # noqa: E402
 from linktoken.endpoint import Invocation, handle  # noqa: E402
 from linktoken.observability import aws_span, logger, metrics, trace_span, tracer  # noqa: E402
-from linktoken.runtime import build_runtime  # noqa: E402
 
-RUNTIME = build_runtime(os.environ, span=trace_span, aws_span=aws_span)
-if RUNTIME.config_error:
-    logger.error("configuration_invalid", extra={"cause": RUNTIME.config_error})
+CONTAINER = build_container(os.environ, span=trace_span, aws_span=aws_span)
+if CONTAINER.config_error:
+    logger.error("configuration_invalid", extra={"cause": CONTAINER.config_error})
 
 try:  # SnapStart: no credential, connection or jitter seed may outlive a snapshot
     from snapshot_restore_py import register_after_restore  # provided by the Lambda runtime
 except ImportError:  # pragma: no cover - outside Lambda and without the test package
     pass
 else:
-    register_after_restore(RUNTIME.reset)
+    register_after_restore(CONTAINER.reset)
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT must not be able to log JWT claims.
@@ -43,7 +43,7 @@ else:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: Invocation) -> dict[str, Any]:
-    return handle(event, context, RUNTIME)
+    return handle(event, context, CONTAINER)
 
 
 # Everything allocated so far lives for the container's lifetime: move it out of the

@@ -225,24 +225,24 @@ def service_env(plaid: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def invoke(
     aws: Any, service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., dict[str, Any]]:
-    """Call the real `app.lambda_handler` with a runtime built from `service_env`."""
+    """Call the real `app.lambda_handler` with a container built from `service_env`."""
     import app
+    from linktoken.container import build_container
     from linktoken.plaid_client import PlaidClient, RetryPolicy
-    from linktoken.runtime import build_runtime
 
-    runtime = build_runtime(service_env)
-    assert runtime.service is not None, runtime.config_error
+    container = build_container(service_env)
+    assert container.service is not None, container.config_error
     # No real sleeping between retries in tests; the policy itself is unchanged.
-    runtime.service.plaid = PlaidClient(
-        runtime.service.config.base_url, RetryPolicy(), sleep=lambda _s: None
+    container.service.plaid = PlaidClient(
+        container.service.config.base_url, RetryPolicy(), sleep=lambda _s: None
     )
-    monkeypatch.setattr(app, "RUNTIME", runtime)
+    monkeypatch.setattr(app, "CONTAINER", container)
 
     def call(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
         response: dict[str, Any] = app.lambda_handler(event, context or LambdaContext())
         return response
 
-    call.runtime = runtime  # type: ignore[attr-defined]
+    call.container = container  # type: ignore[attr-defined]
     return call
 
 

@@ -45,17 +45,17 @@ def cold_started_app(env: Mapping[str, str | None]) -> Iterator[ModuleType]:
 
 
 def offline_runtime(plaid_port: int) -> Any:
-    """A runtime for requests that must be answered before anything upstream is asked.
+    """A container for requests that must be answered before anything upstream is asked.
 
     Configured like conftest's `service_env`, but its secret store raises if it is ever read
     (the handler then answers 500 INTERNAL_ERROR, which no such test expects) and Plaid is a
     loopback port nobody answers on. Cheaper than moto plus the stand-in, for 4xx tests.
     """
-    from linktoken.runtime import build_runtime
+    from linktoken.container import build_container
     from linktoken.secret_store import SecretStore
     from tests.conftest import SECRET_ID
 
-    runtime = build_runtime(
+    container = build_container(
         {
             "PLAID_SECRET_ID": SECRET_ID,
             "PLAID_CLIENT_NAME": "Test App",
@@ -65,9 +65,9 @@ def offline_runtime(plaid_port: int) -> Any:
             "PLAID_REDIRECT_URI": "https://app.example.com/oauth",
         }
     )
-    assert runtime.service is not None, runtime.config_error
-    runtime.service.secrets = SecretStore(SECRET_ID, 300, client_factory=_no_secret_reads)
-    return runtime
+    assert container.service is not None, container.config_error
+    container.service.secrets = SecretStore(SECRET_ID, 300, client_factory=_no_secret_reads)
+    return container
 
 
 def _no_secret_reads() -> Any:

@@ -9,7 +9,7 @@ from linktoken.config import Config, load_config
 from linktoken.link_options import LinkOptions
 from linktoken.plaid_client import LinkToken, PlaidCallError
 from linktoken.secret_store import PlaidCredentials
-from linktoken.service import LinkTokenService
+from linktoken.service import LinkTokenService, Outcome
 from tests.conftest import CLIENT_ID, SECRET
 
 KEYS = PlaidCredentials(CLIENT_ID, SECRET)
@@ -26,9 +26,14 @@ class FakeSecrets:
 
     def get(self, refresh: bool = False) -> PlaidCredentials:
         self.refreshes.append(refresh)
+        self.reads += 1
         if refresh and len(self.versions) > 1:
             self.versions.pop(0)
         return self.versions[0]
+
+    @property
+    def cached(self) -> PlaidCredentials | None:
+        return self.versions[0] if self.refreshes else None
 
 
 class FakePlaid:
@@ -62,5 +67,5 @@ def service(secrets: FakeSecrets, plaid: FakePlaid, cfg: Config | None = None) -
     return LinkTokenService(cfg or config(), secrets, plaid)  # type: ignore[arg-type]
 
 
-def create(svc: LinkTokenService, sub: str = "user-0001", options: LinkOptions = WEB) -> Any:
+def create(svc: LinkTokenService, sub: str = "user-0001", options: LinkOptions = WEB) -> Outcome:
     return svc.create(sub, options, lambda: 12.5)

@@ -13,7 +13,7 @@ const statusText = $("status-text");
 const statusDetails = $("status-details");
 const eventLog = $("link-events");
 
-// The service's error table (generated from its code and docs: infra/webclient/web_error_table.py).
+// The service's error table (generated from its code by infra/webclient/web_error_table.py).
 const errorTable = fetch(new URL("./errors.json", import.meta.url))
   .then((response) => response.json())
   .catch(() => ({ problems: {}, api_gateway: {}, plaid_rejections: {}, link_exit: {} }));

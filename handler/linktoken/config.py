@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from linktoken.catalog import (
+from linktoken.plaid_values import (
     CLIENT_NAME_MAX,
     COUNTRY_CODES,
     LANGUAGES,
@@ -48,11 +48,13 @@ class Config:
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One variable's rule: how its raw value (None when unset or blank) becomes a `Config`
-    field, given the fields parsed before it. Raises `ConfigError` naming the variable."""
+    field, given the fields parsed before it (raises `ConfigError` naming the variable), and
+    the fix `make doctor` gives when it is wrong (with the SAM template's parameter)."""
 
     field: str
     variable: str
     parse: Callable[[str | None, Mapping[str, object]], object]
+    fix: str
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
@@ -249,15 +251,72 @@ def _ttl(raw: str | None, _values: Mapping[str, object]) -> int:
 
 # In the order load_config checks them: its first error is the first failing row.
 SETTINGS: Final[tuple[Setting, ...]] = (
-    Setting("secret_id", "PLAID_SECRET_ID", _secret_id),
-    Setting("client_name", "PLAID_CLIENT_NAME", _client_name),
-    Setting("plaid_env", "PLAID_ENV", _plaid_env),
-    Setting("products", "PLAID_PRODUCTS", _products),
-    Setting("country_codes", "PLAID_COUNTRY_CODES", _country_codes),
-    Setting("language", "PLAID_LANGUAGE", _language),
-    Setting("redirect_uri", "PLAID_REDIRECT_URI", _redirect_uri),
-    Setting("android_package_name", "PLAID_ANDROID_PACKAGE_NAME", _android_package_name),
-    Setting("webhook_url", "PLAID_WEBHOOK_URL", _webhook_url),
-    Setting("base_url", "PLAID_BASE_URL", _base_url),
-    Setting("secret_ttl_seconds", "PLAID_SECRET_TTL_SECONDS", _ttl),
+    Setting(
+        "secret_id",
+        "PLAID_SECRET_ID",
+        _secret_id,
+        "set PLAID_SECRET_ID to the Plaid secret's name or ARN (PlaidSecretId)",
+    ),
+    Setting(
+        "client_name",
+        "PLAID_CLIENT_NAME",
+        _client_name,
+        "set PLAID_CLIENT_NAME to the app's name, 1-30 characters (PlaidClientName)",
+    ),
+    Setting(
+        "plaid_env",
+        "PLAID_ENV",
+        _plaid_env,
+        "set PLAID_ENV to sandbox or production (PlaidEnv)",
+    ),
+    Setting(
+        "products",
+        "PLAID_PRODUCTS",
+        _products,
+        "list Link products only in PLAID_PRODUCTS, comma-separated; leave out balance, it "
+        "comes with any product (PlaidProducts)",
+    ),
+    Setting(
+        "country_codes",
+        "PLAID_COUNTRY_CODES",
+        _country_codes,
+        "list ISO country codes Plaid serves in PLAID_COUNTRY_CODES (PlaidCountryCodes)",
+    ),
+    Setting(
+        "language",
+        "PLAID_LANGUAGE",
+        _language,
+        "set PLAID_LANGUAGE to one of Link's languages (PlaidLanguage)",
+    ),
+    Setting(
+        "redirect_uri",
+        "PLAID_REDIRECT_URI",
+        _redirect_uri,
+        "use an https URL without query string or fragment (http://localhost in sandbox only), "
+        "registered in the Dashboard's Allowed redirect URIs (PlaidRedirectUri)",
+    ),
+    Setting(
+        "android_package_name",
+        "PLAID_ANDROID_PACKAGE_NAME",
+        _android_package_name,
+        "set the Android app's package name, like com.example.app (PlaidAndroidPackageName)",
+    ),
+    Setting(
+        "webhook_url",
+        "PLAID_WEBHOOK_URL",
+        _webhook_url,
+        "set an absolute https URL, or nothing (PlaidWebhookUrl)",
+    ),
+    Setting(
+        "base_url",
+        "PLAID_BASE_URL",
+        _base_url,
+        "unset PLAID_BASE_URL: it is for tests and local runs against a loopback stand-in",
+    ),
+    Setting(
+        "secret_ttl_seconds",
+        "PLAID_SECRET_TTL_SECONDS",
+        _ttl,
+        "set a whole number of seconds, 0-86400 (PlaidSecretTtlSeconds)",
+    ),
 )

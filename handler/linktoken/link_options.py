@@ -4,8 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from linktoken.catalog import LANGUAGES, PLATFORMS
 from linktoken.config import Config
+from linktoken.plaid_values import LANGUAGES, PLATFORMS
 from linktoken.problems import Problem
 
 _FIELDS = frozenset({"platform", "products", "language"})

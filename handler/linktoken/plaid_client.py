@@ -35,7 +35,17 @@ from linktoken.answer_body import (
     read_answer,
 )
 from linktoken.deadline_http import DeadlineAdapter, attempt_deadline
-from linktoken.plaid_errors import PlaidError, Rule, classify
+from linktoken.plaid_errors import (
+    ANSWER_TOO_LARGE,
+    ANSWER_UNREADABLE,
+    CONNECT_FAILED,
+    NO_TIME,
+    READ_TIMEOUT,
+    TLS_UNTRUSTED,
+    PlaidError,
+    Rule,
+    classify,
+)
 from linktoken.secret_store import PlaidCredentials
 from linktoken.xray import Span, no_span
 
@@ -71,43 +81,6 @@ class LinkToken:
     request_id: str | None
     attempts: int
     latency_ms: float
-
-
-_TIMEOUT = "UPSTREAM_TIMEOUT"
-_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
-_PATH_FIX = (
-    "check the network path to Plaid (NAT or proxy for a VPC function, egress rules) and "
-    "status.plaid.com"
-)
-_READ_TIMEOUT = Rule(
-    _TIMEOUT, "Plaid did not answer within the read timeout", retry=True, fix=_PATH_FIX
-)
-_CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True, fix=_PATH_FIX)
-# Not retried, and not retryable for the app: only an operator can fix what a certificate that
-# does not verify means here (a CA bundle without Plaid's root, an intercepting proxy).
-_TLS_UNTRUSTED = Rule(
-    "MISCONFIGURED",
-    "Plaid's TLS certificate did not verify: REQUESTS_CA_BUNDLE lacks Plaid's root CA, or an "
-    "intercepting proxy presents its own certificate",
-    fix="unset REQUESTS_CA_BUNDLE or add the public CA Plaid's certificate chains to; behind a "
-    "TLS-inspecting proxy, add its CA to the bundle or exempt Plaid's host from inspection",
-)
-_NO_TIME = Rule(
-    _TIMEOUT,
-    "no time left in the invocation to call Plaid",
-    fix="look at what used the invocation's time (the secret read, the cold start)",
-)
-_MIDDLEBOX_FIX = "check any proxy or gateway between the function and Plaid, and PLAID_BASE_URL"
-_TOO_LARGE = Rule(
-    "UPSTREAM_REJECTED",
-    "Plaid's answer is larger than any link token answer",
-    fix=_MIDDLEBOX_FIX,
-)
-_UNREADABLE = Rule(
-    "UPSTREAM_REJECTED",
-    "Plaid's answer is compressed in a way this service cannot read",
-    fix=_MIDDLEBOX_FIX + " (it asks for gzip or deflate only)",
-)
 
 
 class PlaidCallError(Exception):
@@ -191,7 +164,7 @@ class PlaidClient:
                 self._sleep(delay)
             budget = remaining_seconds() - policy.safety_margin
             if budget <= 0:
-                raise PlaidCallError(PlaidError(_NO_TIME, 0), attempt, _ms_since(started))
+                raise PlaidCallError(PlaidError(NO_TIME, 0), attempt, _ms_since(started))
             # Connect and read timeouts together never exceed what remains: worst case is a
             # slow connect followed by a slow read.
             connect = min(policy.connect_timeout, budget / 2)
@@ -325,7 +298,7 @@ def _new_session(url: str) -> requests.Session:
 def _transport_rule(exc: BaseException) -> Rule:
     """The rule for a transport failure: a certificate that did not verify, else by kind."""
     if _caused_by(exc, ssl.SSLCertVerificationError):
-        return _TLS_UNTRUSTED
+        return TLS_UNTRUSTED
     return next(rule for kinds, rule in _TRANSPORT_RULES if isinstance(exc, kinds))
 
 
@@ -341,11 +314,11 @@ def _caused_by(exc: BaseException, kind: type[BaseException], depth: int = 8) ->
     )
 
 
-# Transport failures, most specific first (ConnectTimeout is a ConnectionError); the last row
-# catches the rest: a TLS handshake cut short, a connection reset mid-answer, a broken chunked
-# body... all transient, so retried.
+# Transport failures, most specific first (ConnectTimeout is a ConnectionError; the rules are
+# plaid_errors'); the last row catches the rest: a TLS handshake cut short, a connection reset
+# mid-answer, a broken chunked body... all transient, so retried.
 _TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]] = (
-    ((requests.exceptions.ConnectTimeout,), _CONNECT_FAILED),
+    ((requests.exceptions.ConnectTimeout,), CONNECT_FAILED),
     (
         (
             requests.exceptions.ReadTimeout,
@@ -353,17 +326,17 @@ _TRANSPORT_RULES: Final[tuple[tuple[tuple[type[BaseException], ...], Rule], ...]
             TimeoutError,
             AnswerDeadline,
         ),
-        _READ_TIMEOUT,
+        READ_TIMEOUT,
     ),
     (
         (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError),
-        _CONNECT_FAILED,
+        CONNECT_FAILED,
     ),
 )
 # Answers that arrived but cannot be used.
 _ANSWER_RULES: Final[dict[type[Exception], Rule]] = {
-    AnswerTooLarge: _TOO_LARGE,
-    UnreadableEncoding: _UNREADABLE,
+    AnswerTooLarge: ANSWER_TOO_LARGE,
+    UnreadableEncoding: ANSWER_UNREADABLE,
 }
 _ANSWER_ERRORS = tuple(_ANSWER_RULES)
 _TRANSPORT_ERRORS = tuple(kind for kinds, _rule in _TRANSPORT_RULES for kind in kinds)

@@ -1,10 +1,13 @@
-"""How a Plaid error becomes one of our problems: a lookup table, not an if-chain.
+"""How a failed Plaid call becomes one of our problems: a lookup table, not an if-chain.
 
-Lookup order: Plaid's `error_code`, then its `error_type`, then the HTTP status (for answers
-that are not Plaid error objects at all). Each rule says whether the call may be retried within
-this invocation, whether a fresh secret is worth one more try (key rotation), which of our
-codes the app gets, the operator-facing cause that goes into the log line, and the fix: what
-the operator should do about it (`make doctor` prints it beside each cause).
+Lookup order for an answer: Plaid's `error_code`, then its `error_type`, then the HTTP status
+(for answers that are not Plaid error objects at all); a rejection whose message names a known
+cause (`BY_MESSAGE_HINT`) takes that cause's rule. Calls that got no usable answer (transport
+failures, answers too large or unreadable) have their rules here too, beside Plaid's. Each rule
+says whether the call may be retried within this invocation, whether a fresh secret is worth one
+more try (key rotation), which of our codes the app gets, the operator-facing cause that goes
+into the log line, and the fix: what the operator should do about it (`make doctor` prints it
+beside each cause, and `docs/errors.md` lists it).
 """
 
 from collections.abc import Mapping
@@ -21,11 +24,17 @@ class Rule:
     retry: bool = False
     refresh_secret: bool = False
     fix: str = "see docs/troubleshooting.md and quote plaid_request_id to Plaid support"
+    # What the app is told when it is not the problem code's own detail.
+    detail: str | None = None
 
 
 _REJECTED = "UPSTREAM_REJECTED"
 _UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 _NOT_YOURS = "not your configuration: Plaid is having trouble (status.plaid.com); it heals itself"
+_USE_CASE_FIX = (
+    "set up the Link use case in the Plaid Dashboard (Link > Link customization, Data "
+    "Transparency Messaging) for these countries and language"
+)
 _RATE_LIMIT_FIX = (
     "not your configuration: too many calls for this client; spread them out or ask Plaid for "
     "a higher limit"
@@ -69,8 +78,7 @@ BY_ERROR_CODE: Final[dict[str, Rule]] = {
     "INVALID_LINK_CUSTOMIZATION": Rule(
         _REJECTED,
         "the Link customization does not exist or does not match language/countries",
-        fix="set up the Link use case in the Plaid Dashboard (Link > Link customization, Data "
-        "Transparency Messaging) for these countries and language",
+        fix=_USE_CASE_FIX,
     ),
     "MISSING_FIELDS": Rule(_REJECTED, "Plaid says a required field is missing"),
     "UNKNOWN_FIELDS": Rule(_REJECTED, "Plaid does not know a field the service sent"),
@@ -114,8 +122,59 @@ BY_STATUS_CLASS: Final[dict[int, Rule]] = {
     ),
 }
 
+# A rejection whose error_message names one of these (case-insensitive) has this cause,
+# whatever its error_code: Plaid reports a missing Link use case (Data Transparency Messaging)
+# as INVALID_FIELD or INVALID_LINK_CUSTOMIZATION, and only its message says which.
+BY_MESSAGE_HINT: Final[dict[str, Rule]] = {
+    "use case": Rule(
+        _REJECTED,
+        "Plaid wants a Link use case (Data Transparency Messaging) that is not set up in the "
+        "Dashboard for these countries and language",
+        fix=_USE_CASE_FIX,
+    ),
+}
+
 UNKNOWN_ERROR = Rule(_REJECTED, "Plaid answered an error this service does not know")
 UNPARSEABLE = Rule(_REJECTED, "Plaid's answer is not a link token nor a Plaid error")
+
+# Calls without a usable answer; `plaid_client` decides which one applies.
+_TIMEOUT = "UPSTREAM_TIMEOUT"
+_PATH_FIX = (
+    "check the network path to Plaid (NAT or proxy for a VPC function, egress rules) and "
+    "status.plaid.com"
+)
+_MIDDLEBOX_FIX = "check any proxy or gateway between the function and Plaid, and PLAID_BASE_URL"
+READ_TIMEOUT = Rule(
+    _TIMEOUT, "Plaid did not answer within the read timeout", retry=True, fix=_PATH_FIX
+)
+CONNECT_FAILED = Rule(_UNAVAILABLE, "could not connect to Plaid", retry=True, fix=_PATH_FIX)
+# Not retried, and not retryable for the app: only an operator can fix what a certificate that
+# does not verify means here (a CA bundle without Plaid's root, an intercepting proxy).
+TLS_UNTRUSTED = Rule(
+    "MISCONFIGURED",
+    "Plaid's TLS certificate did not verify: REQUESTS_CA_BUNDLE lacks Plaid's root CA, or an "
+    "intercepting proxy presents its own certificate",
+    fix="unset REQUESTS_CA_BUNDLE or add the public CA Plaid's certificate chains to; behind an "
+    "intercepting (TLS-inspecting) proxy, add its CA to the bundle or exempt Plaid's host from "
+    "inspection",
+    detail="The service cannot reach Plaid securely; its operators have the details. "
+    "Report the request_id.",
+)
+NO_TIME = Rule(
+    _TIMEOUT,
+    "no time left in the invocation to call Plaid",
+    fix="look at what used the invocation's time (the secret read, the cold start)",
+)
+ANSWER_TOO_LARGE = Rule(
+    _REJECTED, "Plaid's answer is larger than any link token answer", fix=_MIDDLEBOX_FIX
+)
+ANSWER_UNREADABLE = Rule(
+    _REJECTED,
+    "Plaid's answer is compressed in a way this service cannot read",
+    fix=_MIDDLEBOX_FIX + " (it asks for gzip or deflate only)",
+)
+TRANSPORT_RULES: Final = (READ_TIMEOUT, CONNECT_FAILED, TLS_UNTRUSTED, NO_TIME)
+ANSWER_RULES: Final = (ANSWER_TOO_LARGE, ANSWER_UNREADABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +217,34 @@ def classify(http_status: int, payload: Any) -> PlaidError:
         or by_status
         or UNKNOWN_ERROR
     )
+    error_message = _text(payload.get("error_message"))
+    if error_message and not (rule.retry or rule.refresh_secret):
+        lowered = error_message.lower()
+        rule = next((hint for words, hint in BY_MESSAGE_HINT.items() if words in lowered), rule)
     return PlaidError(
         rule=rule,
         http_status=http_status,
         error_type=error_type,
         error_code=error_code,
-        error_message=_text(payload.get("error_message")),
+        error_message=error_message,
         request_id=_text(payload.get("request_id")),
     )
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Every rule, each once, in table order: what the documentation and doctor list."""
+    rules = [
+        *BY_ERROR_CODE.values(),
+        *BY_ERROR_TYPE.values(),
+        *BY_HTTP_STATUS.values(),
+        *BY_STATUS_CLASS.values(),
+        *BY_MESSAGE_HINT.values(),
+        UNKNOWN_ERROR,
+        UNPARSEABLE,
+        *TRANSPORT_RULES,
+        *ANSWER_RULES,
+    ]
+    return tuple(dict.fromkeys(rules))
 
 
 def _text(value: object) -> str | None:

@@ -1,8 +1,10 @@
 """The service's error contract: one exception type and the table of codes apps can rely on.
 
 Every failure the service produces is a `Problem`. Its `code` picks a row of `PROBLEM_TYPES`
-(status, title, retryable); `detail` is safe to show an app; `log` carries what an operator
-needs (Plaid's error fields, the cause) and never reaches the response body.
+(status, title, retryable, what the app is told by default, what the operator should do);
+`detail` is safe to show an app; `log` carries what an operator needs (Plaid's error fields, the
+cause) and never reaches the response body. `make doctor`, `docs/errors.md`'s tables and the
+web example's `errors.json` are generated from this table and `plaid_errors`' rules.
 """
 
 from dataclasses import dataclass, field
@@ -10,6 +12,10 @@ from typing import Any, Final
 
 # A stable, non-resolvable URI (RFC 9457 allows it); docs/errors.md documents each type.
 PROBLEM_TYPE_BASE: Final = "urn:plaid-link-token-service:problem:"
+# The fix of a failure the app's own request caused.
+APP_SIDE_FIX: Final = (
+    "the app's request, not the service: see docs/errors.md, 'What the app should do'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,32 +25,86 @@ class ProblemType:
     status: int
     title: str
     retryable: bool
+    # What the app is told when the failure has no more specific detail.
+    detail: str
+    # What the operator does about a failure of this code that no more specific rule covers
+    # (Plaid's answers have their own fixes in plaid_errors).
+    fix: str = APP_SIDE_FIX
     # A failure a new release can cause (a bug, a configuration value, a request Plaid
     # refuses), as opposed to Plaid's own state: what rolls back a gradual deployment.
+    # Doctor reports these as problems, the others as warnings.
     release_regression: bool = False
 
 
 PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
-    "INVALID_REQUEST": ProblemType(400, "The request is not valid", False),
-    "UNAUTHENTICATED": ProblemType(401, "No usable identity", False),
-    "PAYLOAD_TOO_LARGE": ProblemType(413, "The request body is too large", False),
-    "UNSUPPORTED_MEDIA_TYPE": ProblemType(415, "The body must be JSON", False),
-    "RATE_LIMITED": ProblemType(429, "Plaid is rate limiting this service", True),
+    "INVALID_REQUEST": ProblemType(
+        400, "The request is not valid", False, "The request is not valid."
+    ),
+    "UNAUTHENTICATED": ProblemType(
+        401, "No usable identity", False, "The request carries no usable identity."
+    ),
+    "PAYLOAD_TOO_LARGE": ProblemType(
+        413, "The request body is too large", False, "The request body is too large."
+    ),
+    "UNSUPPORTED_MEDIA_TYPE": ProblemType(
+        415, "The body must be JSON", False, "Send the body as application/json."
+    ),
+    "RATE_LIMITED": ProblemType(
+        429,
+        "Plaid is rate limiting this service",
+        True,
+        "Plaid is rate limiting this service; retry after the Retry-After delay.",
+        fix="not your configuration: Plaid rate limited the service",
+    ),
     "UPSTREAM_REJECTED": ProblemType(
-        502, "Plaid rejected the service's request", False, release_regression=True
+        502,
+        "Plaid rejected the service's request",
+        False,
+        "Plaid rejected the link token request because of this service's configuration; "
+        "the app cannot fix this. Report the request_id to the service's operators.",
+        fix="Plaid refused the service's request: the cause and plaid_error_code say why; quote "
+        "plaid_request_id to Plaid support",
+        release_regression=True,
     ),
-    "UPSTREAM_UNAVAILABLE": ProblemType(503, "A dependency is unavailable", True),
-    "UPSTREAM_TIMEOUT": ProblemType(504, "Plaid did not answer in time", True),
+    "UPSTREAM_UNAVAILABLE": ProblemType(
+        503,
+        "A dependency is unavailable",
+        True,
+        "Plaid is unavailable right now; retry shortly.",
+        fix="Plaid or Secrets Manager was unreachable from the function: check its network "
+        "path (NAT gateway, VPC endpoint, proxy) and status.plaid.com",
+    ),
+    "UPSTREAM_TIMEOUT": ProblemType(
+        504,
+        "Plaid did not answer in time",
+        True,
+        "Plaid did not answer in time; retry shortly.",
+        fix="Plaid did not answer in time: check status.plaid.com and the function's network "
+        "path; not a configuration value",
+    ),
     "MISCONFIGURED": ProblemType(
-        500, "The service is misconfigured", False, release_regression=True
+        500,
+        "The service is misconfigured",
+        False,
+        "The service is misconfigured; its operators have the details.",
+        fix="the cause names the variable or secret field; make doctor's configuration and "
+        "secret checks name every one",
+        release_regression=True,
     ),
-    "INTERNAL_ERROR": ProblemType(500, "Unexpected error", False, release_regression=True),
+    "INTERNAL_ERROR": ProblemType(
+        500,
+        "Unexpected error",
+        False,
+        "Unexpected error; report the request_id.",
+        fix="a bug in the service: the log line's stack_trace says where",
+        release_regression=True,
+    ),
 }
 
 
 @dataclass(eq=False)
 class Problem(Exception):  # named for RFC 9457 problem details
-    """A failure with a stable `code` from `PROBLEM_TYPES`.
+    """A failure with a stable `code` from `PROBLEM_TYPES`; without a `detail`, the code's own.
 
     Example:
         >>> p = Problem("PAYLOAD_TOO_LARGE", "The body is 20000 bytes; the limit is 16384.")
@@ -53,7 +113,7 @@ class Problem(Exception):  # named for RFC 9457 problem details
     """
 
     code: str
-    detail: str
+    detail: str = ""
     cause: str | None = None
     retry_after: int | None = None
     plaid_request_id: str | None = None
@@ -63,6 +123,8 @@ class Problem(Exception):  # named for RFC 9457 problem details
     def __post_init__(self) -> None:
         if self.code not in PROBLEM_TYPES:
             raise ValueError(f"unknown problem code {self.code!r}")
+        if not self.detail:
+            self.detail = PROBLEM_TYPES[self.code].detail
         super().__init__(self.code, self.detail)
 
     @property

@@ -171,8 +171,8 @@ def drive(
         from linktoken.problems import PROBLEM_TYPES
 
         logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
-        service = app.RUNTIME.service
-        assert service is not None, app.RUNTIME.config_error
+        service = app.CONTAINER.service
+        assert service is not None, app.CONTAINER.config_error
         service.plaid = PlaidClient(service.config.base_url, RetryPolicy(), sleep=lambda _s: None)
 
         tally = Tally()

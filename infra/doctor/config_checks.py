@@ -1,8 +1,8 @@
 """Offline: the variables the function reads, judged by the function's own rules.
 
 `linktoken.config.check_environment` runs every rule `load_config` runs, so each wrong variable
-is named (not just the first) in the words the function's log line would use. What only doctor
-adds: where to fix each variable, and a secret ID whose name says another Plaid environment.
+is named (not just the first) in the words the function's log line would use, with the fix each
+setting carries. What only doctor adds: a secret ID whose name says another Plaid environment.
 """
 
 from __future__ import annotations
@@ -14,27 +14,6 @@ from infra.doctor.findings import Finding
 from linktoken.config import SETTINGS, Config, check_environment, load_config, raw_value
 
 GROUP = "configuration"
-
-# Where each value is set when deployed: the SAM template's parameter of the same meaning.
-_FIXES: dict[str, str] = {
-    "PLAID_SECRET_ID": "set PLAID_SECRET_ID to the Plaid secret's name or ARN (PlaidSecretId)",
-    "PLAID_CLIENT_NAME": "set PLAID_CLIENT_NAME to the app's name, 1-30 characters "
-    "(PlaidClientName)",
-    "PLAID_ENV": "set PLAID_ENV to sandbox or production (PlaidEnv)",
-    "PLAID_PRODUCTS": "list Link products only in PLAID_PRODUCTS, comma-separated; leave out "
-    "balance, it comes with any product (PlaidProducts)",
-    "PLAID_COUNTRY_CODES": "list ISO country codes Plaid serves in PLAID_COUNTRY_CODES "
-    "(PlaidCountryCodes)",
-    "PLAID_LANGUAGE": "set PLAID_LANGUAGE to one of Link's languages (PlaidLanguage)",
-    "PLAID_REDIRECT_URI": "use an https URL without query string or fragment (http://localhost "
-    "in sandbox only), registered in the Dashboard's Allowed redirect URIs (PlaidRedirectUri)",
-    "PLAID_ANDROID_PACKAGE_NAME": "set the Android app's package name, like com.example.app "
-    "(PlaidAndroidPackageName)",
-    "PLAID_WEBHOOK_URL": "set an absolute https URL, or nothing (PlaidWebhookUrl)",
-    "PLAID_BASE_URL": "unset PLAID_BASE_URL: it is for tests and local runs against a loopback "
-    "stand-in",
-    "PLAID_SECRET_TTL_SECONDS": "set a whole number of seconds, 0-86400 (PlaidSecretTtlSeconds)",
-}
 
 # Words in a secret's name that say which Plaid environment its keys are for.
 _ENVIRONMENT_WORDS: dict[str, str] = {
@@ -54,8 +33,7 @@ def check_configuration(environ: Mapping[str, str]) -> tuple[Config | None, list
     for setting in SETTINGS:
         variable = setting.variable
         if variable in wrong:
-            fix = _FIXES[variable]
-            findings.append(Finding(GROUP, variable, "problem", str(wrong[variable]), fix))
+            findings.append(Finding(GROUP, variable, "problem", str(wrong[variable]), setting.fix))
         else:
             shown = _shown(raw_value(environ, variable), values.get(setting.field))
             findings.append(Finding(GROUP, variable, "ok", shown))

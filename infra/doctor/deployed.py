@@ -3,7 +3,8 @@
 Uses the caller's standard AWS configuration (profile, region, `AWS_ENDPOINT_URL` for a local
 stand-in). What cannot be read (no permission, no log group) becomes a `skip` finding saying
 so, never a crash. Failures are counted from the function's own `link_token_failed` lines and
-each group's fix comes from the service's error table (`plaid_errors`).
+each group's fix comes from the service's error table: the rule whose cause the line names
+(`plaid_errors`), else the problem code's fix (`problems`).
 """
 
 from __future__ import annotations
@@ -18,27 +19,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.doctor.findings import Finding, Status
-from linktoken.plaid_errors import classify
+from linktoken.config import SETTINGS, Setting
+from linktoken.plaid_errors import Rule, all_rules, classify
+from linktoken.problems import APP_SIDE_FIX, PROBLEM_TYPES
 
 GROUP_FUNCTION = "function"
 GROUP_LOGS = "recent failures"
 MAX_EVENTS = 10_000  # enough to rank causes; a larger window is summarised from its start
 FILTER = '{ $.message = "link_token_failed" }'
-
-# Failures that carry no Plaid error: what the operator does, by the code the app got.
-_FIX_BY_CODE: dict[str, str] = {
-    "MISCONFIGURED": "the cause names the variable or secret field; the configuration and "
-    "secret checks above name every one",
-    "UPSTREAM_UNAVAILABLE": "Plaid or Secrets Manager was unreachable from the function: check "
-    "its network path (NAT gateway, VPC endpoint, proxy) and status.plaid.com",
-    "UPSTREAM_TIMEOUT": "Plaid did not answer in time: check status.plaid.com and the "
-    "function's network path; not a configuration value",
-    "RATE_LIMITED": "not your configuration: Plaid rate limited the service",
-    "INTERNAL_ERROR": "a bug in the service: the log line's stack_trace says where",
-}
-_APP_SIDE = "the app's request, not the service: see docs/errors.md, 'What the app should do'"
-# Failures only the operator can end; the others are transient or the app's own.
-_OPERATOR_FIXES = {"MISCONFIGURED", "UPSTREAM_REJECTED", "INTERNAL_ERROR"}
 
 
 class Unreadable(Exception):
@@ -131,16 +119,42 @@ def summarise(events: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fix_for(line: dict[str, Any]) -> str:
-    """The error table's fix for a logged failure: Plaid's codes first, then our code."""
-    code = str(line.get("error_code", ""))
-    if line.get("plaid_error_code") or line.get("plaid_status"):
+    """The error table's fix for a logged failure: the rule whose cause the line names, else
+    the rule Plaid's fields select, else the fix of the code the app got."""
+    rule = rule_of_cause(str(line.get("cause") or ""))
+    if rule is None and (line.get("plaid_error_code") or line.get("plaid_status")):
         status = line.get("plaid_status")
         payload = {
             "error_code": line.get("plaid_error_code"),
             "error_type": line.get("plaid_error_type"),
+            "error_message": line.get("plaid_error_message"),
         }
-        return classify(status if isinstance(status, int) else 0, payload).rule.fix
-    return _FIX_BY_CODE.get(code, _APP_SIDE)
+        rule = classify(status if isinstance(status, int) else 0, payload).rule
+    if rule is not None:
+        return rule.fix
+    setting = setting_of_cause(str(line.get("cause") or ""))
+    if setting is not None:
+        return setting.fix
+    kind = PROBLEM_TYPES.get(str(line.get("error_code", "")))
+    return kind.fix if kind else APP_SIDE_FIX
+
+
+def setting_of_cause(cause: str) -> Setting | None:
+    """The setting a configuration failure's cause names first ("configuration: PLAID_ENV ...":
+    every configuration error starts with its variable)."""
+    match = re.match(r"configuration: ([A-Z0-9_]+)", cause)
+    return next((s for s in SETTINGS if match and s.variable == match[1]), None)
+
+
+def rule_of_cause(cause: str) -> Rule | None:
+    """The rule whose cause a log line's `cause` is: the same text, or that text followed by
+    the service's note (" (...)") or the reason an answer was unusable (": ...")."""
+    named = [
+        rule
+        for rule in all_rules()
+        if cause == rule.cause or cause.startswith((rule.cause + " (", rule.cause + ": "))
+    ]
+    return max(named, key=lambda rule: len(rule.cause), default=None)
 
 
 def failure_findings(rows: list[dict[str, Any]], log_group: str, since: str) -> list[Finding]:
@@ -151,7 +165,9 @@ def failure_findings(rows: list[dict[str, Any]], log_group: str, since: str) -> 
         code = row["error_code"] + (
             f"/{row['plaid_error_code']}" if row["plaid_error_code"] else ""
         )
-        verdict: Status = "problem" if row["error_code"] in _OPERATOR_FIXES else "warn"
+        kind = PROBLEM_TYPES.get(row["error_code"])
+        # Only what a release or the operator caused is a problem; the rest heals or is the app's.
+        verdict: Status = "problem" if kind and kind.release_regression else "warn"
         ids = f"request_id {row['request_id']}"
         if row["plaid_request_id"]:
             ids += f", plaid_request_id {row['plaid_request_id']}"

@@ -1,5 +1,6 @@
 """`--live`: one real `/link/token/create` per configured platform, with the service's own
-request builder and client, and each Plaid answer translated into its fix.
+request builder, client and classification: each failure is named by the cause the function's
+log line would give, with that rule's fix.
 
 Web and iOS send the same body (the redirect URI), Android sends the package name instead, so
 there is one call for web/iOS and one more when an Android package is configured. One attempt
@@ -15,7 +16,7 @@ from linktoken.config import Config
 from linktoken.link_options import LinkOptions
 from linktoken.observability import mask_token
 from linktoken.plaid_client import PlaidCallError, PlaidClient, RetryPolicy
-from linktoken.plaid_errors import BY_ERROR_CODE, PlaidError
+from linktoken.plaid_errors import PlaidError
 from linktoken.plaid_request import build_link_token_request
 from linktoken.secret_store import PlaidCredentials
 
@@ -59,19 +60,16 @@ def check_link_tokens(
 
 def _translated(label: str, error: PlaidError, cause: str, sent: str, config: Config) -> Finding:
     check = f"link token ({label})"
+    rule = error.rule
     if error.http_status == 0:  # no answer at all: DNS, TCP, TLS or a timeout
         return Finding(
             GROUP,
             check,
             "problem",
             f"Plaid unreachable at {config.base_url}: {cause}",
-            "see the network checks above: DNS, connection, TLS (CA bundle, intercepting "
-            "proxy); Plaid's status: status.plaid.com",
+            f"{rule.fix} (the network checks above say which step failed)",
         )
-    rule = error.rule
     message = error.error_message or ""
-    if "use case" in message.lower():  # Plaid names a missing Link use case in its message
-        rule = BY_ERROR_CODE["INVALID_LINK_CUSTOMIZATION"]
     answer = " ".join(
         part
         for part in (
@@ -84,7 +82,7 @@ def _translated(label: str, error: PlaidError, cause: str, sent: str, config: Co
     )
     # Outages and rate limits are transient: worth knowing, not a configuration problem.
     status: Status = "warn" if rule.retry else "problem"
-    return Finding(GROUP, check, status, f"{answer}: {rule.cause}{sent}", rule.fix)
+    return Finding(GROUP, check, status, f"{answer}: {cause}{sent}", rule.fix)
 
 
 def _sent(body: dict[str, object]) -> str:

@@ -18,16 +18,10 @@ import certifi
 
 from infra.doctor.findings import Finding
 from linktoken.plaid_client import proxies_for
+from linktoken.plaid_errors import TLS_UNTRUSTED
 
 GROUP = "network"
 TIMEOUT_SECONDS = 5.0
-
-_INTERCEPTED = (
-    "a certificate Plaid does not use means something in between answers for Plaid: an "
-    "intercepting (TLS-inspecting) proxy, whose CA must then be in the CA bundle, or a CA "
-    "bundle (REQUESTS_CA_BUNDLE) that lacks the public CA Plaid's certificate chains to; "
-    "unset REQUESTS_CA_BUNDLE or add the missing CA to it"
-)
 
 
 def check_network(base_url: str, environ: Mapping[str, str] = os.environ) -> list[Finding]:
@@ -131,7 +125,7 @@ def _tls(sock: socket.socket, host: str, environ: Mapping[str, str]) -> Finding:
             "problem",
             f"{host}'s certificate does not verify against {bundle}: {exc.verify_message}; "
             f"it is issued by {issuer!r}",
-            _INTERCEPTED,
+            TLS_UNTRUSTED.fix,
         )
     except (ssl.SSLError, OSError) as exc:
         return Finding(
@@ -140,7 +134,7 @@ def _tls(sock: socket.socket, host: str, environ: Mapping[str, str]) -> Finding:
             "problem",
             f"TLS handshake with {host} failed: {exc}",
             "an intercepting proxy or a middlebox is breaking TLS; Plaid needs TLS 1.2+; "
-            + _INTERCEPTED,
+            + TLS_UNTRUSTED.fix,
         )
     return Finding(GROUP, "TLS", "ok", f"{version} with {host}, verified, in {_ms(started)}")
 

@@ -1,4 +1,5 @@
-"""`make web-errors`: `python -m infra.webclient [--check]` writes examples/web/errors.json."""
+"""`make docs` (or `make web-errors`): `python -m infra.webclient [--check]` writes the error tables
+of docs/errors.md and docs/clients.md and examples/web/errors.json."""
 
 import sys
 

@@ -78,7 +78,7 @@ def test_a_compressed_invalid_api_keys_answer_triggers_one_secret_re_read(
     plaid.script(
         plaid_error(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret")
     )
-    secrets = invoke.runtime.service.secrets
+    secrets = invoke.container.service.secrets
     reads = secrets.reads
 
     response = invoke(make_event({"platform": "web"}))

@@ -27,8 +27,8 @@ from referencing.jsonschema import DRAFT202012
 
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.plaid_standin import Scripted, plaid_error
-from linktoken.catalog import LANGUAGES, LINK_PRODUCTS, PLATFORMS
 from linktoken.config import load_config
+from linktoken.plaid_values import LANGUAGES, LINK_PRODUCTS, PLATFORMS
 from linktoken.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem
 from tests.conftest import ROOT, SECRET_ID, body_of, make_event, secret_json
 
@@ -218,11 +218,11 @@ def _secret_without_plaid_secret(h: Harness) -> dict[str, Any]:
 
 def _config_invalid(h: Harness) -> dict[str, Any]:
     import app
-    from linktoken.runtime import build_runtime
+    from linktoken.container import build_container
 
-    runtime = build_runtime({**h.service_env, "PLAID_ENV": "development"})
-    assert runtime.service is None
-    h.monkeypatch.setattr(app, "RUNTIME", runtime)
+    container = build_container({**h.service_env, "PLAID_ENV": "development"})
+    assert container.service is None
+    h.monkeypatch.setattr(app, "CONTAINER", container)
     response: dict[str, Any] = h.invoke(make_event({}))
     return response
 
@@ -231,7 +231,7 @@ def _unexpected_exception(h: Harness) -> dict[str, Any]:
     def broken(refresh: bool = False) -> Any:
         raise RuntimeError("a bug with a detail that must stay in the log")
 
-    h.monkeypatch.setattr(h.invoke.runtime.service.secrets, "get", broken)
+    h.monkeypatch.setattr(h.invoke.container.service.secrets, "get", broken)
     response: dict[str, Any] = h.invoke(make_event({}))
     assert "must stay in the log" not in response["body"]
     assert "Traceback" not in response["body"]
@@ -262,7 +262,7 @@ def _secrets_manager_unreachable(h: Harness) -> dict[str, Any]:
             config=Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1}),
         )
 
-    h.invoke.runtime.service.secrets = SecretStore(SECRET_ID, 300, client_factory=client)
+    h.invoke.container.service.secrets = SecretStore(SECRET_ID, 300, client_factory=client)
     response: dict[str, Any] = h.invoke(make_event({}))
     return response
 
@@ -435,7 +435,7 @@ def test_document_is_valid_openapi_3_1() -> None:
     assert DOC["security"] == [{"jwt": []}]
 
 
-def test_enums_are_the_catalog() -> None:
+def test_enums_are_the_plaid_values() -> None:
     assert set(enum_at("platform")) == PLATFORMS
     assert set(enum_at("products")) == LINK_PRODUCTS
     assert set(enum_at("language")) == LANGUAGES
@@ -537,7 +537,7 @@ def _valid_bodies() -> list[dict[str, Any]]:
 def test_bodies_valid_under_the_schema_get_200(invoke: Any, service_env: dict[str, str]) -> None:
     # Offer every documented product, so "valid for the schema" means "valid for the service".
     products = ",".join(enum_at("products"))
-    service = invoke.runtime.service
+    service = invoke.container.service
     service.config = load_config({**service_env, "PLAID_PRODUCTS": products})
 
     for body in _valid_bodies():
@@ -584,9 +584,9 @@ def test_configuration_narrows_the_schema_as_documented(
     props = node(DOC, "components", "schemas", "LinkTokenRequest")["properties"]
     assert "PLAID_PRODUCTS" in props["products"]["description"]
     assert "400" in props["platform"]["description"]
-    config = invoke.runtime.service.config
+    config = invoke.container.service.config
     monkeypatch.setattr(
-        invoke.runtime.service, "config", replace(config, android_package_name=None)
+        invoke.container.service, "config", replace(config, android_package_name=None)
     )
 
     for body in ({"products": ["assets"]}, {"platform": "android"}):

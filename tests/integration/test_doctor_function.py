@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from infra.doctor.deployed import (
     Unreadable,
     failure_events,
+    failure_findings,
     fix_for,
     parse_since,
     read_function,
@@ -303,6 +304,108 @@ def test_fix_for_a_logged_plaid_error_comes_from_the_error_table() -> None:
     assert fix_for(unknown_code)  # falls back on the error type's rule, still a fix
 
 
+@pytest.mark.parametrize(
+    ("line", "fix_says"),
+    [
+        # Answers that arrived but could not be used: Plaid's status is on the line, its error
+        # fields are not; the cause names the rule (with the reason after a colon).
+        (
+            failed_line(
+                "UPSTREAM_REJECTED",
+                502,
+                "Plaid's answer is larger than any link token answer",
+                plaid_status=200,
+            ),
+            "proxy or gateway between the function and Plaid",
+        ),
+        (
+            failed_line(
+                "UPSTREAM_REJECTED",
+                502,
+                "Plaid's answer is compressed in a way this service cannot read: the answer is "
+                "encoded as 'br'",
+                plaid_status=200,
+            ),
+            "it asks for gzip or deflate only",
+        ),
+        # Transport failures: no Plaid fields at all.
+        (
+            failed_line("UPSTREAM_TIMEOUT", 504, "no time left in the invocation to call Plaid"),
+            "what used the invocation's time",
+        ),
+        (
+            failed_line(
+                "MISCONFIGURED",
+                500,
+                "Plaid's TLS certificate did not verify: REQUESTS_CA_BUNDLE lacks Plaid's root "
+                "CA, or an intercepting proxy presents its own certificate",
+            ),
+            "exempt Plaid's host from inspection",
+        ),
+        # A missing use case, named by Plaid's message whatever its error_code.
+        (
+            failed_line(
+                "UPSTREAM_REJECTED",
+                502,
+                "Plaid wants a Link use case (Data Transparency Messaging) that is not set up in "
+                "the Dashboard for these countries and language",
+                "INVALID_FIELD",
+                "INVALID_REQUEST",
+            ),
+            "Data Transparency Messaging",
+        ),
+        # The configuration: the fix of the setting the cause names.
+        (
+            failed_line(
+                "MISCONFIGURED",
+                500,
+                "configuration: PLAID_ENV=development is no longer available: Plaid retired the "
+                "Development environment in June 2024; use sandbox or production",
+            ),
+            "set PLAID_ENV to sandbox or production (PlaidEnv)",
+        ),
+        (
+            failed_line(
+                "MISCONFIGURED",
+                500,
+                "configuration: PLAID_SECRET_TTL_SECONDS must be between 0 and 86400",
+            ),
+            "(PlaidSecretTtlSeconds)",
+        ),
+        # The secret: the code's own fix.
+        (
+            failed_line("MISCONFIGURED", 500, "secret 'plaid': field 'secret' is missing or empty"),
+            "the cause names the variable or secret field",
+        ),
+    ],
+    ids=["too-large", "unreadable", "no-time", "tls", "use-case", "plaid-env", "ttl", "secret"],
+)
+def test_fix_for_a_logged_failure_is_the_rule_its_cause_names(
+    line: dict[str, Any], fix_says: str
+) -> None:
+    assert fix_says in fix_for(line)
+
+
+@pytest.mark.parametrize(
+    ("error_code", "status", "verdict"),
+    [
+        ("UPSTREAM_REJECTED", 502, "problem"),
+        ("MISCONFIGURED", 500, "problem"),
+        ("INTERNAL_ERROR", 500, "problem"),
+        ("UPSTREAM_UNAVAILABLE", 503, "warn"),
+        ("RATE_LIMITED", 429, "warn"),
+        ("INVALID_REQUEST", 400, "warn"),
+        ("SOMETHING_ELSE", 500, "warn"),
+    ],
+)
+def test_only_what_a_release_or_the_operator_caused_is_a_problem(
+    error_code: str, status: int, verdict: str
+) -> None:
+    rows = summarise(iter([{**failed_line(error_code, status, "x"), "_timestamp": NOW_MS}]))
+    [found] = failure_findings(rows, LOG_GROUP, "24h")
+    assert found.status == verdict
+
+
 @pytest.mark.parametrize("text", ["", "24", "0h", "1w", "-1h"])
 def test_since_must_be_a_duration(text: str) -> None:
     with pytest.raises(ValueError, match="--since"):
@@ -341,7 +444,7 @@ def test_the_real_handlers_failure_lines_are_summarised(
     aws.put_secret_value(
         SecretId=SECRET_ID, SecretString=json.dumps({"client_id": CLIENT_ID, "secret": ""})
     )
-    invoke.runtime.service.secrets.forget()  # past the secret's TTL
+    invoke.container.service.secrets.forget()  # past the secret's TTL
     invoke(events[2])
     lines = output.logs("link_token_failed")
     assert len(lines) == 3

@@ -161,6 +161,20 @@ def test_each_plaid_answer_is_translated_into_its_fix(
     assert f"fix      {web['fix']}" in text
 
 
+def test_a_missing_use_case_is_named_as_the_functions_log_line_names_it(
+    live: PlaidStandIn,
+) -> None:
+    answer = plaid_error(400, "INVALID_REQUEST", "INVALID_FIELD", "no Link use case is configured")
+    twice(live, answer, Scripted(200, _token()))
+
+    _code, _text, doc = run_doctor("--live")
+
+    assert (
+        ": Plaid wants a Link use case (Data Transparency Messaging) that is not set up in the "
+        "Dashboard for these countries and language [sent "
+    ) in finding(doc, WEB)["detail"]
+
+
 def test_fix_comes_from_the_service_error_table(live: PlaidStandIn) -> None:
     twice(
         live, plaid_error(429, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT", "slow"), Scripted(200, _token())

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from infra.doctor.config_checks import _FIXES
 from linktoken.config import SETTINGS, ConfigError, load_config
 from tests.conftest import CLIENT_ID, HMAC_KEY, ROOT, SECRET, SECRET_ID
 from tests.helpers_doctor import (
@@ -257,7 +256,7 @@ def test_secret_holding_keys_named_for_environments_is_a_warning(moto: str) -> N
 
 
 def test_every_variable_the_function_reads_has_a_fix() -> None:
-    assert [s.variable for s in SETTINGS] == list(_FIXES)
+    assert [s.variable for s in SETTINGS if len(s.fix.strip()) < 20] == []
 
 
 def test_findings_are_grouped_one_line_per_check(moto: str) -> None:

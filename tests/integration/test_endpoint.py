@@ -139,7 +139,7 @@ def test_secret_read_once_across_invocations(invoke: Any, plaid: Any, output: An
     for _ in range(5):
         assert invoke(make_event({}))["statusCode"] == 200
 
-    assert invoke.runtime.service.secrets.reads == 1
+    assert invoke.container.service.secrets.reads == 1
     fetched = [doc["SecretsFetched"] for doc in output.metrics()["SecretsFetched"]]
     assert fetched == [[1.0], [0.0], [0.0], [0.0], [0.0]]
     assert plaid.connections == 1  # one kept-alive connection for all five
@@ -157,7 +157,7 @@ def test_rotated_secret_is_reread_once(invoke: Any, plaid: Any, aws: Any) -> Non
     response = invoke(make_event({}))
 
     assert response["statusCode"] == 200
-    assert invoke.runtime.service.secrets.reads == 2
+    assert invoke.container.service.secrets.reads == 2
     assert plaid.requests[-1]["headers"]["PLAID-SECRET"] == "rotated-secret-value-1"
 
 
@@ -168,7 +168,7 @@ def test_wrong_keys_give_502_after_one_refresh(invoke: Any, plaid: Any, output: 
 
     assert response["statusCode"] == 502
     assert body_of(response)["plaid_error_code"] == "INVALID_API_KEYS"
-    assert invoke.runtime.service.secrets.reads == 2  # one forced fresh read
+    assert invoke.container.service.secrets.reads == 2  # one forced fresh read
     assert len(plaid.requests) == 1  # same keys after refresh: no pointless second call
     [line] = output.logs("link_token_failed")
     assert "another Plaid environment" in line["cause"]

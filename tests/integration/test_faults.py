@@ -119,9 +119,9 @@ class Exchange:
 
 @dataclass
 class Container:
-    """One Lambda container: a runtime built once, invoked again and again."""
+    """One Lambda container: what the handler builds once, invoked again and again."""
 
-    runtime: Any
+    built: Any
     plaid: PlaidFaults
     output: Output
     secret_id: str = ""
@@ -130,9 +130,9 @@ class Container:
     def invoke(self, remaining_ms: int = FUNCTION_TIMEOUT_MS) -> Exchange:
         import app
 
-        app.RUNTIME = self.runtime
+        app.CONTAINER = self.built
         requests_before = self.plaid.request_count
-        reads_before = self.runtime.service.secrets.reads
+        reads_before = self.built.service.secrets.reads
         seen = len(self.output.read())
         started = time.monotonic()
         response = app.lambda_handler(make_event({}), LambdaContext(remaining_ms=remaining_ms))
@@ -160,7 +160,7 @@ class Container:
             summary=summaries[0],
             metrics=metrics,
             plaid_requests=self.plaid.request_count - requests_before,
-            secret_reads=self.runtime.service.secrets.reads - reads_before,
+            secret_reads=self.built.service.secrets.reads - reads_before,
         )
         self.log.append(exchange)
         return exchange
@@ -175,10 +175,10 @@ def container(
 ) -> Callable[..., Container]:
     """A container factory: Secrets Manager at `endpoint`, the secret `secret_id`."""
     import app
+    from linktoken.container import build_container
     from linktoken.observability import trace_span
-    from linktoken.runtime import build_runtime
 
-    monkeypatch.setattr(app, "RUNTIME", app.RUNTIME)  # restored after the test
+    monkeypatch.setattr(app, "CONTAINER", app.CONTAINER)  # restored after the test
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[0].ca_pem))
 
     def make(endpoint: str, secret_id: str) -> Container:
@@ -188,9 +188,9 @@ def container(
             "PLAID_CLIENT_NAME": "Faults Test",
             "PLAID_BASE_URL": plaid.base_url,
         }
-        runtime = build_runtime(env, span=trace_span)
-        assert runtime.service is not None, runtime.config_error
-        return Container(runtime, plaid, output, secret_id)
+        built = build_container(env, span=trace_span)
+        assert built.service is not None, built.config_error
+        return Container(built, plaid, output, secret_id)
 
     return make
 

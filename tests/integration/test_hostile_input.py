@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from linktoken.catalog import LANGUAGES, PLATFORMS
 from linktoken.http_event import MAX_BODY_BYTES
+from linktoken.plaid_values import LANGUAGES, PLATFORMS
 from linktoken.problems import PROBLEM_TYPE_BASE
 from tests.conftest import make_event
 
@@ -355,7 +355,7 @@ def test_every_hostile_event_gets_a_documented_4xx_and_never_reaches_plaid(
     Plaid request and no secret read."""
     outcomes: Counter[str] = Counter()
     # Every use of the credentials, cached or not: a refused request must not touch them.
-    secrets = invoke.runtime.service.secrets  # type: ignore[attr-defined]
+    secrets = invoke.container.service.secrets  # type: ignore[attr-defined]
     uses: list[bool] = []
     get = secrets.get
 

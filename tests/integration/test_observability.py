@@ -119,6 +119,26 @@ def test_plaid_failure_line(invoke: Any, plaid: Any, output: Any, warm_container
 ANY = object()  # not pinned: the input fails before the body is read
 
 
+def test_a_missing_use_case_is_the_cause_doctor_names(invoke: Any, plaid: Any, output: Any) -> None:
+    """Plaid says a Link use case is missing only in its message: the line names that cause
+    (the same words `make doctor --live` prints), with Plaid's own fields as sent."""
+    plaid.script(
+        plaid_error(400, "INVALID_REQUEST", "INVALID_FIELD", "no Link use case is configured")
+    )
+
+    assert invoke(make_event({}))["statusCode"] == 502
+
+    [line] = summary_lines(output)
+    assert line["cause"] == (
+        "Plaid wants a Link use case (Data Transparency Messaging) that is not set up in the "
+        "Dashboard for these countries and language"
+    )
+    assert (line["plaid_error_code"], line["plaid_error_message"]) == (
+        "INVALID_FIELD",
+        "no Link use case is configured",
+    )
+
+
 @pytest.mark.parametrize(
     ("event", "code", "user_ref"),
     [
@@ -132,7 +152,7 @@ ANY = object()  # not pinned: the input fails before the body is read
 def test_client_error_lines_are_warnings_without_plaid_fields(
     invoke: Any, output: Any, event: dict[str, Any], code: str, user_ref: Any
 ) -> None:
-    invoke.runtime.service.secrets.get()  # a warm container: whether there is a key is known
+    invoke.container.service.secrets.get()  # a warm container: whether there is a key is known
     invoke(event)
 
     [line] = summary_lines(output)
@@ -370,10 +390,10 @@ def test_trace_annotations_when_misconfigured(
     annotations: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import app
-    from linktoken.runtime import build_runtime
+    from linktoken.container import build_container
 
-    bad = build_runtime({"PLAID_SECRET_ID": SECRET_ID, "PLAID_CLIENT_NAME": "x" * 31})
-    monkeypatch.setattr(app, "RUNTIME", bad)
+    bad = build_container({"PLAID_SECRET_ID": SECRET_ID, "PLAID_CLIENT_NAME": "x" * 31})
+    monkeypatch.setattr(app, "CONTAINER", bad)
 
     response = app.lambda_handler(make_event({}), LambdaContext())
 
@@ -391,21 +411,21 @@ def test_init_leaves_the_collector_on_with_init_objects_frozen() -> None:
 
     import app
 
-    assert app.RUNTIME is not None
+    assert app.CONTAINER is not None
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0
 
 
-def test_snapstart_restore_hook_is_the_runtime_reset() -> None:
+def test_snapstart_restore_hook_is_the_container_reset() -> None:
     from snapshot_restore_py import get_after_restore
 
     import app
 
     hooks = [func for func, _args, _kwargs in get_after_restore()]
 
-    assert app.RUNTIME.reset in hooks
-    assert [hook for hook in hooks if getattr(hook, "__self__", None) is app.RUNTIME] == [
-        app.RUNTIME.reset
+    assert app.CONTAINER.reset in hooks
+    assert [hook for hook in hooks if getattr(hook, "__self__", None) is app.CONTAINER] == [
+        app.CONTAINER.reset
     ]
 
 
@@ -416,7 +436,7 @@ def test_restore_hook_makes_the_next_request_reread_the_secret_and_reconnect(
 
     env: dict[str, str | None] = {**service_env, "AWS_ENDPOINT_URL_SECRETS_MANAGER": None}
     with cold_started_app(env) as app:
-        service = app.RUNTIME.service
+        service = app.CONTAINER.service
         assert [
             app.lambda_handler(make_event({}), LambdaContext())["statusCode"] for _ in "ab"
         ] == [

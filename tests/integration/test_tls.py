@@ -128,7 +128,7 @@ def test_a_handshake_cut_short_is_transient_and_retried(
         thread = threading.Thread(target=hang_up, daemon=True)
         thread.start()
         url = f"https://127.0.0.1:{port}"
-        invoke.runtime.service.plaid = PlaidClient(url, RetryPolicy(), sleep=lambda _s: None)
+        invoke.container.service.plaid = PlaidClient(url, RetryPolicy(), sleep=lambda _s: None)
         try:
             response = invoke(make_event({}))
         finally:
@@ -193,5 +193,5 @@ def test_ca_bundle_is_read_when_the_session_is_created(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki.ca))
     assert invoke(make_event({}))["statusCode"] == 500  # same container, same session
 
-    invoke.runtime.reset()  # what the SnapStart restore hook does
+    invoke.container.reset()  # what the SnapStart restore hook does
     assert invoke(make_event({}))["statusCode"] == 200

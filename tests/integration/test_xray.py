@@ -22,8 +22,8 @@ from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.loopback import XRaySink
 from infra.doubles.plaid_standin import plaid_error
 from linktoken import observability as obs
+from linktoken.container import build_container
 from linktoken.plaid_client import PlaidClient, RetryPolicy
-from linktoken.runtime import build_runtime
 from linktoken.xray import Tracer, daemon_address, parse_trace_header, tracing_enabled
 from tests.conftest import ROOT, SECRET, make_event
 
@@ -67,12 +67,12 @@ def traced_invoke(
     the invocation's trace header, or None for no header."""
     import app
 
-    runtime = build_runtime(service_env, span=obs.trace_span, aws_span=obs.aws_span)
-    assert runtime.service is not None, runtime.config_error
-    runtime.service.plaid = PlaidClient(
-        runtime.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: None
+    container = build_container(service_env, span=obs.trace_span, aws_span=obs.aws_span)
+    assert container.service is not None, container.config_error
+    container.service.plaid = PlaidClient(
+        container.service.config.base_url, RetryPolicy(), span=obs.trace_span, sleep=lambda _s: None
     )
-    monkeypatch.setattr(app, "RUNTIME", runtime)
+    monkeypatch.setattr(app, "CONTAINER", container)
     monkeypatch.setattr(obs.tracer, "enabled", True)
     monkeypatch.setattr(obs.tracer, "daemon", daemon_address(sink.address))
     monkeypatch.setattr(obs.tracer, "_cold_start", True)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from infra.doubles.lambda_runtime import LambdaContext
-from linktoken.catalog import LINK_PRODUCTS
 from linktoken.config import Config, ConfigError, load_config
+from linktoken.plaid_values import LINK_PRODUCTS
 from tests.conftest import body_of, make_event
 from tests.helpers_app import cold_started_app
 
@@ -130,7 +130,7 @@ def test_lists_ignore_whitespace_case_and_duplicates(
     assert getattr(config(**{name: raw}), field) == expected
 
 
-def test_every_catalog_product_is_accepted() -> None:
+def test_every_plaid_values_product_is_accepted() -> None:
     raw = ",".join(sorted(LINK_PRODUCTS))
     assert set(config(PLAID_PRODUCTS=raw).products) == LINK_PRODUCTS
 
@@ -362,7 +362,7 @@ def test_bad_environment_gives_500_misconfigured_for_every_request(
     env: dict[str, str | None], variable: str, output: Any
 ) -> None:
     with cold_started_app(env) as app:  # the import itself must not raise
-        assert app.RUNTIME.service is None
+        assert app.CONTAINER.service is None
         [init_line] = output.logs("configuration_invalid")
         assert init_line["level"] == "ERROR"
         assert variable in init_line["cause"]
@@ -389,7 +389,7 @@ def test_bad_environment_gives_500_misconfigured_for_every_request(
 
 def test_good_environment_after_a_bad_one_builds_the_service() -> None:
     with cold_started_app({"PLAID_ENV": "development"}) as app:
-        assert app.RUNTIME.service is None
+        assert app.CONTAINER.service is None
     # cold_started_app re-imported app with the process environment, which is valid.
-    assert app.RUNTIME.service is not None
-    assert app.RUNTIME.config_error is None
+    assert app.CONTAINER.service is not None
+    assert app.CONTAINER.config_error is None

@@ -55,7 +55,7 @@ def handler(offline: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict
     """The real `app.lambda_handler`, for requests answered before anything upstream is asked."""
     import app
 
-    monkeypatch.setattr(app, "RUNTIME", offline)
+    monkeypatch.setattr(app, "CONTAINER", offline)
 
     def call(event: Any, context: LambdaContext | None = None) -> dict[str, Any]:
         response: dict[str, Any] = app.lambda_handler(event, context or LambdaContext())

@@ -52,6 +52,7 @@ EXPECTED_STATUS: dict[str, dict[Any, int]] = {
     },
     "BY_HTTP_STATUS": {429: 429},
     "BY_STATUS_CLASS": {5: 503},  # any 5xx without a Plaid error object
+    "BY_MESSAGE_HINT": {"use case": 502},  # a rejection whose message names a missing use case
 }
 ROWS = [
     pytest.param(table, key, status, id=f"{table}-{key}")
@@ -192,6 +193,51 @@ def test_unparseable_answers_use_the_http_status(payload: Any, status: int) -> N
 
 def test_unparseable_non_5xx_answer_says_so_in_the_cause() -> None:
     assert classify(200, "<html>captive portal</html>").rule is UNPARSEABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "error_code", "message"),
+    [
+        (400, "INVALID_REQUEST", "INVALID_FIELD", "no Link use case is configured"),
+        (400, "INVALID_INPUT", "INVALID_LINK_CUSTOMIZATION", "link customization has no Use Case"),
+        (400, "INVALID_REQUEST", "SOMETHING_NEW", "use case missing for US"),
+    ],
+)
+def test_a_rejection_naming_a_missing_use_case_says_so(
+    status: int, error_type: str, error_code: str, message: str
+) -> None:
+    error = classify(status, error_body(error_type, error_code, error_message=message))
+
+    assert error.rule.problem_code == "UPSTREAM_REJECTED"
+    assert "Link use case" in error.rule.cause
+    assert "Data Transparency Messaging" in error.rule.fix
+    assert error.error_code == error_code  # Plaid's own fields stay as sent
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "error_code"),
+    [
+        (400, "INVALID_INPUT", "INVALID_API_KEYS"),  # still refreshes the secret
+        (429, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT"),  # still transient
+        (503, "API_ERROR", "PLANNED_MAINTENANCE"),
+    ],
+)
+def test_a_use_case_message_does_not_change_refreshing_or_transient_rules(
+    status: int, error_type: str, error_code: str
+) -> None:
+    body = error_body(error_type, error_code, error_message="mentions a use case anyway")
+    assert "use case" not in classify(status, body).rule.cause.lower()
+
+
+def test_every_rule_is_listed_once_with_a_fix() -> None:
+    rules = plaid_errors.all_rules()
+
+    assert len(rules) == len(set(rules))
+    causes = [rule.cause for rule in rules]
+    assert len(causes) == len(set(causes))  # a log line's cause names one rule
+    for name in ("READ_TIMEOUT", "CONNECT_FAILED", "TLS_UNTRUSTED", "NO_TIME"):
+        assert getattr(plaid_errors, name) in rules
+    assert all(rule.fix.strip() for rule in rules)
 
 
 def test_empty_or_non_string_fields_are_dropped() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from linktoken.catalog import COUNTRY_CODES, LANGUAGES, LINK_PRODUCTS
 from linktoken.link_options import LinkOptions
 from linktoken.plaid_request import build_link_token_request
+from linktoken.plaid_values import COUNTRY_CODES, LANGUAGES, LINK_PRODUCTS
 from tests.conftest import (
     plaid_schema,
 )

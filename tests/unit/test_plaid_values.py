@@ -1,11 +1,11 @@
-"""`linktoken.catalog`: the Link languages are exactly the ones Plaid's request schema lists."""
+"""`linktoken.plaid_values`: the Link languages are exactly the ones Plaid's request schema lists."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from linktoken.catalog import LANGUAGES
+from linktoken.plaid_values import LANGUAGES
 from tests.conftest import (
     plaid_schema,
 )
