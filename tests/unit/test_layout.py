@@ -85,5 +85,4 @@ def test_no_private_name_is_imported_from_another_package() -> None:
             for alias in node.names:
                 if alias.name.startswith("_") and source != package_of(name):
                     crossings.append(f"{name}:{node.lineno} {node.module}.{alias.name}")
-    # The doctor's setting fixes are imported by their test until a setting carries its fix.
-    assert [c for c in crossings if "config_checks._FIXES" not in c] == []
+    assert crossings == []
