@@ -86,3 +86,14 @@ def test_no_private_name_is_imported_from_another_package() -> None:
                 if alias.name.startswith("_") and source != package_of(name):
                     crossings.append(f"{name}:{node.lineno} {node.module}.{alias.name}")
     assert crossings == []
+
+
+def test_the_handler_imports_from_the_work_tree_not_an_installed_copy() -> None:
+    # An installed copy (in site-packages) would shadow handler/: tests would run stale code.
+    import app
+    import infra
+    import linktoken
+
+    assert Path(app.__file__).resolve() == ROOT / "handler" / "app.py"
+    assert Path(linktoken.__file__).resolve().parent == ROOT / "handler" / "linktoken"
+    assert Path(infra.__file__).resolve().parent == ROOT / "infra"
