@@ -1,6 +1,12 @@
-"""What the Plaid client tests send: fake keys and a minimal `/link/token/create` body."""
+"""What the Plaid client tests send (fake keys, a minimal `/link/token/create` body) and a raw
+loopback server for answers no well-behaved server would give (trickled, endless, malformed)."""
 
 from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from linktoken.secret_store import PlaidCredentials
 from tests.conftest import CLIENT_ID, SECRET
@@ -13,3 +19,37 @@ BODY = {
     "user": {"client_user_id": "user-0001"},
     "products": ["transactions"],
 }
+
+
+@contextmanager
+def raw_answer_server(pieces: Iterable[bytes], interval: float = 0.0) -> Iterator[str]:
+    """Reads one request, then answers with `pieces` exactly as given, waiting `interval`
+    seconds before each piece after the first, until they run out or the client leaves."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    gone = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                for index, piece in enumerate(pieces):
+                    if index and interval and gone.wait(interval):
+                        return
+                    conn.sendall(piece)
+        except OSError:
+            pass  # the client gave up (what a deadline does), or nobody came
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        gone.set()
+        listener.close()
+        thread.join(timeout=5)

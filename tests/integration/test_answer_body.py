@@ -9,12 +9,9 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,7 +20,7 @@ from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
 from linktoken.answer_body import AnswerTooLarge, UnreadableEncoding, read_answer
 from linktoken.plaid_client import MAX_ANSWER_BYTES, PlaidCallError, PlaidClient, RetryPolicy
 from tests.conftest import CLIENT_ID, SECRET, body_of, make_event
-from tests.helpers_plaid import BODY, CREDENTIALS
+from tests.helpers_plaid import BODY, CREDENTIALS, raw_answer_server
 
 TOKEN = {"link_token": "link-sandbox-trailing", "expiration": "2026-11-25T18:00:00Z"}
 TOKEN_JSON = json.dumps(TOKEN).encode()
@@ -259,36 +256,6 @@ def test_an_endless_body_stops_at_the_bound_on_bytes_read(
     assert time.monotonic() - started < 5.0
 
 
-@contextmanager
-def raw_server(answer: bytes, tail: Iterable[bytes] = ()) -> Iterator[str]:
-    """Answers one request with `answer` then every piece of `tail`, until the client leaves."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-            with conn:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                conn.sendall(answer)
-                for piece in tail:
-                    conn.sendall(piece)
-        except OSError:
-            pass  # the client stopped reading and closed: what the service must do
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.close()
-        thread.join(timeout=5)
-
-
 def test_sixteen_mib_after_a_gzip_answer_fail_fast_over_a_socket() -> None:
     stream = gzip.compress(TOKEN_JSON)
     trailing = 16 * 1024 * 1024
@@ -296,7 +263,9 @@ def test_sixteen_mib_after_a_gzip_answer_fail_fast_over_a_socket() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
         b"Content-Length: %d\r\n\r\n" % (len(stream) + trailing)
     )
-    with raw_server(head + stream, itertools.repeat(b"\x00" * 65536, trailing // 65536)) as url:
+    with raw_answer_server(
+        itertools.chain([head + stream], itertools.repeat(b"\x00" * 65536, trailing // 65536))
+    ) as url:
         client = PlaidClient(url, RetryPolicy(), sleep=lambda _s: None)
         started = time.monotonic()
         with pytest.raises(PlaidCallError) as failed:
@@ -315,7 +284,7 @@ def test_an_endless_chunked_body_is_cut_at_the_bound_over_a_socket() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     chunk = b"4000\r\n" + b" " * 0x4000 + b"\r\n"
-    with raw_server(head, itertools.repeat(chunk)) as url:
+    with raw_answer_server(itertools.chain([head], itertools.repeat(chunk))) as url:
         client = PlaidClient(url, RetryPolicy(), sleep=lambda _s: None)
         started = time.monotonic()
         with pytest.raises(PlaidCallError) as failed:
