@@ -1,7 +1,8 @@
 """A loopback Secrets Manager double for the faults moto cannot play: access denied,
 throttling, slowness. It speaks the real wire protocol (AWS JSON 1.1: `X-Amz-Target:
 secretsmanager.GetSecretValue`, errors as `x-amzn-ErrorType` plus a `__type` body), so the
-service's real botocore client, with its timeouts and retries, is what meets each fault.
+service's real Secrets Manager client (`linktoken.aws_json` with Lambda's credentials, botocore's
+with any others), with its timeouts and retries, is what meets each fault.
 
     with SecretsFaults('{"client_id": "...", "secret": "..."}') as sm:
         sm.script(SmError("ThrottlingException"), SmError("ThrottlingException"))
