@@ -281,7 +281,8 @@ def _error_response(response: requests.Response, meta: dict[str, Any]) -> dict[s
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, AwsTransportError):
         return not isinstance(exc, ResponseParserError)  # botocore retries the rest
-    assert isinstance(exc, AwsServiceError)
+    if not isinstance(exc, AwsServiceError):
+        return False  # nothing else is raised here; were it, it would not be AWS's to retry
     status = exc.response["ResponseMetadata"].get("HTTPStatusCode")
     return exc.code in THROTTLING_CODES or exc.code in TRANSIENT_CODES or status in RETRIED_STATUSES
 
