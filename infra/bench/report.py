@@ -20,8 +20,12 @@ from infra.bench import build as builder
 MEMORY_MB = 1024  # template.yaml's MemorySize default
 
 TARGETS = {
-    "cold_vs_b1": 1.0,
-    "cold_vs_b3": 0.75,
+    # Cold start to the first 200, same build recipe for every variant: in process, and under
+    # awslambdaric, where the runtime's own start is added to both sides of each ratio.
+    "cold_vs_b1": 0.6,
+    "cold_vs_b3": 0.45,
+    "cold_ric_vs_b1": 0.7,
+    "cold_ric_vs_b3": 0.6,
     "overhead_p50_ms": 0.3,  # unsampled and untraced invocations
     "overhead_p50_sampled_ms": 0.5,
     "connections": 1,
@@ -328,10 +332,17 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {c['first_response_ms']['p99']:.0f} | {c['first_response_ms']['min']:.0f} "
                 f"| {c['process_cpu_ms']['p50']:.0f} "
                 f"| {'-' if inproc is None else f'{inproc:.0f}'} "
-                f"| {vs('blog_post' + suffix, b1)} | {vs('powertools_by_the_book' + suffix, b3)} |"
+                f"| {vs('blog_post' + suffix, TARGETS['cold_ric_vs_b1'])} "
+                f"| {vs('powertools_by_the_book' + suffix, TARGETS['cold_ric_vs_b3'])} |"
             )
 
-        lines += [*_rows(res, "cold_ric", ric_line), ""]
+        lines += [
+            *_rows(res, "cold_ric", ric_line),
+            "",
+            f"Targets (product rows): ≤ {TARGETS['cold_ric_vs_b1']}× baseline (1) and "
+            f"≤ {TARGETS['cold_ric_vs_b3']}× baseline (3), same build.",
+            "",
+        ]
     floor = res["_floor"]
     lines += [
         "## Warm invocations, ms",
