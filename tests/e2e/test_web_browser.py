@@ -111,13 +111,18 @@ def test_api_gateway_401_says_to_sign_in_again(tab: Tab, server: WebFixtureServe
     tab.assert_clean(statuses={401})
 
 
-def test_502_shows_title_code_detail_and_request_id(tab: Tab, server: WebFixtureServer) -> None:
-    problem = Problem(
+def rejected_for_a_product() -> Problem:
+    """A 502 for a product Plaid refuses: the problem the operator-hint tests show."""
+    return Problem(
         "UPSTREAM_REJECTED",
         "Plaid rejected the link token request because of this service's configuration.",
         plaid_request_id="a20988b9f1c73af",
         plaid_error_code="INVALID_PRODUCT",
     )
+
+
+def test_502_shows_title_code_detail_and_request_id(tab: Tab, server: WebFixtureServer) -> None:
+    problem = rejected_for_a_product()
     answer = problem_answer(problem)
     request_id = json.loads(answer.body)["request_id"]
     server.script(answer)
@@ -146,12 +151,7 @@ DEPLOYED_API = "https://api.example.test/link-token"  # answered by the test, ne
 def test_the_operator_hint_is_shown_only_for_a_development_service(
     tab: Tab, headers: dict[str, str], hint_shown: bool
 ) -> None:
-    problem = Problem(
-        "UPSTREAM_REJECTED",
-        "Plaid rejected the link token request because of this service's configuration.",
-        plaid_request_id="a20988b9f1c73af",
-        plaid_error_code="INVALID_PRODUCT",
-    )
+    problem = rejected_for_a_product()
     answer = problem_answer(problem)
     request_id = json.loads(answer.body)["request_id"]
     cors = {

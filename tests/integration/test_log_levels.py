@@ -182,6 +182,21 @@ class Recorded(logging.Handler):
         self.lines.append(self.format(record))
 
 
+@contextmanager
+def recorded_at_root(level: int = logging.DEBUG) -> Iterator[Recorded]:
+    """A `Recorded` handler on the root logger, at `level` for the block; both put back after."""
+    recorded = Recorded()
+    root = logging.getLogger()
+    saved = root.level
+    root.addHandler(recorded)
+    root.setLevel(level)
+    try:
+        yield recorded
+    finally:
+        root.removeHandler(recorded)
+        root.setLevel(saved)
+
+
 # What DEBUG shows of the Secrets Manager call: nothing with Lambda's environment credentials
 # (the service's own client logs nothing), botocore's request and credential lines when a
 # profile makes the service fall back to botocore.
@@ -277,12 +292,7 @@ def test_debug_prints_no_signed_request_credential_or_secret_from_any_library(
 
 def test_a_library_url_is_printed_without_its_query() -> None:
     # A presigned URL carries its signature in the query string.
-    recorded = Recorded()
-    root = logging.getLogger()
-    saved = root.level
-    root.addHandler(recorded)
-    root.setLevel(logging.DEBUG)
-    try:
+    with recorded_at_root() as recorded:
         logging.getLogger("urllib3.connectionpool").debug(
             '%s://%s:%s "%s %s %s" %s %s',
             "https",
@@ -294,9 +304,6 @@ def test_a_library_url_is_printed_without_its_query() -> None:
             200,
             12,
         )
-    finally:
-        root.removeHandler(recorded)
-        root.setLevel(saved)
 
     assert recorded.lines == [
         'urllib3.connectionpool DEBUG https://secretsmanager.us-east-1.amazonaws.com:443 "GET'
@@ -326,17 +333,9 @@ def test_no_deploy_environment_ships_debug() -> None:
     ids=["dict", "list", "bytes", "None", "int"],
 )
 def test_a_library_line_that_is_not_text_is_dropped_without_raising(message: object) -> None:
-    recorded = Recorded()
-    root = logging.getLogger()
-    saved = root.level
-    root.addHandler(recorded)
-    root.setLevel(logging.DEBUG)
-    try:
+    with recorded_at_root() as recorded:
         logging.getLogger("botocore.endpoint").debug(message)
         logging.getLogger("urllib3.connectionpool").info(message)
-    finally:
-        root.removeHandler(recorded)
-        root.setLevel(saved)
 
     assert recorded.lines == []
 
@@ -362,13 +361,8 @@ def test_a_library_line_the_gate_cannot_read_is_dropped_without_raising(
         ("https", "h", 443, "GET", Unprintable(), "1.1", 200, 0),
         None,
     )
-    recorded = Recorded()
-    root = logging.getLogger()
-    root.addHandler(recorded)
-    try:
+    with recorded_at_root(logging.getLogger().level) as recorded:
         gate.handle(record)
-    finally:
-        root.removeHandler(recorded)
 
     assert recorded.lines == []
     assert capfd.readouterr().err == ""  # no "--- Logging error ---" with the arguments
