@@ -120,12 +120,15 @@ def lambda_env(world: World, runner: Runner, python: str) -> dict[str, str]:
     return env
 
 
+# The environment is lambda_env's, built from nothing, so PYTHONPATH (the build dir) is the
+# only PYTHON* variable. -P: no script dir on sys.path; -s: no user site; -S: no site-packages
+# at all; -B: never write bytecode, so a run cannot warm the next (Lambda's /var/task is
+# read-only too).
+INTERPRETER_FLAGS = ["-P", "-s", "-S", "-B"]
+
+
 def interpreter_args(python: str, runner: Runner, mode: str, fd: int) -> list[str]:
-    # The environment is lambda_env's, built from nothing, so PYTHONPATH (the build dir) is the
-    # only PYTHON* variable. -P: no script dir on sys.path; -s: no user site; -S: no
-    # site-packages at all; -B: never write bytecode, so a run cannot warm the next (Lambda's
-    # /var/task is read-only too).
-    return [python, "-P", "-s", "-S", "-B", str(CHILD), str(runner.build_dir), runner.target,
+    return [python, *INTERPRETER_FLAGS, str(CHILD), str(runner.build_dir), runner.target,
             str(EVENT), mode, str(fd)]  # fmt: skip
 
 

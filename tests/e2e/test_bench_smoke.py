@@ -48,7 +48,8 @@ def _where(name: str) -> tuple[str, Path, list[str]]:
         built = bench_build.BUILD / "plaid_sdk"
         if not (built / "plaid").is_dir():
             pytest.skip("plaid-python is only installed by `make bench` (.bench/build/plaid_sdk)")
-        return bench_build.python313(), built, ["-I", "-S", "-B"]
+        # As the benchmark runs a built variant: -P -s -S -B, the build dir on PYTHONPATH alone.
+        return bench_build.python313(), built, bench_run.INTERPRETER_FLAGS
     # This virtualenv has the other baselines' dependencies.
     return sys.executable, BENCH_DIR / "baselines", ["-B"]
 
