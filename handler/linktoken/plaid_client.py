@@ -1,8 +1,11 @@
-"""Calling Plaid's `/link/token/create`: one kept-alive session, timeouts, bounded retries.
+"""Calling Plaid (`/link/token/create`, the Item endpoints): one kept-alive session, timeouts,
+bounded retries.
 
 Retry policy (documented in docs/behaviour.md):
 - retried: connection errors, read timeouts, HTTP 5xx and 429 (and Plaid errors whose rule says
-  so); never other 4xx.
+  so); never other 4xx. A call that is not idempotent at Plaid (`/item/public_token/exchange`:
+  a public token is exchanged once) is retried only when Plaid cannot have acted on it: a 429,
+  or a connection that was never made.
 - at most `max_attempts` attempts, exponential backoff with full jitter
   (sleep = uniform(0, min(cap, base * 2**n))), at least Plaid's Retry-After when it sends one.
 - an attempt is started only if a full attempt (connect + read timeout) plus the backoff still
@@ -83,6 +86,29 @@ class LinkToken:
     latency_ms: float
 
 
+@dataclass(frozen=True, slots=True)
+class PlaidAnswer:
+    """A successful answer of any endpoint: its JSON object and how getting it went."""
+
+    doc: dict[str, Any]
+    request_id: str | None
+    attempts: int
+    latency_ms: float
+
+
+# What makes a 200 answer the one asked for, by endpoint: anything else is UNPARSEABLE.
+Accept = Callable[[dict[str, Any]], bool]
+
+
+def _is_link_token(doc: dict[str, Any]) -> bool:
+    token, expiration = doc.get("link_token"), doc.get("expiration")
+    return isinstance(token, str) and bool(token) and isinstance(expiration, str)
+
+
+def _any_object(_doc: dict[str, Any]) -> bool:
+    return True
+
+
 class PlaidCallError(Exception):
     """The call failed for good: `error` says how, `attempts` and `latency_ms` what it cost."""
 
@@ -120,7 +146,8 @@ class PlaidClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + LINK_TOKEN_PATH
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + LINK_TOKEN_PATH
         self.policy = policy or RetryPolicy()
         self._span = span
         self._sleep = sleep
@@ -147,8 +174,32 @@ class PlaidClient:
         remaining_seconds: Callable[[], float],
     ) -> LinkToken:
         """POST the body; return the token or raise `PlaidCallError` once retries are spent."""
+        answer = self.call(
+            LINK_TOKEN_PATH, body, credentials, remaining_seconds, accept=_is_link_token
+        )
+        return LinkToken(
+            answer.doc["link_token"],
+            answer.doc["expiration"],
+            answer.request_id,
+            answer.attempts,
+            answer.latency_ms,
+        )
+
+    def call(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        credentials: PlaidCredentials,
+        remaining_seconds: Callable[[], float],
+        *,
+        accept: Accept = _any_object,
+        idempotent: bool = True,
+    ) -> PlaidAnswer:
+        """POST `body` to `path`; the 200 answer that `accept` takes, or `PlaidCallError` once
+        retries are spent. `idempotent=False` retries only what Plaid cannot have acted on."""
         payload = json.dumps(body, separators=(",", ":")).encode()
         headers = {"PLAID-CLIENT-ID": credentials.client_id, "PLAID-SECRET": credentials.secret}
+        url = self.base_url + path
         policy = self.policy
         started = time.perf_counter()
         last: tuple[PlaidError, int | None] | None = None
@@ -156,7 +207,7 @@ class PlaidClient:
         while attempt < policy.max_attempts:
             if last is not None:
                 error, retry_after = last
-                if not error.retryable or (retry_after or 0) > policy.max_retry_after:
+                if not _may_retry(error, idempotent) or (retry_after or 0) > policy.max_retry_after:
                     break  # not transient, or Plaid asks for a longer pause than we can wait
                 delay = self._backoff(attempt, retry_after)
                 if remaining_seconds() < delay + policy.attempt_seconds + policy.safety_margin:
@@ -170,12 +221,12 @@ class PlaidClient:
             connect = min(policy.connect_timeout, budget / 2)
             timeout = (connect, min(policy.read_timeout, budget - connect))
             attempt += 1
-            outcome = self._attempt(payload, headers, timeout)
-            if isinstance(outcome, LinkToken):
-                return LinkToken(
-                    outcome.link_token,
-                    outcome.expiration,
-                    outcome.request_id,
+            outcome = self._attempt(url, path, payload, headers, timeout, accept)
+            if isinstance(outcome, dict):
+                request_id = outcome.get("request_id")
+                return PlaidAnswer(
+                    outcome,
+                    request_id if isinstance(request_id, str) else None,
                     attempt,
                     _ms_since(started),
                 )
@@ -195,40 +246,46 @@ class PlaidClient:
         return delay
 
     def _attempt(
-        self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
-    ) -> LinkToken | tuple[PlaidError, int | None]:
+        self,
+        url: str,
+        path: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        accept: Accept,
+    ) -> dict[str, Any] | tuple[PlaidError, int | None]:
         try:
-            response, content = self._exchange(payload, headers, timeout)
+            response, content = self._exchange(url, path, payload, headers, timeout)
         except _TRANSPORT_ERRORS as exc:
-            return PlaidError(_transport_rule(exc), 0), None
+            return PlaidError(_transport_rule(exc), 0, never_connected=_never_connected(exc)), None
         if isinstance(content, Rule):
             return PlaidError(content, response.status_code), None
         try:
             doc = json.loads(content)
         except (ValueError, RecursionError):
             doc = None
-        if response.status_code == 200 and isinstance(doc, dict):
-            token, expiration = doc.get("link_token"), doc.get("expiration")
-            if isinstance(token, str) and token and isinstance(expiration, str):
-                request_id = doc.get("request_id")
-                return LinkToken(
-                    token, expiration, request_id if isinstance(request_id, str) else None, 0, 0.0
-                )
+        if response.status_code == 200 and isinstance(doc, dict) and accept(doc):
+            return doc
         return classify(response.status_code, doc), _retry_after(response)
 
     def _exchange(
-        self, payload: bytes, headers: Mapping[str, str], timeout: tuple[float, float]
+        self,
+        url: str,
+        path: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
     ) -> tuple[requests.Response, bytes | Rule]:
         """One POST; the whole answer (status line, headers, body) is read against a deadline
         for the attempt, because requests' read timeout bounds each socket read and a
         trickling answer could hold us. An answer that arrived but cannot be used comes back as
         the rule that says why."""
         deadline = time.monotonic() + timeout[0] + timeout[1]
-        with self._span("plaid /link/token/create") as span:
-            _http_meta(span, method="POST", url=self.url)
+        with self._span("plaid " + path) as span:
+            _http_meta(span, method="POST", url=url)
             with attempt_deadline(deadline):  # taken by the response this POST reads
                 response = self.session.post(
-                    self.url, data=payload, headers=headers, timeout=timeout, stream=True
+                    url, data=payload, headers=headers, timeout=timeout, stream=True
                 )
             _http_meta(span, status=response.status_code)
             try:
@@ -246,6 +303,21 @@ class PlaidClient:
                 raise
             response.raw.release_conn()  # read to the end: back to the pool
             return response, content
+
+
+def _may_retry(error: PlaidError, idempotent: bool) -> bool:
+    """Worth another attempt: transient, and for a call Plaid acts on only once, one that
+    Plaid cannot have seen (a 429, or a connection never made)."""
+    if not error.retryable:
+        return False
+    return idempotent or error.http_status == 429 or error.never_connected
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """No connection was made, so no request was sent: a connect timeout or a refusal."""
+    return isinstance(exc, requests.exceptions.ConnectTimeout) or _caused_by(
+        exc, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _http_meta(span: Any, **meta: object) -> None:

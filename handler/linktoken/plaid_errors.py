@@ -89,6 +89,27 @@ BY_ERROR_CODE: Final[dict[str, Rule]] = {
         "this Plaid client may not call /link/token/create (contact Plaid)",
         fix="ask Plaid support to enable /link/token/create for this client",
     ),
+    "INVALID_PUBLIC_TOKEN": Rule(
+        "INVALID_PUBLIC_TOKEN",
+        "Plaid refused the public_token: expired (30 minutes), already exchanged, or from "
+        "another Plaid environment",
+        fix="nothing to change in the service when it is rare (a user who waited over 30 "
+        "minutes); when it is every exchange, the app's Link runs in another Plaid environment "
+        "than PLAID_ENV",
+    ),
+    "INVALID_ACCESS_TOKEN": Rule(
+        _REJECTED,
+        "Plaid refused a stored access_token: it belongs to another Plaid environment or client "
+        "than the secret's keys",
+        fix="the secret's keys must be those of the Plaid client and PLAID_ENV that created the "
+        "Items",
+    ),
+    "ITEM_NOT_FOUND": Rule(
+        "ITEM_NOT_FOUND",
+        "Plaid no longer knows this Item (removed at Plaid, e.g. from the Dashboard)",
+        fix="nothing in the service: the Item was removed at Plaid; the user links the bank again",
+        detail="This Item no longer exists at Plaid; link the bank again.",
+    ),
     "PLANNED_MAINTENANCE": Rule(
         _UNAVAILABLE, "Plaid is in planned maintenance", retry=True, fix=_NOT_YOURS
     ),
@@ -187,6 +208,8 @@ class PlaidError:
     error_code: str | None = None
     error_message: str | None = None
     request_id: str | None = None
+    # A transport failure before any connection was made: the request never left.
+    never_connected: bool = False
 
     @property
     def retryable(self) -> bool:

@@ -41,6 +41,9 @@ EXPECTED_STATUS: dict[str, dict[Any, int]] = {
         "INVALID_BODY": 502,
         "INVALID_HEADERS": 502,
         "UNAUTHORIZED_ROUTE_ACCESS": 502,
+        "INVALID_PUBLIC_TOKEN": 400,  # the exchange: the app's public token, not the service
+        "INVALID_ACCESS_TOKEN": 502,
+        "ITEM_NOT_FOUND": 404,  # removed at Plaid: the app's Item is gone
         "PLANNED_MAINTENANCE": 503,
         "INTERNAL_SERVER_ERROR": 503,
     },
@@ -59,7 +62,13 @@ ROWS = [
     for table, expected in EXPECTED_STATUS.items()
     for key, status in expected.items()
 ]
-STATUS_CODE = {429: "RATE_LIMITED", 502: "UPSTREAM_REJECTED", 503: "UPSTREAM_UNAVAILABLE"}
+STATUS_CODE = {
+    400: "INVALID_PUBLIC_TOKEN",
+    404: "ITEM_NOT_FOUND",
+    429: "RATE_LIMITED",
+    502: "UPSTREAM_REJECTED",
+    503: "UPSTREAM_UNAVAILABLE",
+}
 
 
 def test_every_table_is_covered_here() -> None:
@@ -100,7 +109,13 @@ def test_only_invalid_api_keys_refreshes_the_secret() -> None:
 
 def test_table_statuses_cover_the_issue_codes() -> None:
     codes = {rule.problem_code for table in TABLES.values() for rule in table.values()}
-    assert codes == {"RATE_LIMITED", "UPSTREAM_REJECTED", "UPSTREAM_UNAVAILABLE"}
+    assert codes == {
+        "RATE_LIMITED",
+        "UPSTREAM_REJECTED",
+        "UPSTREAM_UNAVAILABLE",
+        "INVALID_PUBLIC_TOKEN",
+        "ITEM_NOT_FOUND",
+    }
     assert PROBLEM_TYPES["UPSTREAM_TIMEOUT"].status == 504  # timeouts come from the client
 
 
