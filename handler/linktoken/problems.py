@@ -49,6 +49,31 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
     "UNSUPPORTED_MEDIA_TYPE": ProblemType(
         415, "The body must be JSON", False, "Send the body as application/json."
     ),
+    "INVALID_PUBLIC_TOKEN": ProblemType(
+        400,
+        "The public token cannot be exchanged",
+        False,
+        "The public_token cannot be exchanged: it has expired (public tokens live 30 minutes), "
+        "was already exchanged, or comes from another Plaid environment. Open Link again.",
+        fix="the app sent a public_token of another Plaid environment than PLAID_ENV, or one "
+        "older than 30 minutes: the cause says which is likely",
+    ),
+    "ITEM_NOT_FOUND": ProblemType(
+        404, "No such Item", False, "The caller has no Item with this item_id."
+    ),
+    "DUPLICATE_ITEM": ProblemType(
+        409,
+        "This bank is already linked",
+        False,
+        "The user already linked these accounts at this institution: use the existing Item "
+        "(item_id), or repair it in update mode.",
+    ),
+    "EXCHANGE_IN_PROGRESS": ProblemType(
+        409,
+        "This public token is being exchanged",
+        True,
+        "A request with this public_token is still being handled; retry shortly.",
+    ),
     "RATE_LIMITED": ProblemType(
         429,
         "Plaid is rate limiting this service",
@@ -81,6 +106,14 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
         "Plaid did not answer in time; retry shortly.",
         fix="Plaid did not answer in time: check status.plaid.com and the function's network "
         "path; not a configuration value",
+    ),
+    "STORAGE_UNAVAILABLE": ProblemType(
+        503,
+        "Item storage is unavailable",
+        True,
+        "The service could not reach its Item storage right now; retry shortly.",
+        fix="DynamoDB or KMS throttled or was unreachable from the function: the cause names the "
+        "service and error code; check the network path (VPC endpoints) and service quotas",
     ),
     "MISCONFIGURED": ProblemType(
         500,
@@ -119,6 +152,8 @@ class Problem(Exception):  # named for RFC 9457 problem details
     plaid_request_id: str | None = None
     plaid_error_code: str | None = None
     log: dict[str, Any] = field(default_factory=dict)
+    # Fields of the problem document beyond RFC 9457's and ours (DUPLICATE_ITEM's item_id).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.code not in PROBLEM_TYPES:
@@ -154,4 +189,4 @@ class Problem(Exception):  # named for RFC 9457 problem details
             doc["plaid_request_id"] = self.plaid_request_id
         if self.plaid_error_code:
             doc["plaid_error_code"] = self.plaid_error_code
-        return doc
+        return {**self.extensions, **doc}

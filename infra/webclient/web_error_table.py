@@ -74,6 +74,24 @@ WHEN: Final[dict[str, str]] = {
     "UNSUPPORTED_MEDIA_TYPE": (
         "a body with a content type other than `application/json`, or an unknown charset"
     ),
+    "INVALID_PUBLIC_TOKEN": (
+        "`POST /items`: Plaid refused the `public_token` (`INVALID_PUBLIC_TOKEN`): older than 30 "
+        "minutes, already exchanged, or made by Link in another Plaid environment than "
+        "`PLAID_ENV`; the log line's cause says which is likely"
+    ),
+    "ITEM_NOT_FOUND": (
+        "`DELETE /items/{item_id}` or `POST /link-token` with an `item_id` the caller has no Item "
+        "for (another user's Items included); or Plaid no longer knows the Item (removed at "
+        "Plaid)"
+    ),
+    "DUPLICATE_ITEM": (
+        "`POST /items` for an institution and set of account masks the user already linked; "
+        "nothing was exchanged; the problem's `item_id` names the existing Item"
+    ),
+    "EXCHANGE_IN_PROGRESS": (
+        "`POST /items` while another request with the same `public_token` is still being "
+        "handled"
+    ),
     "RATE_LIMITED": (
         "Plaid answered `RATE_LIMIT_EXCEEDED` (or a bare 429) after the retries; `Retry-After` "
         "header set (Plaid's value, else 2 s)"
@@ -96,6 +114,10 @@ WHEN: Final[dict[str, str]] = {
         "Plaid did not answer within the read timeout (6 s, less when the invocation has less "
         "time left) or did not finish its answer (status line, headers and body) within the "
         "attempt's connect + read timeouts (8 s), or too little time was left to call it at all"
+    ),
+    "STORAGE_UNAVAILABLE": (
+        "the Items table (DynamoDB) or the access-token key (KMS) throttled, failed or was "
+        "unreachable after the retries"
     ),
     "MISCONFIGURED": (
         "missing, unreadable or malformed secret, invalid environment configuration, Plaid's "
@@ -122,6 +144,21 @@ APP_SHOULD: Final[dict[str, str]] = {
         "Not retry; the body has at most three small fields, so this is an app bug."
     ),
     "UNSUPPORTED_MEDIA_TYPE": "Not retry; send `Content-Type: application/json` (or no body).",
+    "INVALID_PUBLIC_TOKEN": (
+        "Not retry with the same token: open Link again for a new `public_token` and exchange "
+        "that one at once."
+    ),
+    "ITEM_NOT_FOUND": (
+        "Not retry; refresh the list of Items (`GET /items`): the Item is gone or was never "
+        "this user's."
+    ),
+    "DUPLICATE_ITEM": (
+        "Not retry; use the existing Item (`item_id` in the problem): show it, or repair it in "
+        "update mode."
+    ),
+    "EXCHANGE_IN_PROGRESS": (
+        "Retry the same request after a second or two: it then gets the first request's answer."
+    ),
     "RATE_LIMITED": (
         "Retry after `Retry-After` seconds (add jitter); after a few attempts, tell the user to "
         "try again later."
@@ -138,6 +175,7 @@ APP_SHOULD: Final[dict[str, str]] = {
         "Same as `UPSTREAM_UNAVAILABLE`. The service already spent up to ~16 s; do not retry in "
         "a tight loop."
     ),
+    "STORAGE_UNAVAILABLE": "Same as `UPSTREAM_UNAVAILABLE`.",
     "MISCONFIGURED": (
         "Not retry; report `request_id`. Every request fails until an operator fixes the "
         "configuration."
