@@ -43,6 +43,8 @@ class Config:
     android_package_name: str | None = None
     webhook_url: str | None = None
     secret_ttl_seconds: int = DEFAULT_SECRET_TTL_SECONDS
+    items_table: str | None = None
+    items_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +239,25 @@ def _base_url(override: str | None, values: Mapping[str, object]) -> str:
     return override.rstrip("/")
 
 
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_KMS_KEY = re.compile(
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-f-]{36}|alias/[A-Za-z0-9/_-]{1,250})"
+    r"|alias/[A-Za-z0-9/_-]{1,250}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+
+
+def _items_table(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is not None and not _TABLE_NAME.match(raw):
+        raise ConfigError("ITEMS_TABLE must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+    return raw
+
+
+def _items_key_id(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is not None and not _KMS_KEY.match(raw):
+        raise ConfigError("ITEMS_KEY_ID must be a KMS key id, key ARN, alias name or alias ARN")
+    return raw
+
+
 def _ttl(raw: str | None, _values: Mapping[str, object]) -> int:
     if raw is None:
         return DEFAULT_SECRET_TTL_SECONDS
@@ -318,5 +339,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "PLAID_SECRET_TTL_SECONDS",
         _ttl,
         "set a whole number of seconds, 0-86400 (PlaidSecretTtlSeconds)",
+    ),
+    Setting(
+        "items_table",
+        "ITEMS_TABLE",
+        _items_table,
+        "set ITEMS_TABLE to the Items table's name (the stack sets it from ItemsTable)",
+    ),
+    Setting(
+        "items_key_id",
+        "ITEMS_KEY_ID",
+        _items_key_id,
+        "set ITEMS_KEY_ID to the access-token key's ARN (the stack sets it from ItemsKey)",
     ),
 )

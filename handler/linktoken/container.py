@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from linktoken.config import Config, ConfigError, load_config
 from linktoken.plaid_client import PlaidClient
 from linktoken.secret_store import SecretStore
-from linktoken.service import LinkTokenService
+from linktoken.service import ItemOpener, LinkTokenService
 from linktoken.xray import Span, no_span
 
 
@@ -45,4 +45,25 @@ def build_container(
     secrets = SecretStore(config.secret_id, config.secret_ttl_seconds, span=aws_span)
     secrets.prepare()
     plaid = PlaidClient(config.base_url, span=span)
-    return Container(service=LinkTokenService(config, secrets, plaid))
+    return Container(
+        service=LinkTokenService(config, secrets, plaid, _item_opener(config, aws_span))
+    )
+
+
+def _item_opener(config: Config, aws_span: Span) -> ItemOpener | None:
+    """Update mode's access to stored Items when the Items table and key are configured: the
+    Items code is imported at the first update-mode request, not at init (a new Item's link
+    token never loads it)."""
+    if not (config.items_table and config.items_key_id):
+        return None
+    table, key_id = config.items_table, config.items_key_id
+
+    def open_item(owner: str, item_id: str) -> tuple[str, bool]:
+        from plaiditems.access import lazy_item_access  # noqa: PLC0415 - update mode only
+
+        if not opener:
+            opener.append(lazy_item_access(table, key_id, aws_span))
+        return opener[0](owner, item_id)
+
+    opener: list[ItemOpener] = []
+    return open_item

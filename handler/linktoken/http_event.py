@@ -18,6 +18,7 @@ from linktoken.problems import Problem
 MAX_BODY_BYTES: Final = 16 * 1024
 _MAX_ENCODED = (MAX_BODY_BYTES + 2) // 3 * 4  # base64 length of the largest accepted body
 _JSON_TYPES: Final = frozenset({"application/json"})
+_NO_BODY: Final = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,9 @@ def request_id_of(event: Any) -> str | None:
     return None
 
 
-def parse_event(event: Any) -> HttpRequest:
-    """Validate an HTTP API v2 event and decode its body; raise `Problem` at the first fault."""
+def parse_event(event: Any, method: str = "POST") -> HttpRequest:
+    """Validate an HTTP API v2 event of the route's `method` and decode its body (none for
+    GET and DELETE: ignored); raise `Problem` at the first fault."""
     if not isinstance(event, Mapping) or event.get("version") != "2.0":
         raise Problem("INVALID_REQUEST", "Not an API Gateway HTTP API (payload 2.0) request.")
     context = event.get("requestContext")
@@ -49,10 +51,12 @@ def parse_event(event: Any) -> HttpRequest:
         or not request_id_of(event)
     ):
         raise Problem("INVALID_REQUEST", "The event has no requestContext.http/requestId.")
-    if http.get("method") != "POST":
-        raise Problem("INVALID_REQUEST", "Only POST creates a link token.")
+    if http.get("method") != method:
+        raise Problem("INVALID_REQUEST", f"This route takes {method} only.")
 
     sub = _sub(context)
+    if method in _NO_BODY:
+        return HttpRequest(sub, None)
     raw = _body_bytes(event)
     if not raw.strip():
         return HttpRequest(sub, None)
@@ -68,6 +72,21 @@ def parse_event(event: Any) -> HttpRequest:
     if not isinstance(body, dict):  # `null` included: only "no body" means "all defaults"
         raise Problem("INVALID_REQUEST", "The body must be a JSON object.")
     return HttpRequest(sub, body)
+
+
+def path_parameter(event: Mapping[str, Any], name: str) -> str | None:
+    """A path parameter API Gateway matched (`/items/{item_id}`), or None."""
+    params = event.get("pathParameters")
+    value = params.get(name) if isinstance(params, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def method_of(event: Any) -> str | None:
+    """The request's HTTP method, if the event has one."""
+    context = event.get("requestContext") if isinstance(event, Mapping) else None
+    http = context.get("http") if isinstance(context, Mapping) else None
+    method = http.get("method") if isinstance(http, Mapping) else None
+    return method if isinstance(method, str) else None
 
 
 class _DuplicateKey(Exception):

@@ -41,3 +41,25 @@ def user_ref(sub: str, hmac_key: bytes | None) -> str:
     if hmac_key is None:
         return hashlib.sha256(sub.encode()).hexdigest()[:16]
     return hmac.new(hmac_key, b"user_ref:" + sub.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def owner_key(sub: str, hmac_key: bytes) -> str:
+    """Whose an Item is, as the Items table stores it: HMAC-SHA256 (hex) of "owner:" + sub.
+
+    Keyed, so a copy of the table names nobody without the secret's key; a third value, apart
+    from `client_user_id` and `user_ref`, so none of the three can be matched to another.
+
+    Example:
+        >>> key = b"0123456789abcdef"
+        >>> owner_key("user-123", key) == owner_key("user-123", key)
+        True
+        >>> owner_key("user-123", key) != client_user_id("user-123", key)
+        True
+    """
+    return hmac.new(hmac_key, b"owner:" + sub.encode(), hashlib.sha256).hexdigest()
+
+
+def keyed_digest(purpose: str, value: str, hmac_key: bytes) -> str:
+    """HMAC-SHA256 (hex) of purpose + ":" + value: a table key that reveals nothing of a
+    value (a public token) to whoever reads the table without the secret's key."""
+    return hmac.new(hmac_key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()

@@ -1,5 +1,6 @@
 """The app's optional request body: what an app may choose, checked against configuration."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -8,7 +9,8 @@ from linktoken.config import Config
 from linktoken.plaid_values import LANGUAGES, PLATFORMS
 from linktoken.problems import Problem
 
-_FIELDS = frozenset({"platform", "products", "language"})
+_FIELDS = frozenset({"platform", "products", "language", "item_id"})
+_ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +20,8 @@ class LinkOptions:
     platform: str
     products: tuple[str, ...]
     language: str
+    # Update mode: the caller's Item to repair or extend (no products: Plaid keeps the Item's).
+    item_id: str | None = None
 
 
 def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOptions:
@@ -42,6 +46,15 @@ def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOp
     if platform == "android" and config.android_package_name is None:
         raise _invalid("'platform' android is not available: no Android package is configured.")
 
+    item_id = body.get("item_id")
+    if item_id is not None:
+        if not isinstance(item_id, str) or not _ITEM_ID.match(item_id):
+            raise _invalid("'item_id' must be an item_id from POST /items or GET /items.")
+        if "products" in body:
+            raise _invalid(
+                "'products' cannot be chosen in update mode ('item_id'): Plaid keeps the Item's."
+            )
+
     products = body.get("products", list(config.products))
     if (
         not isinstance(products, list)
@@ -60,7 +73,10 @@ def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOp
         raise _invalid(f"'language' must be one of {sorted(LANGUAGES)}.")
 
     return LinkOptions(
-        platform=platform, products=tuple(dict.fromkeys(products)), language=language
+        platform=platform,
+        products=() if item_id else tuple(dict.fromkeys(products)),
+        language=language,
+        item_id=item_id,
     )
 
 

@@ -87,9 +87,10 @@ def milliseconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
-def count_failure(code: str) -> None:
-    """`LinkTokenFailed` with our error code as dimension (ten values: bounded cardinality)."""
-    _count_by("LinkTokenFailed", "ErrorCode", code)
+def count_failure(code: str, metric: str = "LinkTokenFailed") -> None:
+    """`metric` (`LinkTokenFailed`, `ItemExchangeFailed`, ...) with our error code as dimension
+    (the codes of problems.py: bounded cardinality)."""
+    _count_by(metric, "ErrorCode", code)
 
 
 def count_release_regression() -> None:

@@ -33,6 +33,31 @@ def build_link_token_request(
         "user": {"client_user_id": client_user_id},
         "products": list(options.products),
     }
+    return _with_platform(body, config, options)
+
+
+def build_update_link_token_request(
+    config: Config,
+    options: LinkOptions,
+    client_user_id: str,
+    access_token: str,
+    account_selection: bool,
+) -> dict[str, Any]:
+    """Update mode: the Item's `access_token` and no `products` (Plaid keeps the Item's);
+    account selection on when Plaid reported new accounts."""
+    body: dict[str, Any] = {
+        "client_name": config.client_name,
+        "language": options.language,
+        "country_codes": list(config.country_codes),
+        "user": {"client_user_id": client_user_id},
+        "access_token": access_token,
+    }
+    if account_selection:
+        body["update"] = {"account_selection_enabled": True}
+    return _with_platform(body, config, options)
+
+
+def _with_platform(body: dict[str, Any], config: Config, options: LinkOptions) -> dict[str, Any]:
     if config.webhook_url:
         body["webhook"] = config.webhook_url
     if options.platform == "android":

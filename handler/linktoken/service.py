@@ -10,14 +10,26 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from linktoken.config import Config
-from linktoken.identity import client_user_id, user_ref
+from linktoken.identity import client_user_id, owner_key, user_ref
 from linktoken.link_options import LinkOptions
 from linktoken.plaid_client import LinkToken, PlaidCallError, PlaidClient
-from linktoken.plaid_request import build_link_token_request
+from linktoken.plaid_request import build_link_token_request, build_update_link_token_request
 from linktoken.problems import Problem
 from linktoken.secret_store import PlaidCredentials, SecretStore
 
 DEFAULT_RETRY_AFTER_SECONDS = 2
+
+
+NO_HMAC_KEY_CAUSE = (
+    "the secret has no user_id_hmac_key: Items are stored under the user's keyed pseudonym "
+    "(infra/scripts/put-plaid-secret.sh adds a key)"
+)
+
+
+# Update mode's access to a stored Item (`plaiditems.access`): (owner, item_id) -> its access token,
+# and whether Link should offer account selection; raises `Problem` (ITEM_NOT_FOUND for an Item
+# the owner does not have).
+ItemOpener = Callable[[str, str], tuple[str, bool]]
 
 
 # A NamedTuple, not a dataclass: a tenth of the import time (the cold start pays it).
@@ -50,10 +62,17 @@ class _PlaidFailed(Exception):
 class LinkTokenService:
     """Ties the secret store, the request builder and the Plaid client together."""
 
-    def __init__(self, config: Config, secrets: SecretStore, plaid: PlaidClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        secrets: SecretStore,
+        plaid: PlaidClient,
+        open_item: ItemOpener | None = None,
+    ) -> None:
         self.config = config
         self.secrets = secrets
         self.plaid = plaid
+        self.open_item = open_item
 
     def create(
         self, sub: str, options: LinkOptions, remaining_seconds: Callable[[], float]
@@ -132,8 +151,24 @@ class LinkTokenService:
         remaining_seconds: Callable[[], float],
     ) -> LinkToken:
         user_id = client_user_id(sub, credentials.user_id_hmac_key)
-        body = build_link_token_request(self.config, options, user_id)
+        if options.item_id is None:
+            body = build_link_token_request(self.config, options, user_id)
+        else:
+            access_token, account_selection = self._open(sub, options.item_id, credentials)
+            body = build_update_link_token_request(
+                self.config, options, user_id, access_token, account_selection
+            )
         return self.plaid.create_link_token(body, credentials, remaining_seconds)
+
+    def _open(self, sub: str, item_id: str, credentials: PlaidCredentials) -> tuple[str, bool]:
+        if self.open_item is None:
+            raise Problem(
+                "MISCONFIGURED",
+                cause="update mode needs ITEMS_TABLE and ITEMS_KEY_ID (the stack sets both)",
+            )
+        if credentials.user_id_hmac_key is None:
+            raise Problem("MISCONFIGURED", cause=NO_HMAC_KEY_CAUSE)
+        return self.open_item(owner_key(sub, credentials.user_id_hmac_key), item_id)
 
 
 def _failed(

@@ -1,0 +1,335 @@
+"""The Items flow for one user: exchange, list, remove. Knows nothing about Lambda or HTTP.
+
+Every method returns an `ItemsOutcome`: the status and body for the app, or the problem, and
+what the endpoint logs (the Item, Plaid's request id and what the calls cost).
+
+Nothing is lost in the exchange: once Plaid has exchanged a public token, its access token is
+sealed and stored, or the Item is removed at Plaid (`orphan: removed`); only when that removal
+fails too is an Item left that nothing records (`orphan: left`, which alarms). A retried
+request with the same public token gets the same Item: the exchange is claimed per token in
+the table before Plaid is called, and completed with the Item's id.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from linktoken.config import Config
+from linktoken.identity import keyed_digest, owner_key, user_ref
+from linktoken.plaid_client import PlaidAnswer, PlaidCallError, PlaidClient
+from linktoken.problems import Problem
+from linktoken.secret_store import PlaidCredentials, SecretStore
+from linktoken.service import NO_HMAC_KEY_CAUSE, to_problem
+from plaiditems.link_metadata import ExchangeRequest
+from plaiditems.records import ItemRecord
+from plaiditems.store import Claim, ItemStore
+from plaiditems.vault import TokenVault
+
+EXCHANGE_PATH: Final = "/item/public_token/exchange"
+REMOVE_PATH: Final = "/item/remove"
+# Longer than any function's timeout: a claim outlives the request that made it only when that
+# request died, and then a retry may take it over.
+EXCHANGE_LOCK_SECONDS: Final = 60
+# Plaid's codes that mean "this Item is already gone at Plaid": removing it again is done.
+_ALREADY_REMOVED: Final = frozenset({"ITEM_NOT_FOUND"})
+
+
+class ItemsOutcome(NamedTuple):
+    """One request's result: `status` and `body` (None for 204), or `problem` (and `bug`, an
+    unexpected exception behind INTERNAL_ERROR); `log` holds the summary line's fields."""
+
+    status: int
+    body: dict[str, Any] | None
+    problem: Problem | None
+    log: dict[str, Any]
+    secret_reads: int
+    headers: dict[str, str] | None = None
+    bug: Exception | None = None
+
+
+def _is_exchange(doc: Mapping[str, Any]) -> bool:
+    return isinstance(doc.get("access_token"), str) and isinstance(doc.get("item_id"), str)
+
+
+class ItemsService:
+    def __init__(
+        self,
+        config: Config,
+        secrets: SecretStore,
+        plaid: PlaidClient,
+        store: ItemStore,
+        vault: TokenVault,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.plaid = plaid
+        self.store = store
+        self.vault = vault
+        self._clock = clock
+
+    # ------------------------------------------------------------------ routes ---------------
+    def exchange(
+        self, sub: str, request: ExchangeRequest, remaining: Callable[[], float]
+    ) -> ItemsOutcome:
+        return self._run(sub, lambda log, key: self._exchange(sub, request, remaining, log, key))
+
+    def list_items(self, sub: str) -> ItemsOutcome:
+        def run(log: dict[str, Any], key: bytes) -> tuple[int, dict[str, Any] | None]:
+            records = self.store.list_items(owner_key(sub, key))
+            log["items"] = len(records)
+            return 200, {"items": [record.view() for record in records]}
+
+        return self._run(sub, run)
+
+    def remove(self, sub: str, item_id: str, remaining: Callable[[], float]) -> ItemsOutcome:
+        return self._run(sub, lambda log, key: self._remove(sub, item_id, remaining, log, key))
+
+    def reset(self) -> None:
+        """Forget credentials and connections (SnapStart after-restore hook)."""
+        self.secrets.forget()
+        self.secrets.prepare()
+        self.plaid.reset()
+
+    # ------------------------------------------------------------------ steps ----------------
+    def _run(
+        self,
+        sub: str,
+        step: Callable[[dict[str, Any], bytes], tuple[int, dict[str, Any] | None]],
+    ) -> ItemsOutcome:
+        """Credentials, then the step; every failure becomes the outcome's problem."""
+        reads = self.secrets.reads
+        log: dict[str, Any] = {}
+        try:
+            key = self._hmac_key()
+            log["user_ref"] = user_ref(sub, key)
+            status, body = step(log, key)
+        except Problem as problem:
+            return ItemsOutcome(problem.status, None, problem, log, self.secrets.reads - reads)
+        except Exception as exc:  # a bug: the endpoint logs its traceback
+            internal = Problem("INTERNAL_ERROR")
+            return ItemsOutcome(500, None, internal, log, self.secrets.reads - reads, bug=exc)
+        headers = {"Location": f"/items/{body['item_id']}"} if status == 201 and body else None
+        return ItemsOutcome(status, body, None, log, self.secrets.reads - reads, headers)
+
+    def _hmac_key(self) -> bytes:
+        key = self.secrets.get().user_id_hmac_key
+        if key is None:
+            raise Problem("MISCONFIGURED", cause=NO_HMAC_KEY_CAUSE)
+        return key
+
+    def _exchange(
+        self,
+        sub: str,
+        request: ExchangeRequest,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+        key: bytes,
+    ) -> tuple[int, dict[str, Any]]:
+        owner = owner_key(sub, key)
+        digest = keyed_digest("public_token", request.public_token, key)
+        log["institution_id"] = request.institution.institution_id
+        claim = self.store.claim_exchange(digest, owner, int(self._clock()), EXCHANGE_LOCK_SECONDS)
+        if not claim.mine:
+            return 201, self._replayed(claim.owner == owner, claim, owner, log)
+        try:
+            self._refuse_duplicate(owner, request, log)
+            answer = self._plaid(
+                EXCHANGE_PATH,
+                {"public_token": request.public_token},
+                remaining,
+                log,
+                idempotent=False,
+            )
+        except Problem as problem:
+            if problem.code == "INVALID_PUBLIC_TOKEN":
+                problem.cause = _public_token_cause(request, self.config.plaid_env)
+            self._release(digest)
+            raise
+        access_token, item_id = answer.doc["access_token"], answer.doc["item_id"]
+        log["item_id"] = item_id
+        # From here on Plaid has an Item (and bills for it): store it, or remove it at Plaid.
+        record = ItemRecord(
+            item_id=item_id,
+            institution=request.institution,
+            accounts=request.accounts,
+            created_at=_now_text(self._clock()),
+            link_session_id=request.link_session_id,
+        )
+        try:
+            sealed = self.vault.seal(access_token, item_id, owner)
+            self.store.put_item(owner, replace(record, sealed_token=sealed))
+        except Problem as problem:
+            log["orphan"] = self._remove_orphan(access_token, remaining, log)
+            self._release(digest)
+            raise problem from None
+        try:
+            self.store.complete_exchange(digest, item_id)
+        except Problem:
+            log["exchange_record"] = (
+                "not completed: a retry with this token gets INVALID_PUBLIC_TOKEN"
+            )
+        return 201, self._created(record, answer.request_id)
+
+    def _remove(
+        self,
+        sub: str,
+        item_id: str,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+        key: bytes,
+    ) -> tuple[int, dict[str, Any] | None]:
+        owner = owner_key(sub, key)
+        record = self.store.get_item(owner, item_id)
+        if record is None:
+            raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
+        log["item_id"] = item_id
+        if record.removed or not record.sealed_token:
+            log["already_removed"] = True
+            return 204, None
+        access_token = self.vault.open(record.sealed_token, item_id, owner)
+        try:
+            self._plaid(REMOVE_PATH, {"access_token": access_token}, remaining, log)
+        except Problem as problem:
+            if problem.plaid_error_code not in _ALREADY_REMOVED:
+                raise
+            log["plaid"] = "already removed at Plaid"
+        now = self._clock()
+        self.store.tombstone(owner, item_id, _now_text(now), int(now))
+        return 204, None
+
+    # ----------------------------------------------------------------- helpers ---------------
+    def _plaid(
+        self,
+        path: str,
+        body: dict[str, Any],
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+        idempotent: bool = True,
+    ) -> PlaidAnswer:
+        """One Plaid call; on INVALID_API_KEYS one more after a fresh secret read (rotation).
+        Raises `Problem` with Plaid's fields for the log line."""
+        credentials = self.secrets.get()
+        try:
+            return self._plaid_once(path, body, credentials, remaining, log, idempotent)
+        except PlaidCallError as first:
+            if not first.error.rule.refresh_secret:
+                raise to_problem(first) from None
+            fresh = self.secrets.get(refresh=True)
+            if fresh == credentials:
+                raise to_problem(first, note="a fresh read returned the same keys") from None
+            try:
+                return self._plaid_once(path, body, fresh, remaining, log, idempotent)
+            except PlaidCallError as second:
+                raise to_problem(second, note="rejected again after a fresh secret read") from None
+
+    def _plaid_once(
+        self,
+        path: str,
+        body: dict[str, Any],
+        credentials: PlaidCredentials,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+        idempotent: bool,
+    ) -> PlaidAnswer:
+        accept = _is_exchange if path == EXCHANGE_PATH else _any
+        try:
+            answer = self.plaid.call(
+                path, body, credentials, remaining, accept=accept, idempotent=idempotent
+            )
+        except PlaidCallError as exc:
+            _spent(log, exc.attempts, exc.latency_ms)
+            raise
+        _spent(log, answer.attempts, answer.latency_ms)
+        log["plaid_request_id"] = answer.request_id
+        return answer
+
+    def _refuse_duplicate(self, owner: str, request: ExchangeRequest, log: dict[str, Any]) -> None:
+        """Plaid asks integrations not to exchange the same accounts twice."""
+        masks = frozenset(account.mask for account in request.accounts)
+        for record in self.store.list_items(owner):
+            if record.institution.institution_id == request.institution.institution_id and (
+                record.masks() == masks
+            ):
+                log["item_id"] = record.item_id
+                raise Problem(
+                    "DUPLICATE_ITEM",
+                    cause="the user already has an Item with these accounts at this institution",
+                    extensions={"item_id": record.item_id},
+                )
+
+    def _remove_orphan(
+        self, access_token: str, remaining: Callable[[], float], log: dict[str, Any]
+    ) -> str:
+        """Remove at Plaid an Item that could not be stored: "removed", else "left"."""
+        try:
+            self._plaid(REMOVE_PATH, {"access_token": access_token}, remaining, {})
+        except Problem as problem:
+            log["orphan_cause"] = problem.cause
+            return "left"
+        return "removed"
+
+    def _release(self, digest: str) -> None:
+        with suppress(Problem):  # else the claim expires by itself (EXCHANGE_LOCK_SECONDS)
+            self.store.release_exchange(digest)
+
+    def _replayed(
+        self, same_owner: bool, claim: Claim, owner: str, log: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A public token someone already exchanged, or is exchanging."""
+        if not same_owner:
+            raise Problem(
+                "INVALID_PUBLIC_TOKEN", cause="the public_token was exchanged for another user"
+            )
+        if claim.status != "COMPLETED" or not claim.item_id:
+            raise Problem(
+                "EXCHANGE_IN_PROGRESS", cause="another request is exchanging this public_token"
+            )
+        record = self.store.get_item(owner, claim.item_id)
+        if record is None or record.removed:
+            raise Problem(
+                "INVALID_PUBLIC_TOKEN",
+                cause="the public_token was exchanged already, for an Item since removed",
+            )
+        log.update(item_id=record.item_id, replayed=True)
+        return self._created(record, None)
+
+    def _created(self, record: ItemRecord, plaid_request_id: str | None) -> dict[str, Any]:
+        view = record.view()
+        body = {
+            "item_id": view["item_id"],
+            "institution": view["institution"],
+            "accounts": view["accounts"],
+            "health": view["health"],
+        }
+        if plaid_request_id:
+            body["plaid_request_id"] = plaid_request_id
+        return body
+
+
+def _any(_doc: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _spent(log: dict[str, Any], attempts: int, latency_ms: float) -> None:
+    log["attempts"] = log.get("attempts", 0) + attempts
+    log["plaid_latency_ms"] = round(log.get("plaid_latency_ms", 0.0) + latency_ms, 1)
+
+
+def _public_token_cause(request: ExchangeRequest, plaid_env: str) -> str:
+    if request.token_environment != plaid_env:
+        return (
+            f"the public_token is from Plaid's {request.token_environment} environment and this "
+            f"service runs in {plaid_env}: the app's Link and PLAID_ENV disagree"
+        )
+    return (
+        "Plaid refused the public_token: most likely older than 30 minutes (exchange it right "
+        "after onSuccess) or exchanged already"
+    )
+
+
+def _now_text(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,197 @@
+"""The Items table: each owner's Items, and one record per public token being exchanged.
+
+Keys (one table, no index): an Item is `pk = owner#<owner>`, `sk = item#<item_id>`; an
+exchange is `pk = exchange#<keyed digest of the public token>`, `sk = exchange`. A removed Item
+stays as a tombstone (no sealed token, `removed_at`, expiring through the table's TTL after 30
+days), so that repeating a DELETE is a 204 while an unknown `item_id` stays a 404.
+
+An exchange record is the idempotency lock of `POST /items`: claimed with a conditional put
+(free, or held by a request whose lock has expired), completed with the Item's id, or released
+when the exchange failed before Plaid made an Item.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from linktoken.aws_clients import JsonCall
+from linktoken.aws_json import AwsServiceError
+from linktoken.xray import Span, no_span
+from plaiditems.aws_calls import aws_call, storage_problem
+from plaiditems.dynamo_values import from_item, to_attribute, to_item
+from plaiditems.records import ItemRecord
+
+TOMBSTONE_DAYS: Final = 30
+EXCHANGE_RECORD_HOURS: Final = 24
+MAX_PAGES: Final = 10  # 10 pages of up to 1 MB: far beyond any one user's Items
+_CONDITION_FAILED: Final = "ConditionalCheckFailedException"
+_ITEM_FIELDS: Final = (
+    "item_id, institution_id, institution_name, accounts, created_at, health, health_at, "
+    "consent_expiration_time, link_session_id, removed_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who holds an exchange: `mine` (this request may exchange), or another request's
+    record: COMPLETED with its `item_id`, or IN_PROGRESS."""
+
+    mine: bool
+    status: str | None = None
+    owner: str | None = None
+    item_id: str | None = None
+
+
+class ItemStore:
+    def __init__(self, client: JsonCall, table: str, span: Span = no_span) -> None:
+        self._client = client
+        self._table = table
+        self._span = span
+
+    # ---------------------------------------------------------------- Items --------------
+    def list_items(self, owner: str) -> list[ItemRecord]:
+        """The owner's Items, removed ones left out, oldest first."""
+        records: list[ItemRecord] = []
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :item)",
+            "ExpressionAttributeValues": {
+                ":pk": to_attribute(_owner_pk(owner)),
+                ":item": to_attribute("item#"),
+            },
+            "ProjectionExpression": _ITEM_FIELDS,
+            "ConsistentRead": True,
+        }
+        for _ in range(MAX_PAGES):
+            answer = self._call("Query", params)
+            records += [ItemRecord.from_fields(from_item(i)) for i in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                break
+            params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        live = [record for record in records if not record.removed]
+        return sorted(live, key=lambda record: (record.created_at, record.item_id))
+
+    def get_item(self, owner: str, item_id: str) -> ItemRecord | None:
+        """The owner's Item (a tombstone included), with its sealed token; None if the owner
+        has none of that id."""
+        answer = self._call(
+            "GetItem",
+            {"TableName": self._table, "Key": _item_key(owner, item_id), "ConsistentRead": True},
+        )
+        item = answer.get("Item")
+        return ItemRecord.from_fields(from_item(item)) if item else None
+
+    def put_item(self, owner: str, record: ItemRecord) -> None:
+        """Store a new Item; an Item of that id already stored is left as it is."""
+        item = {**to_item(record.fields()), **_item_key(owner, record.item_id)}
+        try:
+            self._call(
+                "PutItem",
+                {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                },
+                handled=True,
+            )
+        except AwsServiceError as exc:
+            if exc.code != _CONDITION_FAILED:
+                raise storage_problem("dynamodb", "PutItem", exc) from None
+
+    def tombstone(self, owner: str, item_id: str, removed_at: str, now_epoch: int) -> None:
+        """Drop the sealed token and mark the Item removed; it expires after 30 days."""
+        self._call(
+            "UpdateItem",
+            {
+                "TableName": self._table,
+                "Key": _item_key(owner, item_id),
+                "UpdateExpression": "SET removed_at = :at, expires_at = :exp REMOVE sealed_token",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {
+                    ":at": to_attribute(removed_at),
+                    ":exp": to_attribute(now_epoch + TOMBSTONE_DAYS * 86_400),
+                },
+            },
+        )
+
+    # ------------------------------------------------------------ exchanges --------------
+    def claim_exchange(self, digest: str, owner: str, now_epoch: int, lock_seconds: int) -> Claim:
+        """Take the exchange of one public token, or say who has it."""
+        item = {
+            "pk": to_attribute(_exchange_pk(digest)),
+            "sk": to_attribute("exchange"),
+            "status": to_attribute("IN_PROGRESS"),
+            "owner": to_attribute(owner),
+            "locked_until": to_attribute(now_epoch + lock_seconds),
+            "expires_at": to_attribute(now_epoch + EXCHANGE_RECORD_HOURS * 3600),
+        }
+        try:
+            self._call(
+                "PutItem",
+                {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk) OR "
+                    "(#status = :in_progress AND locked_until < :now)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":in_progress": to_attribute("IN_PROGRESS"),
+                        ":now": to_attribute(now_epoch),
+                    },
+                },
+                handled=True,
+            )
+        except AwsServiceError as exc:
+            if exc.code != _CONDITION_FAILED:
+                raise storage_problem("dynamodb", "PutItem", exc) from None
+            held = self._call(
+                "GetItem",
+                {"TableName": self._table, "Key": _exchange_key(digest), "ConsistentRead": True},
+            ).get("Item")
+            if not held:  # released between our put and this read: it is free again
+                return self.claim_exchange(digest, owner, now_epoch, lock_seconds)
+            record = from_item(held)
+            return Claim(False, record.get("status"), record.get("owner"), record.get("item_id"))
+        return Claim(True)
+
+    def complete_exchange(self, digest: str, item_id: str) -> None:
+        self._call(
+            "UpdateItem",
+            {
+                "TableName": self._table,
+                "Key": _exchange_key(digest),
+                "UpdateExpression": "SET #status = :done, item_id = :item",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":done": to_attribute("COMPLETED"),
+                    ":item": to_attribute(item_id),
+                },
+            },
+        )
+
+    def release_exchange(self, digest: str) -> None:
+        self._call("DeleteItem", {"TableName": self._table, "Key": _exchange_key(digest)})
+
+    def _call(self, operation: str, params: dict[str, Any], handled: bool = False) -> Any:
+        """`handled`: the caller reads AWS's error itself (a failed condition)."""
+        try:
+            return aws_call(self._client, self._span, "dynamodb", operation, params)
+        except AwsServiceError as exc:
+            if handled:
+                raise
+            raise storage_problem("dynamodb", operation, exc) from None
+
+
+def _owner_pk(owner: str) -> str:
+    return f"owner#{owner}"
+
+
+def _exchange_pk(digest: str) -> str:
+    return f"exchange#{digest}"
+
+
+def _item_key(owner: str, item_id: str) -> dict[str, Any]:
+    return {"pk": to_attribute(_owner_pk(owner)), "sk": to_attribute(f"item#{item_id}")}
+
+
+def _exchange_key(digest: str) -> dict[str, Any]:
+    return {"pk": to_attribute(_exchange_pk(digest)), "sk": to_attribute("exchange")}
