@@ -6,7 +6,8 @@ conftest's autouse `output` fixture runs every test inside a `SecretGuard`, whic
 - log records: every record that reaches the root logger's handlers, where Lambda's runtime
   prints (botocore's and urllib3's after `linktoken.observability`'s library log gate),
   formatted with its exception text;
-- responses: every response body the endpoint builds (`linktoken.endpoint.respond`);
+- responses: every response body the endpoints build (`linktoken.endpoint.respond`,
+  `plaiditems.endpoint.respond`);
 - traces: every X-Ray document the service's own sender sends (`linktoken.xray.Tracer._send`,
   one per sampled invocation);
 - exceptions: every exception raised anywhere in the process, any thread, while the test runs
@@ -14,7 +15,8 @@ conftest's autouse `output` fixture runs every test inside a `SecretGuard`, whic
 
 The canaries are conftest's fixed secret and HMAC key, plus every secret and HMAC key the
 service parses during the test (`linktoken.secret_store.parse_secret`), so a rotated or
-test-specific secret is guarded too. A leak fails the test naming the channel and where, never
+test-specific secret is guarded too, and every Plaid access token the service seals or opens
+(`plaiditems.vault.TokenVault`). A leak fails the test naming the channel and where, never
 the value.
 """
 
@@ -115,8 +117,21 @@ def _exceptions_watched(guard: SecretGuard) -> Iterator[None]:
 def guarded(canaries: Iterable[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretGuard]:
     """Run the block with every channel watched; the caller adds captured output, then checks."""
     from linktoken import endpoint, secret_store, xray
+    from plaiditems import endpoint as items_endpoint
+    from plaiditems import vault
 
     guard = SecretGuard(canaries)
+
+    seal, open_sealed = vault.TokenVault.seal, vault.TokenVault.open
+
+    def learning_seal(self: vault.TokenVault, access_token: str, *args: str) -> str:
+        guard.learn(access_token)
+        return seal(self, access_token, *args)
+
+    def learning_open(self: vault.TokenVault, *args: str) -> str:
+        access_token = open_sealed(self, *args)
+        guard.learn(access_token)
+        return access_token
 
     parse = secret_store.parse_secret
 
@@ -142,6 +157,9 @@ def guarded(canaries: Iterable[str], monkeypatch: pytest.MonkeyPatch) -> Iterato
 
     monkeypatch.setattr(secret_store, "parse_secret", learning_parse)
     monkeypatch.setattr(endpoint, "respond", observed_respond)
+    monkeypatch.setattr(items_endpoint, "respond", observed_respond)
+    monkeypatch.setattr(vault.TokenVault, "seal", learning_seal)
+    monkeypatch.setattr(vault.TokenVault, "open", learning_open)
     monkeypatch.setattr(xray.Tracer, "_send", observed_send)
     handler = _RecordingHandler(guard)
     root = logging.getLogger()

@@ -20,7 +20,7 @@ class ItemAccess:
         self.vault = vault
 
     def __call__(self, owner: str, item_id: str) -> tuple[str, bool]:
-        record = self.store.get_item(owner, item_id)
+        record = self.store.get_item(owner, item_id)  # item_id checked by link_options
         if record is None or record.removed or not record.sealed_token:
             raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user (or removed)")
         token = self.vault.open(record.sealed_token, item_id, owner)

@@ -10,6 +10,7 @@ request with the same public token gets the same Item: the exchange is claimed p
 the table before Plaid is called, and completed with the Item's id.
 """
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -29,6 +30,7 @@ from plaiditems.store import Claim, ItemStore
 from plaiditems.vault import TokenVault
 
 EXCHANGE_PATH: Final = "/item/public_token/exchange"
+ITEM_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # Plaid's item_id: letters and digits
 REMOVE_PATH: Final = "/item/remove"
 # Longer than any function's timeout: a claim outlives the request that made it only when that
 # request died, and then a retry may take it over.
@@ -162,10 +164,10 @@ class ItemsService:
         try:
             sealed = self.vault.seal(access_token, item_id, owner)
             self.store.put_item(owner, replace(record, sealed_token=sealed))
-        except Problem as problem:
+        except Exception:  # a Problem or a bug: either way the Item must not stay at Plaid
             log["orphan"] = self._remove_orphan(access_token, remaining, log)
             self._release(digest)
-            raise problem from None
+            raise
         try:
             self.store.complete_exchange(digest, item_id)
         except Problem:
@@ -183,7 +185,7 @@ class ItemsService:
         key: bytes,
     ) -> tuple[int, dict[str, Any] | None]:
         owner = owner_key(sub, key)
-        record = self.store.get_item(owner, item_id)
+        record = self.store.get_item(owner, item_id) if ITEM_ID.match(item_id) else None
         if record is None:
             raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
         log["item_id"] = item_id

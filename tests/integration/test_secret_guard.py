@@ -1,8 +1,8 @@
 """The secret guard itself: a test that leaks on purpose, by each channel, must fail.
 
 A separate pytest run (a subprocess, with tests/conftest.py loaded as a plugin, exactly as the
-suite loads it) executes one test per channel, each leaking a canary secret the service parsed,
-plus one clean test. Every leaking test must fail naming its channel, the clean one must pass,
+suite loads it) executes one test per channel, each leaking a canary secret the service parsed
+(or an access token it sealed), plus one clean test. Every leaking test must fail naming its channel, the clean one must pass,
 and the failure report itself must not contain the canary.
 """
 
@@ -65,6 +65,29 @@ def test_exceptions():
         raise ValueError("invalid header value " + parsed_canary())
     except ValueError:
         pass  # swallowed, yet the message carried the secret
+
+
+def sealed_access_token():
+    """The canary becomes an access token the service sealed, as the exchange makes it."""
+    from plaiditems.vault import TokenVault
+
+    class Kms:
+        def call(self, operation, params):
+            return {{"CiphertextBlob": "c2VhbGVk"}}
+
+    token = "access-sandbox-" + CANARY
+    TokenVault(Kms(), "alias/guard").seal(token, "item-guard", "owner-guard")
+    return token
+
+
+def test_access_token_output():
+    print(json.dumps({{"message": "item_exchanged", "token": sealed_access_token()}}))
+
+
+def test_items_responses():
+    from plaiditems import endpoint as items_endpoint
+
+    items_endpoint.respond(201, {{"item_id": "i", "access_token": sealed_access_token()}})
 '''
 
 CHANNELS = {
@@ -73,6 +96,8 @@ CHANNELS = {
     "test_responses": "responses",
     "test_traces": "traces",
     "test_exceptions": "exceptions: 1 of 1 ValueError raised in test_leaks.py:test_exceptions",
+    "test_access_token_output": "output (log lines, EMF metrics)",
+    "test_items_responses": "responses",
 }
 
 
@@ -109,4 +134,4 @@ def test_a_test_that_leaks_a_secret_by_any_channel_fails(tmp_path: Path) -> None
     for test, channel in CHANNELS.items():
         assert errors[test].startswith("a secret value left the service: " + channel), errors[test]
     # Each call passes; the guard fails the leaking ones when they end (test_clean does not).
-    assert re.search(r"\b6 passed, 5 errors\b", report), report[-3000:]
+    assert re.search(r"\b8 passed, 7 errors\b", report), report[-3000:]
