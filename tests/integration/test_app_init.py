@@ -26,7 +26,7 @@ def test_the_link_token_function_loads_no_items_code_at_init() -> None:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "PATH": os.environ.get("PATH", ""),
     }
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - our own interpreter, a fixed program
         [sys.executable, "-c", code],
         env=env,
         capture_output=True,
