@@ -6,6 +6,7 @@ CloudFormation's short-form tags (!Ref, !If, !Split, ...) become their long form
     template = load_template(ROOT / "template.yaml")
     cors = http_api_cors(template)          # methods, headers, expose headers, max age
     log_format = access_log_format(template)
+    routes = function_routes(template)      # (method, path) -> function, Handler, Timeout
 """
 
 from __future__ import annotations
@@ -97,9 +98,70 @@ def access_log_format(template: dict[str, Any]) -> str:
     return str(_http_api(template)["AccessLogSettings"]["Format"])
 
 
-def function_timeout_seconds(template: dict[str, Any]) -> int:
-    """The function's timeout: after it, Lambda stops the invocation and API Gateway says 500."""
-    for resource in template["Resources"].values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            return int(resource["Properties"]["Timeout"])
-    raise ValueError("no AWS::Serverless::Function in the template")
+# The function behind POST /link-token, which the single-function tools (smoke test,
+# conformance, bench) are about.
+LINK_TOKEN_FUNCTION = "LinkTokenFunction"  # noqa: S105 - a logical id, not a credential
+
+
+def _function(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """The properties of the AWS::Serverless::Function named `logical_id`."""
+    resource = template["Resources"].get(logical_id)
+    if not resource or resource.get("Type") != "AWS::Serverless::Function":
+        raise ValueError(f"no AWS::Serverless::Function {logical_id} in the template")
+    props: dict[str, Any] = resource.get("Properties", {})
+    return props
+
+
+def function_timeout_seconds(
+    template: dict[str, Any], logical_id: str = LINK_TOKEN_FUNCTION
+) -> int:
+    """A function's timeout (the link-token function's unless named): after it, Lambda stops
+    the invocation and API Gateway says 500."""
+    return int(_function(template, logical_id)["Timeout"])
+
+
+@dataclass(frozen=True)
+class FunctionRoute:
+    """One HttpApi route of the template and the function that serves it."""
+
+    method: str  # as API Gateway matches it: "POST", "GET", "DELETE"
+    path: str  # with its path parameters: "/items/{item_id}"
+    function: str  # the function's logical id
+    handler: str  # its Handler: "module.function", relative to its CodeUri
+    timeout_seconds: int
+
+    @property
+    def route_key(self) -> str:
+        """API Gateway's routeKey (payload 2.0): "DELETE /items/{item_id}"."""
+        return f"{self.method} {self.path}"
+
+
+def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
+    """Every function's HttpApi events, in template order: the routes the API serves.
+
+    Raises ValueError for a route two events claim, or a function without a literal Timeout
+    and Handler (a local server must know both).
+    """
+    routes: list[FunctionRoute] = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            spec = event.get("Properties", {})
+            routes.append(
+                FunctionRoute(
+                    method=str(spec["Method"]).upper(),
+                    path=str(spec["Path"]),
+                    function=logical_id,
+                    handler=str(props["Handler"]),
+                    timeout_seconds=int(props["Timeout"]),
+                )
+            )
+    keys = [route.route_key for route in routes]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"routes served by more than one event: {repeated}")
+    return routes
