@@ -8,6 +8,9 @@ that names the wrong function, an import that only works from the repository che
 How:
 - `Handler`, `CodeUri`, `Timeout`, `MemorySize` and the environment variable names come from
   template.yaml; the built template must point the function at its build directory.
+  LinkTokenFunction is the one invoked (infra/events are its requests); every other function
+  is checked that far too (its build directory, its Handler's module, its infra/env.json
+  entry), and its build output must be byte for byte LinkTokenFunction's (one recipe).
 - The handler runs in a fresh CPython 3.13 started with `-P -s -S -B` in an environment built
   from nothing: no site-packages, no user site, no current directory, a PYTHONPATH of the
   build directory and the runtime stand-in only, and no bytecode written into the build
@@ -34,6 +37,7 @@ How:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -47,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.gateway.cfn_template import load_template
+from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,16 +64,25 @@ SUMMARY_MESSAGES = {"link_token_created", "link_token_failed"}
 
 
 # --------------------------------------------------------------------------- template ------
-def the_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The template's one AWS::Serverless::Function: logical id and properties."""
-    functions = [
-        (name, res.get("Properties", {}))
+def the_function(
+    template: dict[str, Any], logical_id: str = LINK_TOKEN_FUNCTION
+) -> tuple[str, dict[str, Any]]:
+    """The function this tool invokes (the link-token one: infra/events are its requests):
+    logical id and properties."""
+    resource = template["Resources"].get(logical_id)
+    if not resource or resource.get("Type") != "AWS::Serverless::Function":
+        raise SystemExit(f"no AWS::Serverless::Function {logical_id} in the template")
+    props: dict[str, Any] = resource.get("Properties", {})
+    return logical_id, props
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every AWS::Serverless::Function of the template: logical id -> properties."""
+    return {
+        name: res.get("Properties", {})
         for name, res in template["Resources"].items()
         if res.get("Type") == "AWS::Serverless::Function"
-    ]
-    if len(functions) != 1:
-        raise SystemExit(f"expected one AWS::Serverless::Function, found {len(functions)}")
-    return functions[0]
+    }
 
 
 def resolve_number(value: Any, template: dict[str, Any]) -> int:
@@ -321,30 +334,86 @@ class Target:
         return str(self.props["Handler"])
 
 
+def _function_faults(
+    logical_id: str,
+    props: dict[str, Any],
+    built: dict[str, Any],
+    build_root: Path,
+    env_json: dict[str, dict[str, str]],
+) -> list[str]:
+    """One function's build: the built template points at its directory, which holds its
+    Handler's module, and infra/env.json names exactly its variables."""
+    faults = []
+    built_resource = built["Resources"].get(logical_id) or {}
+    built_uri = built_resource.get("Properties", {}).get("CodeUri")
+    if built_uri != logical_id:
+        faults.append(f"built template: CodeUri {built_uri!r}, expected {logical_id!r}")
+    handler = str(props["Handler"])
+    module_file = (build_root / logical_id).resolve() / (
+        handler.rpartition(".")[0].replace(".", "/") + ".py"
+    )
+    if not module_file.is_file():
+        faults.append(f"Handler {handler!r}: {module_file} is not in the build output")
+    env_names = set(props["Environment"]["Variables"])
+    env_file = set(env_json.get(logical_id, {}))
+    if env_file != env_names:
+        faults.append(
+            f"infra/env.json and template.yaml name different variables for {logical_id}: "
+            f"only in env.json {sorted(env_file - env_names)}, "
+            f"only in template {sorted(env_names - env_file)}"
+        )
+    return faults
+
+
+def build_digest(build_dir: Path) -> dict[str, str]:
+    """Every file of a build output: relative path -> sha256 of its bytes."""
+    return {
+        str(path.relative_to(build_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(build_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
 def static_faults(template_path: Path, build_root: Path) -> tuple[Target, list[str]]:
-    """Read the template, the built template, env.json and the event list; check they agree."""
+    """Read the template, the built template, env.json and the event list; check they agree.
+
+    Every function is checked statically (its build directory, its Handler's module, its
+    variables in infra/env.json), and every build output must be byte for byte the invoked
+    function's: handler/Makefile builds them all with one recipe, so invoking one exercises
+    the code and dependencies of all.
+    """
     template = load_template(template_path)
     logical_id, props = the_function(template)
     build_dir = (build_root / logical_id).resolve()
     built = load_template(build_root / "template.yaml")
-    env_json = json.loads((ROOT / "infra" / "env.json").read_text())[logical_id]
+    env_json: dict[str, dict[str, str]] = json.loads((ROOT / "infra" / "env.json").read_text())
     expected = json.loads((EVENTS / "expected.json").read_text())
-    target = Target(logical_id, props, template, build_dir, env_json, expected)
+    target = Target(logical_id, props, template, build_dir, env_json[logical_id], expected)
 
     faults = []
-    built_uri = built["Resources"][logical_id]["Properties"]["CodeUri"]
-    if built_uri != logical_id:
-        faults.append(f"built template: CodeUri {built_uri!r}, expected {logical_id!r}")
-    module_file = build_dir / (target.handler.rpartition(".")[0].replace(".", "/") + ".py")
-    if not module_file.is_file():
-        faults.append(f"Handler {target.handler!r}: {module_file} is not in the build output")
-    env_names = set(props["Environment"]["Variables"])
-    if set(env_json) != env_names:
+    everything = functions(template)
+    for name, function_props in everything.items():
+        faults += _function_faults(name, function_props, built, build_root, env_json)
+    if set(env_json) != set(everything):
         faults.append(
-            "infra/env.json and template.yaml name different variables: "
-            f"only in env.json {sorted(set(env_json) - env_names)}, "
-            f"only in template {sorted(env_names - set(env_json))}"
+            f"infra/env.json names {sorted(env_json)}, the template's functions are "
+            f"{sorted(everything)}"
         )
+    if build_dir.is_dir():
+        reference = build_digest(build_dir)
+        for name in everything.keys() - {logical_id}:
+            other = (build_root / name).resolve()
+            if not other.is_dir():
+                continue  # reported above: its Handler is not in the build output
+            digest = build_digest(other)
+            differ = sorted(
+                p for p in reference.keys() | digest.keys() if reference.get(p) != digest.get(p)
+            )
+            if differ:
+                faults.append(
+                    f"{name}'s build output differs from {logical_id}'s in {len(differ)} "
+                    f"file(s), e.g. {', '.join(differ[:3])} (one recipe builds both)"
+                )
     on_disk = {p.name for p in EVENTS.glob("*.json")} - {"expected.json"}
     if set(expected) != on_disk:
         faults.append(
