@@ -131,7 +131,7 @@ def test_access_log_line_is_json_with_the_templates_keys_and_dashes_for_the_unkn
 
 def test_cors_settings_are_read_from_the_template() -> None:
     cors = http_api_cors(load_template(ROOT / "template.yaml"))
-    assert cors.allow_methods == ("POST", "OPTIONS")
+    assert cors.allow_methods == ("GET", "POST", "DELETE", "OPTIONS")
     assert cors.allow_headers == ("authorization", "content-type")
     assert cors.expose_headers == ("retry-after",)
     assert cors.max_age == 600

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from infra.gateway.cfn_template import load_template
+from infra.gateway.cfn_template import function_routes, load_template
 from linktoken.plaid_client import RetryPolicy
 from linktoken.problems import PROBLEM_TYPES
 from linktoken.secret_store import make_secrets_client
@@ -55,7 +55,11 @@ EXPECTED_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+    "ITEMS_TABLE",
+    "ITEMS_KEY_ID",
 }
+# Every function of the template (tests/unit/test_template_items.py: what they share).
+FUNCTIONS = ("LinkTokenFunction", "ItemExchangeFunction", "ItemsFunction")
 
 
 def branches(value: Any) -> list[Any]:
@@ -227,6 +231,9 @@ def test_environment_sets_the_configuration_contract() -> None:
     assert ENV["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     assert ENV["PLAID_ENV"] == {"Ref": "PlaidEnv"}
     assert PARAMETERS["PlaidEnv"]["AllowedValues"] == ["sandbox", "production"]
+    # The table's name and the key's ARN (linktoken/config.py accepts either form of the key).
+    assert ENV["ITEMS_TABLE"] == {"Ref": "ItemsTable"}
+    assert ENV["ITEMS_KEY_ID"] == {"Fn::GetAtt": ["ItemsKey", "Arn"]}
 
 
 def test_no_test_override_and_no_credential_in_template_or_parameters() -> None:
@@ -247,9 +254,13 @@ def test_no_test_override_and_no_credential_in_template_or_parameters() -> None:
 
 def test_env_json_names_exactly_the_template_variables() -> None:
     env_json = json.loads((ROOT / "infra" / "env.json").read_text())
-    assert set(env_json) == {"LinkTokenFunction"}
-    assert set(env_json["LinkTokenFunction"]) == set(ENV)
-    assert "PLAID_BASE_URL" not in env_json["LinkTokenFunction"]
+    assert set(env_json) == set(FUNCTIONS)
+    for name in FUNCTIONS:
+        variables = RESOURCES[name]["Properties"]["Environment"]["Variables"]
+        assert set(env_json[name]) == set(variables), name
+        assert "PLAID_BASE_URL" not in env_json[name]
+        # Local runs of all three share one configuration (one table, one key, one secret).
+        assert env_json[name] == env_json["LinkTokenFunction"], name
 
 
 # --------------------------------------------------------------------------------- IAM ---
@@ -308,12 +319,14 @@ def test_iam_reads_only_the_one_secret() -> None:
     ]
     assert not any("*" in json.dumps(r) for r in resources)
     assert RESOURCES["PlaidSecret"]["Condition"] == "CreateSecret"
-    # Only the KMS statement may follow.
-    assert len(rest) == 1
+    # Only the secret key's statement may follow, then update mode's two Items statements
+    # (tests/unit/test_template_items.py).
+    assert len(rest) == 3
+    assert [statement["Sid"] for statement in rest[1:]] == ["ReadItems", "UnsealAccessTokens"]
 
 
 def test_iam_decrypts_only_with_the_given_key_through_secrets_manager() -> None:
-    _, _, kms = _statements()
+    _, _, kms, *_items = _statements()
     cases = branches(kms)
     assert len(cases) == 1, "the kms statement exists only when a key is given"
     assert kms["Fn::If"][0] == "HasKmsKey"
@@ -397,7 +410,11 @@ def test_cors_is_closed_by_default_and_never_a_wildcard() -> None:
         {"Fn::Split": [",", {"Ref": "CorsOrigins"}]},
         {"Fn::Split": [",", {"Ref": "CorsHttpOrigins"}]},
     ]
-    assert config["AllowMethods"] == ["POST", "OPTIONS"]
+    # The routes' methods, and OPTIONS for the preflight API Gateway answers itself.
+    assert config["AllowMethods"] == ["GET", "POST", "DELETE", "OPTIONS"]
+    assert set(config["AllowMethods"]) == {r.method for r in function_routes(TEMPLATE)} | {
+        "OPTIONS"
+    }
     assert config["AllowHeaders"] == ["authorization", "content-type"]
     assert config["ExposeHeaders"] == ["retry-after"]
     assert config["MaxAge"] > 0
@@ -444,7 +461,12 @@ def test_stage_is_throttled_and_access_logged_with_retention() -> None:
 
 # ------------------------------------------------------------- encryption and network ---
 NO_VALUE = {"Ref": "AWS::NoValue"}
-LOG_GROUPS = ("FunctionLogGroup", "ApiAccessLogGroup")
+LOG_GROUPS = (
+    "FunctionLogGroup",
+    "ApiAccessLogGroup",
+    "ItemExchangeFunctionLogGroup",
+    "ItemsFunctionLogGroup",
+)
 
 
 def _log_group_arn(group: str) -> str:
@@ -549,14 +571,32 @@ def test_in_a_vpc_secrets_manager_is_reached_through_an_endpoint_only_the_functi
     assert egress["CidrIp"] == "255.255.255.255/32"
 
 
+def _resource_blocks(text: str) -> dict[str, str]:
+    """Each resource's text in template.yaml: from its `  Name:` line to the next one."""
+    body = text.split("\nResources:\n", 1)[1].split("\nOutputs:\n", 1)[0]
+    parts = re.split(r"^  ([A-Za-z0-9]+):\n", body, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 def test_every_checkov_suppression_sits_on_its_resource_with_a_reason() -> None:
-    """checkov's findings that are not fixed are justified beside the function, and only those."""
+    """checkov's findings that are not fixed are justified beside their resource, and only
+    those: the three Lambda ones on each function, the table's customer-key one on the table."""
     text = (ROOT / "template.yaml").read_text()
     skips = re.findall(r"^ *# checkov:skip=(CKV_\w+):(.*)$", text, flags=re.MULTILINE)
-    assert sorted(check for check, _ in skips) == ["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"]
-    function_block = text.split("  LinkTokenFunction:\n", 1)[1].split("\n  FunctionLogGroup:", 1)[0]
+    found = {
+        name: sorted(re.findall(r"# checkov:skip=(CKV_\w+):", block))
+        for name, block in _resource_blocks(text).items()
+        if "checkov:skip" in block
+    }
+    lambda_skips = ["CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"]
+    assert found == {
+        "LinkTokenFunction": lambda_skips,
+        "ItemExchangeFunction": lambda_skips,
+        "ItemsFunction": lambda_skips,
+        "ItemsTable": ["CKV_AWS_119"],
+    }
+    assert len(skips) == sum(len(checks) for checks in found.values())
     for check, reason in skips:
-        assert f"# checkov:skip={check}:" in function_block
         assert len(reason.split()) >= 8, f"{check} needs a reason, not a bare suppression"
 
 
