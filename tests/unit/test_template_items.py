@@ -2,7 +2,7 @@
 handler, timeout and log group; the table and the key; IAM exactly as the Items design draws
 it (kms:Encrypt in one role, kms:Decrypt on the key in two, each bound to an Item's
 encryption context; DynamoDB actions per function on the table only); the routes behind the
-JWT authorizer; each function's own alarms.
+JWT authorizer; alarms, saved queries and outputs for the exchange.
 
 Like tests/unit/test_template.py, they read the template as data and need no AWS or SAM CLI.
 """
@@ -21,6 +21,7 @@ import pytest
 from infra.gateway.cfn_template import FunctionRoute, function_routes, load_template
 from linktoken.aws_json import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
 from linktoken.plaid_client import RetryPolicy
+from linktoken.problems import PROBLEM_TYPES
 from plaiditems.service import EXCHANGE_LOCK_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -418,6 +419,44 @@ def _alarm(name: str) -> dict[str, Any]:
     return props(name)
 
 
+def test_item_exchange_failed_alarm_sums_exactly_the_server_side_codes() -> None:
+    alarm = _alarm("ItemExchangeFailedAlarm")
+    stats = [q["MetricStat"] for q in alarm["Metrics"] if "MetricStat" in q]
+    codes = set()
+    for stat in stats:
+        metric = stat["Metric"]
+        assert metric["MetricName"] == "ItemExchangeFailed"
+        assert metric["Namespace"] == {"Ref": "MetricsNamespace"}
+        dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert dims.keys() == {"service", "ErrorCode"}
+        assert dims["service"] == {"Ref": "ServiceName"}
+        codes.add(dims["ErrorCode"])
+        assert (stat["Period"], stat["Stat"]) == (60, "Sum")
+    server_side = {code for code, kind in PROBLEM_TYPES.items() if kind.status >= 429}
+    assert codes == server_side, "alarm codes drifted from linktoken/problems.py"
+    assert "STORAGE_UNAVAILABLE" in codes
+    assert not codes & {"INVALID_PUBLIC_TOKEN", "DUPLICATE_ITEM", "EXCHANGE_IN_PROGRESS"}
+    assert len(stats) <= 10, "CloudWatch allows at most 10 metrics in one alarm"
+    (expression,) = [q for q in alarm["Metrics"] if q.get("ReturnData")]
+    ids = {q["Id"] for q in alarm["Metrics"] if "MetricStat" in q}
+    assert expression["Expression"] == f"SUM([{', '.join(q['Id'] for q in alarm['Metrics'][1:])}])"
+    assert set(expression["Expression"][5:-2].split(", ")) == ids
+    assert alarm["Threshold"] == {"Ref": "ItemExchangeFailedAlarmCount"}
+    assert PARAMETERS["ItemExchangeFailedAlarmCount"]["Default"] >= 1
+
+
+def test_any_orphan_left_pages_someone() -> None:
+    alarm = _alarm("OrphanLeftAlarm")
+    assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert alarm["MetricName"] == "OrphanLeft"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": {"Ref": "ServiceName"}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 60, 1)
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    topic = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], NO_VALUE]}
+    assert alarm["AlarmActions"] == alarm["OKActions"] == topic
+
+
 @pytest.mark.parametrize("function", ["ItemExchangeFunction", "ItemsFunction"])
 def test_each_items_function_rolls_back_on_its_own_errors(function: str) -> None:
     (rollback,) = props(function)["DeploymentPreference"]["Alarms"]
@@ -431,3 +470,45 @@ def test_each_items_function_rolls_back_on_its_own_errors(function: str) -> None
     throttles = _alarm(f"{function}ThrottlesAlarm")
     assert throttles["MetricName"] == "Throttles"
     assert {"Name": "FunctionName", "Value": {"Ref": function}} in throttles["Dimensions"]
+
+
+def _queries() -> dict[str, dict[str, Any]]:
+    return {
+        v["Properties"]["Name"]["Fn::Sub"]: v["Properties"]
+        for v in RESOURCES.values()
+        if v["Type"] == "AWS::Logs::QueryDefinition"
+    }
+
+
+def test_saved_queries_find_exchange_failures_by_cause_and_orphans() -> None:
+    exchange_group = [{"Ref": "ItemExchangeFunctionLogGroup"}]
+    by_cause = [
+        q
+        for q in _queries().values()
+        if 'filter message = "item_exchange_failed"' in q["QueryString"]
+        and "by error_code, cause" in q["QueryString"]
+    ]
+    assert [q["LogGroupNames"] for q in by_cause] == [exchange_group]
+    orphans = [q for q in _queries().values() if "ispresent(orphan)" in q["QueryString"]]
+    assert [q["LogGroupNames"] for q in orphans] == [exchange_group]
+    assert "item_id" in orphans[0]["QueryString"]
+    assert "orphan_cause" in orphans[0]["QueryString"]
+
+
+def test_the_cross_function_queries_read_every_function_log_group() -> None:
+    groups = [{"Ref": group} for _, _, group in FUNCTIONS.values()]
+    for name, query in _queries().items():
+        if "One user" in name or "One request" in name:
+            assert all(g in query["LogGroupNames"] for g in groups), name
+
+
+def test_outputs_name_the_table_the_key_and_the_new_functions() -> None:
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["ItemsTableName"]["Value"] == {"Ref": "ItemsTable"}
+    assert outputs["ItemsTableArn"]["Value"] == TABLE_ARN
+    assert outputs["ItemsKeyArn"]["Value"] == KEY_ARN
+    assert outputs["ItemsKeyAlias"]["Value"] == {"Ref": "ItemsKeyAlias"}
+    assert outputs["ItemExchangeFunctionName"]["Value"] == {"Ref": "ItemExchangeFunction"}
+    assert outputs["ItemsFunctionName"]["Value"] == {"Ref": "ItemsFunction"}
+    # make doctor --stack reads FunctionName: still the link-token function.
+    assert outputs["FunctionName"]["Value"] == {"Ref": "LinkTokenFunction"}
