@@ -5,178 +5,30 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
-import botocore.session
 import pytest
-import requests
 
 from infra.doubles.lambda_runtime import LambdaContext
-from infra.doubles.moto_server import moto_server
-from infra.doubles.plaid_standin import PlaidStandIn
-from linktoken.container import build_container
-from linktoken.endpoint import handle
-from plaiditems.container import ItemsContainer, build_items_container
-from plaiditems.endpoint import handle_exchange, handle_items
-
-CLIENT_ID, SECRET = "items-client-id", "items-secret-value"
-HMAC_KEY = "k" * 32
-TABLE = "items-test"
-INSTITUTION = {"institution_id": "ins_109508", "name": "First Platypus Bank"}
-ACCOUNTS = [
-    {
-        "id": "acc-1",
-        "name": "Plaid Checking",
-        "mask": "0000",
-        "type": "depository",
-        "subtype": "checking",
-    },
-    {
-        "id": "acc-2",
-        "name": "Plaid Saving",
-        "mask": "1111",
-        "type": "depository",
-        "subtype": "savings",
-    },
-]
-
-
-class World:
-    """moto, the stand-in, the table, the key, the secret, and the containers built on them."""
-
-    def __init__(self, endpoint: str, plaid: PlaidStandIn, key_id: str) -> None:
-        self.endpoint, self.plaid, self.key_id = endpoint, plaid, key_id
-        self.env = {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint,
-            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-            "AWS_ENDPOINT_URL_KMS": endpoint,
-            "PLAID_SECRET_ID": "items/plaid",
-            "PLAID_CLIENT_NAME": "Items Test",
-            "PLAID_BASE_URL": plaid.base_url,
-            "ITEMS_TABLE": TABLE,
-            "ITEMS_KEY_ID": key_id,
-        }
-        os.environ.update(self.env)  # the secret store's client reads the process environment
-        self.items = build_items_container(self.env)
-        self.link = build_container(self.env)
-
-    def client(self, service: str) -> Any:
-        return botocore.session.get_session().create_client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-
-    def public_token(self, institution_id: str = INSTITUTION["institution_id"]) -> str:
-        answer = requests.post(
-            self.plaid.base_url + "/sandbox/public_token/create",
-            json={"institution_id": institution_id, "initial_products": ["transactions"]},
-            headers={"PLAID-CLIENT-ID": CLIENT_ID, "PLAID-SECRET": SECRET},
-            timeout=5,
-        )
-        assert answer.status_code == 200, answer.text
-        return str(answer.json()["public_token"])
-
-    def exchange(
-        self, sub: str, token: str, accounts: list[dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
-        body = {
-            "public_token": token,
-            "metadata": {
-                "institution": INSTITUTION,
-                "accounts": accounts or ACCOUNTS,
-                "link_session_id": "s-1",
-            },
-        }
-        return handle_exchange(event("POST", "/items", sub, body), LambdaContext(), self.items)
-
-    def list(self, sub: str, container: ItemsContainer | None = None) -> dict[str, Any]:
-        return handle_items(event("GET", "/items", sub), LambdaContext(), container or self.items)
-
-    def remove(self, sub: str, item_id: str) -> dict[str, Any]:
-        return handle_items(
-            event("DELETE", f"/items/{item_id}", sub, item_id=item_id), LambdaContext(), self.items
-        )
-
-    def update_token(self, sub: str, item_id: str) -> dict[str, Any]:
-        return handle(
-            event("POST", "/link-token", sub, {"item_id": item_id}), LambdaContext(), self.link
-        )
-
-    def table_dump(self) -> str:
-        return json.dumps(self.client("dynamodb").scan(TableName=TABLE)["Items"])
-
-
-def event(
-    method: str, path: str, sub: str, body: Any = None, item_id: str | None = None
-) -> dict[str, Any]:
-    route = "/items/{item_id}" if item_id else path
-    doc: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": f"{method} {route}",
-        "rawPath": path,
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "http": {"method": method, "path": path},
-            "authorizer": {"jwt": {"claims": {"sub": sub}}},
-        },
-        "isBase64Encoded": False,
-    }
-    if body is not None:
-        doc["body"] = json.dumps(body)
-    if item_id is not None:
-        doc["pathParameters"] = {"item_id": item_id}
-    return doc
-
-
-def body_of(answer: dict[str, Any]) -> Any:
-    return json.loads(answer["body"]) if answer["body"] else None
+from plaiditems.container import build_items_container
+from plaiditems.endpoint import handle_exchange
+from tests.helpers_items import (
+    ACCOUNTS,
+    CLIENT_ID,
+    INSTITUTION,
+    SECRET,
+    World,
+    body_of,
+    event,
+    items_world,
+)
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    saved = dict(os.environ)
-    with moto_server() as endpoint, PlaidStandIn(client_id=CLIENT_ID, secret=SECRET) as plaid:
-        session = botocore.session.get_session()
-        args = {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "local",
-            "aws_secret_access_key": "local",
-        }
-        session.create_client("secretsmanager", **args).create_secret(
-            Name="items/plaid",
-            SecretString=json.dumps(
-                {"client_id": CLIENT_ID, "secret": SECRET, "user_id_hmac_key": HMAC_KEY}
-            ),
-        )
-        session.create_client("dynamodb", **args).create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        key_id = session.create_client("kms", **args).create_key()["KeyMetadata"]["Arn"]
-        try:
-            yield World(endpoint, plaid, key_id)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    with items_world() as built:
+        yield built
 
 
 def test_exchange_stores_the_item_and_answers_201_without_the_access_token(world: World) -> None:
@@ -288,9 +140,9 @@ def test_a_swapped_sealed_token_decrypts_to_nothing(world: World) -> None:
     )["CiphertextBlob"]
     with pytest.raises(kms.exceptions.InvalidCiphertextException):
         kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"item_id": "b", "owner": "o"})
-    from plaiditems.vault import TokenVault
     from linktoken.aws_clients import KMS, json_client
     from linktoken.problems import Problem
+    from plaiditems.vault import TokenVault
 
     vault = TokenVault(json_client(KMS, world.env), world.key_id)
     assert vault.open(vault.seal("access-sandbox-y", "a", "o"), "a", "o") == "access-sandbox-y"
@@ -315,10 +167,11 @@ def test_an_item_that_cannot_be_sealed_is_removed_at_plaid(world: World) -> None
 
 
 def test_a_secret_without_an_hmac_key_is_misconfigured_for_items(world: World) -> None:
+    secret_id = "items/nokey-" + uuid.uuid4().hex[:8]
     world.client("secretsmanager").create_secret(
-        Name="items/nokey", SecretString=json.dumps({"client_id": CLIENT_ID, "secret": SECRET})
+        Name=secret_id, SecretString=json.dumps({"client_id": CLIENT_ID, "secret": SECRET})
     )
-    container = build_items_container({**world.env, "PLAID_SECRET_ID": "items/nokey"})
+    container = build_items_container({**world.env, "PLAID_SECRET_ID": secret_id})
     answer = world.list("someone", container)
     assert answer["statusCode"] == 500
     assert body_of(answer)["code"] == "MISCONFIGURED"
