@@ -366,9 +366,17 @@ def _function_faults(
 
 
 def build_digest(build_dir: Path) -> dict[str, str]:
-    """Every file of a build output: relative path -> sha256 of its bytes."""
+    """Every file of a build output: relative path -> sha256 of its bytes; for a .pyc, of its
+    16-byte header (magic number, flags, hash of its source). The rest of a .pyc holds the
+    path it was compiled at (co_filename, which the import system rewrites to the module's
+    path at run time), so it differs between build directories of the same code."""
+
+    def digest(path: Path) -> str:
+        data = path.read_bytes()
+        return hashlib.sha256(data[:16] if path.suffix == ".pyc" else data).hexdigest()
+
     return {
-        str(path.relative_to(build_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        str(path.relative_to(build_dir)): digest(path)
         for path in sorted(build_dir.rglob("*"))
         if path.is_file()
     }
