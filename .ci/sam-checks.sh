@@ -6,7 +6,8 @@
 #   2. cfn-lint template.yaml                     - zero findings
 #   3. sam validate --lint                        - zero findings
 #   4. sam build: handler/Makefile (template Metadata BuildMethod: makefile), no container
-#   5. the artifact: size; one cpython-313 unchecked-hash .pyc per .py, each matching its
+#   5. the artifact (LinkTokenFunction's; the smoke test checks the other functions' are the
+#      same bytes): size; one cpython-313 unchecked-hash .pyc per .py, each matching its
 #      source; botocore/data exactly the Makefile's BOTOCORE_KEEP; the code exactly handler/'s;
 #      every *.dist-info kept; compiled extensions all aarch64, each with a pure-Python fallback
 #   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
@@ -194,20 +195,24 @@ print(f"   botocore/data: {', '.join(sorted(services))} + {', '.join(top)} "
       f"boto3/data: {', '.join(boto3_models) or 'no resource models'}")
 
 # The code: exactly handler/'s app.py and linktoken/*.py, byte for byte; nothing of the build.
+# handler/'s own code: its top-level modules (one per function's Handler) and its packages.
+modules = sorted(p.name for p in source.glob("*.py"))
+packages = sorted(p.parent.name for p in source.glob("*/__init__.py"))
 def code(base):
-    found = [base / "app.py", *(base / "linktoken").rglob("*.py")]
+    found = [base / m for m in modules if (base / m).is_file()]
+    found += [p for package in packages for p in (base / package).rglob("*.py")]
     return {p.relative_to(base): p.read_bytes() for p in found if "__pycache__" not in p.parts}
 shipped, wanted = code(root), code(source)
 if shipped != wanted:
     differ = sorted(str(p) for p in set(shipped) | set(wanted) if shipped.get(p) != wanted.get(p))
     bad.append(f"the code differs from handler/: {', '.join(differ[:5])}")
-extra = [p.name for p in (root / "linktoken").rglob("*")
+extra = [p.name for package in packages for p in (root / package).rglob("*")
          if p.is_file() and p.suffix not in (".py", ".pyc")]
 build_files = [n for n in ("Makefile", "requirements.txt", "bin") if (root / n).exists()]
 if extra or build_files:
     bad.append(f"not runtime code: {extra + build_files}")
-print(f"   code: app.py + {len(wanted) - 1} linktoken modules, identical to handler/; "
-      f"no Makefile, requirements.txt or bin/")
+print(f"   code: {', '.join(modules)} + {len(wanted) - len(modules)} modules of "
+      f"{', '.join(packages)}, identical to handler/; no Makefile, requirements.txt or bin/")
 
 dist_infos = sorted(root.glob("*.dist-info"))
 licences = [p for d in dist_infos for p in d.rglob("*") if p.is_file() and "LICEN" in p.name.upper()]
