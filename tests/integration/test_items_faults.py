@@ -79,7 +79,7 @@ def test_an_item_whose_token_cannot_be_sealed_is_removed_at_plaid(
     assert line["orphan"] == "removed"
     assert any('"OrphanRemoved"' in x for x in out.splitlines())
     removed = {view.item_id: view.removed for view in items.plaid.items()}
-    assert removed[line["item_id"]] is True
+    assert removed[str(line["item_id"])] is True
     # Nothing stored, and the claim released: the user can link again with a new token.
     assert body_of(items.list("user-seal"))["items"] == []
     assert items.exchange("user-seal", items.public_token("ins_20"))["statusCode"] == 201
