@@ -46,8 +46,10 @@ def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOp
     if platform == "android" and config.android_package_name is None:
         raise _invalid("'platform' android is not available: no Android package is configured.")
 
+    # An explicit null is refused too: an app that meant update mode but lost its item_id must
+    # not silently get a new Item's token (and link the bank a second time).
     item_id = body.get("item_id")
-    if item_id is not None:
+    if "item_id" in body:
         if not isinstance(item_id, str) or not _ITEM_ID.match(item_id):
             raise _invalid("'item_id' must be an item_id from POST /items or GET /items.")
         if "products" in body:

@@ -48,3 +48,19 @@ def test_client_user_id_is_a_stable_hmac_of_the_sub_with_a_key() -> None:
 def test_hmac_depends_on_the_key() -> None:
     other_key = PlaidCredentials(CLIENT_ID, SECRET, user_id_hmac_key=b"another-key-of-16+ chars")
     assert sent_user_ids(HMAC_KEYS, "u1") != sent_user_ids(other_key, "u1")
+
+
+# --- owner_key --------------------------------------------------------------------------------
+
+
+def test_the_owner_key_is_keyed_stable_and_unlike_the_other_pseudonyms() -> None:
+    from linktoken.identity import client_user_id, owner_key, user_ref
+
+    key = HMAC_KEY.encode()
+    expected = hmac.new(key, b"owner:ada@example.com", hashlib.sha256).hexdigest()
+    assert owner_key("ada@example.com", key) == expected
+    assert owner_key("ada@example.com", b"another key 0123456") != expected
+    assert expected not in {
+        client_user_id("ada@example.com", key),
+        user_ref("ada@example.com", key),
+    }
