@@ -104,9 +104,10 @@ def world() -> Iterator[World]:
 def documented(answer: dict[str, Any], *allowed: int) -> dict[str, Any] | None:
     """The answer is a documented 4xx problem, or one of `allowed` success statuses."""
     status = answer["statusCode"]
+    problem: dict[str, Any] | None = body_of(answer)
     if status in allowed:
-        return body_of(answer)
-    problem = body_of(answer)
+        return problem
+    assert problem is not None
     assert 400 <= status < 500, problem
     assert DOCUMENTED[problem["code"]] == status, problem
     return problem
