@@ -34,6 +34,8 @@ class JsonCall(Protocol):
 
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
@@ -112,6 +114,9 @@ class BotocoreCall:
             spec.botocore_name, config=config
         )
         self.meta = ClientMeta(self._client.meta.region_name, self._client.meta.endpoint_url)
+
+    def close(self) -> None:
+        self._client.close()
 
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         import botocore  # noqa: PLC0415 - loaded with the client

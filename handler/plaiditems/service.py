@@ -95,6 +95,8 @@ class ItemsService:
         self.secrets.forget()
         self.secrets.prepare()
         self.plaid.reset()
+        self.store.close()
+        self.vault.close()
 
     # ------------------------------------------------------------------ steps ----------------
     def _run(

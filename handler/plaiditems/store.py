@@ -114,7 +114,9 @@ class ItemStore:
         )
 
     # ------------------------------------------------------------ exchanges --------------
-    def claim_exchange(self, digest: str, owner: str, now_epoch: int, lock_seconds: int) -> Claim:
+    def claim_exchange(
+        self, digest: str, owner: str, now_epoch: int, lock_seconds: int, tries: int = 2
+    ) -> Claim:
         """Take the exchange of one public token, or say who has it."""
         item = {
             "pk": to_attribute(_exchange_pk(digest)),
@@ -147,8 +149,10 @@ class ItemStore:
                 "GetItem",
                 {"TableName": self._table, "Key": _exchange_key(digest), "ConsistentRead": True},
             ).get("Item")
-            if not held:  # released between our put and this read: it is free again
-                return self.claim_exchange(digest, owner, now_epoch, lock_seconds)
+            if not held and tries > 1:  # released between our put and this read: free again
+                return self.claim_exchange(digest, owner, now_epoch, lock_seconds, tries - 1)
+            if not held:  # taken and released again meanwhile: another request is at it
+                return Claim(False, "IN_PROGRESS", owner)
             record = from_item(held)
             return Claim(False, record.get("status"), record.get("owner"), record.get("item_id"))
         return Claim(True)
@@ -170,6 +174,10 @@ class ItemStore:
 
     def release_exchange(self, digest: str) -> None:
         self._call("DeleteItem", {"TableName": self._table, "Key": _exchange_key(digest)})
+
+    def close(self) -> None:
+        """Drop the client's connections (SnapStart after-restore)."""
+        self._client.close()
 
     def _call(self, operation: str, params: dict[str, Any], handled: bool = False) -> Any:
         """`handled`: the caller reads AWS's error itself (a failed condition)."""

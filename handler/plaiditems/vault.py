@@ -36,6 +36,10 @@ class TokenVault:
             raise storage_problem("kms", "Encrypt", exc) from None
         return str(answer["CiphertextBlob"])
 
+    def close(self) -> None:
+        """Drop the client's connections (SnapStart after-restore)."""
+        self._client.close()
+
     def open(self, sealed: str, item_id: str, owner: str) -> str:
         """The access token, or `Problem`: INTERNAL_ERROR when the ciphertext does not open
         under this Item's context (a record copied or altered), else the call's problem."""

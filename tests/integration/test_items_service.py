@@ -175,3 +175,16 @@ def test_a_secret_without_an_hmac_key_is_misconfigured_for_items(world: World) -
     answer = world.list("someone", container)
     assert answer["statusCode"] == 500
     assert body_of(answer)["code"] == "MISCONFIGURED"
+
+
+def test_after_a_snapstart_restore_the_items_container_reads_and_connects_afresh(
+    world: World,
+) -> None:
+    assert world.list("user-restore")["statusCode"] == 200
+    service = world.items.service
+    assert service is not None
+    reads = service.secrets.reads
+    world.items.reset()  # the after-restore hook exchange_app and items_app register
+    assert service.secrets.cached is None
+    assert world.list("user-restore")["statusCode"] == 200
+    assert service.secrets.reads == reads + 1
