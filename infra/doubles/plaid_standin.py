@@ -1,12 +1,26 @@
-"""A loopback stand-in for Plaid's `/link/token/create`. It is NOT Plaid.
+"""A loopback stand-in for Plaid's Link token and Item endpoints. It is NOT Plaid.
 
-It answers the way Plaid Sandbox does (tokens `link-sandbox-<uuid>`, Plaid-shaped error
-objects for bad keys or missing fields) so the real handler can run end to end with no
-network: `make invoke`, the build smoke test and the benchmark use it. Every answer carries
-`X-Stand-In: not-plaid`.
+It answers the way Plaid Sandbox does (tokens `link-sandbox-<uuid>`, `public-sandbox-<uuid>`,
+`access-sandbox-<uuid>`, Plaid-shaped error objects for bad keys, missing fields and bad
+tokens) so the real handler can run end to end with no network: `make invoke`, the build smoke
+test and the benchmark use it. Every answer carries `X-Stand-In: not-plaid`.
 
-Tests can script answers (`script`), count TCP connections and requests, and serve TLS with
-a certificate of their own. With `compress="gzip"` (or `"deflate"`) it compresses every answer
+It plays, each behind the PLAID-CLIENT-ID / PLAID-SECRET check:
+
+- `/link/token/create`: a new-Item token (4 hours), or with `access_token` an update-mode token
+  (30 minutes; `products` must then be absent; `update.account_selection_enabled` accepted);
+- `/sandbox/public_token/create`: an Item at an institution (`ins_<digits>`) with its products;
+- `/item/public_token/exchange`: once per public token, within 30 minutes of its creation
+  (the clock is the `clock` callable, `time.time` by default, so tests can age a token);
+- `/item/get`, `/item/remove` (afterwards every call with that access token gets Plaid's
+  ITEM_NOT_FOUND; an access token never issued gets INVALID_ACCESS_TOKEN),
+  `/sandbox/item/reset_login` (the Item is then in ITEM_LOGIN_REQUIRED until `repair`, which
+  plays completing Link in update mode; no webhook is sent).
+
+The Items live in memory, guarded by a lock (requests are served on several threads);
+`items()` is a snapshot without tokens. Tests can script answers (`script`: they take
+precedence over all of the above), count TCP connections and requests, and serve TLS with a
+certificate of their own. With `compress="gzip"` (or `"deflate"`) it compresses every answer
 whose request accepts that encoding, as Plaid's front end or a corporate proxy may. Sockets
 set TCP_NODELAY and each answer is one write: otherwise Nagle's algorithm and delayed ACKs add
 ~40 ms to every kept-alive request.
@@ -19,22 +33,94 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import secrets
 import socket
 import ssl
+import string
 import threading
 import time
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar, Final
 
 from infra.gateway.local_guard import GuardedHandler
 
 REQUIRED = ("client_name", "language", "country_codes", "user")
+
+ENVIRONMENT: Final = "sandbox"  # the environment whose tokens the stand-in issues and accepts
+ENVIRONMENTS: Final = frozenset({"sandbox", "development", "production"})
+TOKEN_KINDS: Final = frozenset({"access", "public", "link"})
+LINK_TOKEN_LIFETIME: Final = 4 * 3600  # seconds, a new-Item link token
+UPDATE_LINK_TOKEN_LIFETIME: Final = 30 * 60  # an update-mode link token
+PUBLIC_TOKEN_LIFETIME: Final = 30 * 60
+
+# Plaid's product names (the `Products` enum of its API).
+PRODUCTS: Final = frozenset(
+    {
+        "assets", "auth", "balance", "balance_plus", "beacon", "identity", "identity_match",
+        "investments", "investments_auth", "liabilities", "payment_initiation",
+        "identity_verification", "transactions", "credit_details", "income",
+        "income_verification", "standing_orders", "transfer", "employment",
+        "recurring_transactions", "transactions_refresh", "signal", "statements",
+        "processor_payments", "processor_identity", "profile", "cra_base_report",
+        "cra_income_insights", "cra_partner_insights", "cra_network_insights",
+        "cra_cashflow_insights", "cra_monitoring", "cra_lend_score", "cra_plaid_credit_score",
+        "layer", "pay_by_bank", "protect_linked_bank", "protect_transactions",
+    }
+)  # fmt: skip
+# What a Sandbox Item at a test institution offers beyond the products it was created with.
+_AVAILABLE: Final = ("assets", "auth", "balance", "identity", "investments", "liabilities",
+                     "transactions")  # fmt: skip
+_INSTITUTION_ID = re.compile(r"ins_[0-9]+")
+_INSTITUTION_NAMES: Final = {  # Sandbox's non-OAuth test institutions; others get null
+    "ins_109508": "First Platypus Bank",
+    "ins_109509": "First Gingham Credit Union",
+    "ins_109510": "Tattersall Federal Credit Union",
+    "ins_109511": "Tartan Bank",
+    "ins_109512": "Houndstooth Bank",
+}
+_ITEM_ID_ALPHABET: Final = string.ascii_letters + string.digits
+_ITEM_ID_LENGTH: Final = 37  # as Plaid's item ids
+
+_CREDENTIALS: Final = frozenset({"client_id", "secret"})
+_FIELDS: Final = {  # what each Item endpoint's request may hold (Plaid refuses anything else)
+    "/sandbox/public_token/create": _CREDENTIALS
+    | {"institution_id", "initial_products", "options", "user_token", "user_id"},
+    "/item/public_token/exchange": _CREDENTIALS | {"public_token"},
+    "/item/get": _CREDENTIALS | {"access_token"},
+    "/item/remove": _CREDENTIALS | {"access_token", "reason_code", "reason_note"},
+    "/sandbox/item/reset_login": _CREDENTIALS | {"access_token"},
+}
+_SANDBOX_OPTIONS: Final = frozenset(
+    {"webhook", "override_username", "override_password", "transactions", "statements",
+     "income_verification"}
+)  # fmt: skip
+_UPDATE_OPTIONS: Final = frozenset(
+    {"account_selection_enabled", "reauthorization_enabled", "user", "item_ids"}
+)
+
+ITEM_LOGIN_REQUIRED_MESSAGE: Final = (
+    "the login details of this item have changed (credentials, MFA, or required user action)"
+    " and a user login is required to update this information. use Link's update mode to"
+    " restore the item to a good state"
+)
+# What Sandbox answers for a removed Item's access token (a second /item/remove included).
+ITEM_NOT_FOUND_MESSAGE: Final = (
+    "The Item you requested cannot be found. This Item does not exist, has been previously"
+    " removed via /item/remove, or has had access removed by the user."
+)
+_UNKNOWN_PUBLIC: Final = "could not find matching public token"
+_UNKNOWN_ACCESS: Final = "could not find matching access token"
+_EXPIRED_PUBLIC: Final = (
+    "provided public token is expired. Public tokens expire 30 minutes after creation at which"
+    " point they can no longer be exchanged"
+)
 
 
 @dataclass
@@ -64,6 +150,35 @@ def plaid_error(
 
 def _request_id() -> str:
     return secrets.token_hex(8)[:15]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """What a test may know of one Item the stand-in holds: never its access token."""
+
+    item_id: str
+    institution_id: str
+    removed: bool
+    error: str | None  # the error_code of the Item's error (ITEM_LOGIN_REQUIRED), or None
+
+
+@dataclass
+class _Item:
+    item_id: str
+    institution_id: str
+    products: tuple[str, ...]
+    webhook: str | None
+    created_at: float
+    access_token: str | None = None
+    removed: bool = False
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class _PublicToken:
+    item: _Item
+    created_at: float
+    exchanged: bool = False
 
 
 class _Handler(GuardedHandler):  # its own Host only, no web page's Origin
@@ -138,6 +253,62 @@ class _Server(ThreadingHTTPServer):
         return self.standin.sandbox_answer(path, headers, raw)
 
 
+def _ok(body: dict[str, Any]) -> Scripted:
+    return Scripted(200, {**body, "request_id": _request_id()})
+
+
+def _invalid_request(code: str, message: str) -> Scripted:
+    return plaid_error(400, "INVALID_REQUEST", code, message)
+
+
+def _missing(*names: str) -> Scripted:
+    return _invalid_request(
+        "MISSING_FIELDS", f"the following required fields are missing: {', '.join(names)}"
+    )
+
+
+def _unknown(names: Iterable[str]) -> Scripted | None:
+    unknown = sorted(names)
+    if not unknown:
+        return None
+    return _invalid_request(
+        "UNKNOWN_FIELDS",
+        f"the following fields are not recognized by this endpoint: {', '.join(unknown)}",
+    )
+
+
+def _not_a_string(name: str) -> Scripted:
+    return _invalid_request(
+        "INVALID_FIELD", f"{name} must be a properly formatted, non-empty string"
+    )
+
+
+def _token_refusal(token: str, kind: str) -> Scripted | None:
+    """Plaid's answer to a token that is not a well-formed `<kind>-sandbox-...`, else None."""
+    code = f"INVALID_{kind.upper()}_TOKEN"
+    prefix, _, rest = token.partition("-")
+    environment, _, identifier = rest.partition("-")
+    if prefix not in TOKEN_KINDS or environment not in ENVIRONMENTS or not identifier:
+        message = (
+            f"provided {kind} token is in an invalid format."
+            f" expected format: {kind}-<environment>-<identifier>"
+        )
+    elif prefix != kind:
+        message = f'provided token is the wrong type. expected "{kind}", got "{prefix}"'
+    elif environment != ENVIRONMENT:
+        message = (
+            f"provided {kind} token is for the wrong Plaid environment."
+            f' expected "{ENVIRONMENT}", got "{environment}"'
+        )
+    else:
+        return None
+    return plaid_error(400, "INVALID_INPUT", code, message)
+
+
+def _timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class PlaidStandIn:
     """Run the stand-in on a free loopback port for the duration of a `with` block."""
 
@@ -148,6 +319,7 @@ class PlaidStandIn:
         host: str = "127.0.0.1",
         tls: ssl.SSLContext | None = None,
         compress: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if compress not in {None, *_COMPRESSORS}:
             raise ValueError(f"compress must be one of {sorted(_COMPRESSORS)} or None")
@@ -156,8 +328,15 @@ class PlaidStandIn:
         self.secret = secret
         self.host = host
         self.tls = tls
+        self.clock = clock
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # The Items, by item_id, and the tokens that reach them. Requests run on several
+        # threads (and PlaidFaults answers through sandbox_answer without a server of ours).
+        self._items_lock = threading.Lock()
+        self._items: dict[str, _Item] = {}
+        self._public_tokens: dict[str, _PublicToken] = {}
+        self._access_tokens: dict[str, _Item] = {}
 
     @property
     def server(self) -> _Server:
@@ -182,6 +361,36 @@ class PlaidStandIn:
         with self.server.lock:
             self.server.scripted.extend(answers)
 
+    def items(self) -> tuple[ItemView, ...]:
+        """Every Item created so far (exchanged or not, removed or not), oldest first."""
+        with self._items_lock:
+            return tuple(
+                ItemView(
+                    item.item_id,
+                    item.institution_id,
+                    item.removed,
+                    item.error["error_code"] if item.error else None,
+                )
+                for item in self._items.values()
+            )
+
+    def repair(self, access_token: str) -> None:
+        """What completing Link in update mode does: the Item's error is cleared.
+        LookupError if no Item, or only a removed one, has this access token."""
+        with self._items_lock:
+            self._repair(self._access_tokens.get(access_token))
+
+    def repair_item(self, item_id: str) -> None:
+        """`repair` for the Item `item_id` (what the control endpoint knows of an Item)."""
+        with self._items_lock:
+            self._repair(self._items.get(item_id))
+
+    @staticmethod
+    def _repair(item: _Item | None) -> None:
+        if item is None or item.removed or item.access_token is None:
+            raise LookupError("no such Item, or it was removed")  # never names the token
+        item.error = None
+
     def __enter__(self) -> PlaidStandIn:
         self._server = _Server(self)
         if self.tls:
@@ -198,7 +407,8 @@ class PlaidStandIn:
 
     def sandbox_answer(self, path: str, headers: Any, raw: bytes) -> Scripted:  # noqa: PLR0911
         """What Plaid Sandbox would say to this request (the parts this service relies on)."""
-        if path != "/link/token/create":
+        route = self._ROUTES.get(path)
+        if route is None:
             return plaid_error(404, "INVALID_REQUEST", "NOT_FOUND", "unknown route")
         try:
             body = json.loads(raw)
@@ -216,15 +426,35 @@ class PlaidStandIn:
             return plaid_error(
                 400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret provided"
             )
+        if path in _FIELDS and (refusal := _unknown(set(body) - _FIELDS[path])):
+            return refusal
+        return route(self, body)
+
+    # --- /link/token/create ------------------------------------------------------------------
+
+    def _link_token_create(self, body: dict[str, Any]) -> Scripted:  # noqa: PLR0911
         missing = [key for key in REQUIRED if key not in body]
         if missing or not body.get("user", {}).get("client_user_id"):
             return plaid_error(
                 400, "INVALID_REQUEST", "MISSING_FIELDS", f"missing fields: {missing or ['user']}"
             )
-        if not body.get("products"):
-            return plaid_error(
-                400, "INVALID_REQUEST", "INVALID_FIELD", "products must be a non-empty list"
-            )
+        access_token = body.get("access_token")
+        if access_token is None:  # a new Item
+            if not body.get("products"):
+                return _invalid_request("INVALID_FIELD", "products must be a non-empty list")
+            lifetime = LINK_TOKEN_LIFETIME
+        else:  # update mode, for the Item of access_token
+            if not isinstance(access_token, str) or not access_token:
+                return _not_a_string("access_token")
+            if "products" in body:
+                return _invalid_request(
+                    "INVALID_FIELD",
+                    "products must be omitted when access_token is set: Link in update mode"
+                    " repairs or extends an existing Item with the products it has",
+                )
+            if refusal := _update_refusal(body.get("update")):
+                return refusal
+            lifetime = UPDATE_LINK_TOKEN_LIFETIME
         if body.get("redirect_uri") and body.get("android_package_name"):
             return plaid_error(
                 400,
@@ -232,12 +462,190 @@ class PlaidStandIn:
                 "INVALID_FIELD",
                 "android_package_name and redirect_uri cannot both be set",
             )
-        expiration = datetime.now(UTC) + timedelta(hours=4)
-        return Scripted(
-            200,
-            {
-                "link_token": f"link-sandbox-{uuid.uuid4()}",
-                "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "request_id": _request_id(),
-            },
+        with self._items_lock:
+            if access_token is not None and (refusal := self._item_of(access_token)[1]):
+                return refusal
+            now = self.clock()
+        return _ok(
+            {"link_token": f"link-sandbox-{uuid.uuid4()}", "expiration": _timestamp(now + lifetime)}
         )
+
+    # --- the Item endpoints ------------------------------------------------------------------
+
+    def _sandbox_public_token_create(self, body: dict[str, Any]) -> Scripted:  # noqa: PLR0911
+        missing = [key for key in ("institution_id", "initial_products") if body.get(key) is None]
+        if missing:
+            return _missing(*missing)
+        institution_id, products = body["institution_id"], body["initial_products"]
+        if not isinstance(institution_id, str) or not institution_id:
+            return _not_a_string("institution_id")
+        if (
+            not isinstance(products, list)
+            or not products
+            or not all(isinstance(p, str) for p in products)
+        ):
+            return _invalid_request(
+                "INVALID_FIELD", "initial_products must be a non-empty list of products"
+            )
+        if unknown := sorted(set(products) - PRODUCTS):
+            return _invalid_request(
+                "INVALID_FIELD", f"initial_products has unknown products: {', '.join(unknown)}"
+            )
+        options = body.get("options", {})
+        if not isinstance(options, dict):
+            return _invalid_request("INVALID_FIELD", "options must be an object")
+        if refusal := _unknown(f"options.{key}" for key in set(options) - _SANDBOX_OPTIONS):
+            return refusal
+        webhook = options.get("webhook")
+        if webhook is not None and (not isinstance(webhook, str) or not webhook):
+            return _not_a_string("options.webhook")
+        if not _INSTITUTION_ID.fullmatch(institution_id):
+            return plaid_error(
+                400, "INVALID_INPUT", "INVALID_INSTITUTION", "invalid institution_id provided"
+            )
+        public_token = f"public-{ENVIRONMENT}-{uuid.uuid4()}"
+        with self._items_lock:
+            now = self.clock()
+            item = _Item(
+                item_id=_new_item_id(),
+                institution_id=institution_id,
+                products=tuple(sorted(set(products))),
+                webhook=webhook,
+                created_at=now,
+            )
+            self._items[item.item_id] = item
+            self._public_tokens[public_token] = _PublicToken(item, now)
+        return _ok({"public_token": public_token})
+
+    def _public_token_exchange(self, body: dict[str, Any]) -> Scripted:
+        public_token = body.get("public_token")
+        if public_token is None:
+            return _missing("public_token")
+        if not isinstance(public_token, str) or not public_token:
+            return _not_a_string("public_token")
+        if refusal := _token_refusal(public_token, "public"):
+            return refusal
+        with self._items_lock:
+            held = self._public_tokens.get(public_token)
+            if held is None or held.exchanged:  # Plaid forgets a public token once exchanged
+                message = _UNKNOWN_PUBLIC
+            elif self.clock() - held.created_at >= PUBLIC_TOKEN_LIFETIME:
+                message = _EXPIRED_PUBLIC
+            else:
+                held.exchanged = True
+                item = held.item
+                item.access_token = f"access-{ENVIRONMENT}-{uuid.uuid4()}"
+                self._access_tokens[item.access_token] = item
+                return _ok({"access_token": item.access_token, "item_id": item.item_id})
+        return plaid_error(400, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", message)
+
+    def _item_get(self, body: dict[str, Any]) -> Scripted:
+        with self._items_lock:
+            item, refusal = self._item_in(body)
+            if refusal:
+                return refusal
+            assert item is not None
+            return _ok({"item": _item_body(item), "status": _item_status(item)})
+
+    def _item_remove(self, body: dict[str, Any]) -> Scripted:
+        with self._items_lock:
+            item, refusal = self._item_in(body)
+            if refusal:
+                return refusal
+            assert item is not None
+            item.removed = True
+        return _ok({})
+
+    def _reset_login(self, body: dict[str, Any]) -> Scripted:
+        with self._items_lock:
+            item, refusal = self._item_in(body)
+            if refusal:
+                return refusal
+            assert item is not None
+            item.error = {
+                "error_type": "ITEM_ERROR",
+                "error_code": "ITEM_LOGIN_REQUIRED",
+                "error_code_reason": None,
+                "error_message": ITEM_LOGIN_REQUIRED_MESSAGE,
+                "display_message": None,
+                "status": 400,
+                "causes": [],
+                "documentation_url": "https://plaid.com/docs/errors/item/#item_login_required",
+                "suggested_action": None,
+            }
+        return _ok({"reset_login": True})
+
+    def _item_in(self, body: Mapping[str, Any]) -> tuple[_Item | None, Scripted | None]:
+        """The live Item whose access token the body names, or Plaid's refusal. Hold the lock."""
+        access_token = body.get("access_token")
+        if access_token is None:
+            return None, _missing("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            return None, _not_a_string("access_token")
+        return self._item_of(access_token)
+
+    def _item_of(self, access_token: str) -> tuple[_Item | None, Scripted | None]:
+        if refusal := _token_refusal(access_token, "access"):
+            return None, refusal
+        item = self._access_tokens.get(access_token)
+        if item is None:
+            return None, plaid_error(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN", _UNKNOWN_ACCESS)
+        if item.removed:
+            return None, plaid_error(400, "ITEM_ERROR", "ITEM_NOT_FOUND", ITEM_NOT_FOUND_MESSAGE)
+        return item, None
+
+    _ROUTES: ClassVar[dict[str, Callable[[PlaidStandIn, dict[str, Any]], Scripted]]] = {
+        "/link/token/create": _link_token_create,
+        "/sandbox/public_token/create": _sandbox_public_token_create,
+        "/item/public_token/exchange": _public_token_exchange,
+        "/item/get": _item_get,
+        "/item/remove": _item_remove,
+        "/sandbox/item/reset_login": _reset_login,
+    }
+
+
+def _update_refusal(update: Any) -> Scripted | None:
+    """Plaid's answer to an `update` object it would not take, else None."""
+    if update is None:
+        return None
+    if not isinstance(update, dict):
+        return _invalid_request("INVALID_FIELD", "update must be an object")
+    if refusal := _unknown(f"update.{key}" for key in set(update) - _UPDATE_OPTIONS):
+        return refusal
+    for key in ("account_selection_enabled", "reauthorization_enabled", "user"):
+        if key in update and not isinstance(update[key], bool):
+            return _invalid_request("INVALID_FIELD", f"update.{key} must be a boolean")
+    return None
+
+
+def _new_item_id() -> str:
+    return "".join(secrets.choice(_ITEM_ID_ALPHABET) for _ in range(_ITEM_ID_LENGTH))
+
+
+def _item_body(item: _Item) -> dict[str, Any]:
+    billed = [product for product in item.products if product != "balance"]
+    return {
+        "item_id": item.item_id,
+        "institution_id": item.institution_id,
+        "institution_name": _INSTITUTION_NAMES.get(item.institution_id),
+        "webhook": item.webhook,
+        "error": dict(item.error) if item.error else None,
+        "available_products": sorted(set(_AVAILABLE) - set(billed)),
+        "billed_products": billed,
+        "products": billed,
+        "consented_products": billed,
+        "consent_expiration_time": None,
+        "update_type": "background",
+        "auth_method": "INSTANT_AUTH" if "auth" in billed else None,
+        "created_at": _timestamp(item.created_at),
+    }
+
+
+def _item_status(item: _Item) -> dict[str, Any]:
+    transactions = None
+    if "transactions" in item.products:
+        transactions = {
+            "last_successful_update": _timestamp(item.created_at),
+            "last_failed_update": None,
+        }
+    return {"investments": None, "transactions": transactions, "last_webhook": None}

@@ -6,19 +6,23 @@ of the stand-in's Sandbox-like behaviour (the same queue as `PlaidStandIn.script
     [{"status": 400, "body": {...Plaid error...}, "headers": {"Retry-After": "2"},
       "delay": 0.5, "close": false}]
 
-`DELETE <stand-in URL>/_standin/script` empties the queue, and
-`GET <stand-in URL>/_standin/requests` lists the Plaid calls received so far as
-`[{"path", "body"}]` (bodies only: the credentials travel in headers, never shown). Answers
-are 204, or 400 with the reason; a script must be sent as `Content-Type: application/json`
-(415 otherwise), which no web page can send across sites without a preflight. The stand-in
-only ever listens on loopback and refuses any request naming another Host or carrying a web
-page's Origin (local_guard.py); the Plaid client never calls these paths (it only posts to
-/link/token/create): a test double's knob.
+`DELETE <stand-in URL>/_standin/script` empties the queue,
+`POST <stand-in URL>/_standin/items/<item_id>/repair` plays completing Link in update mode for
+that Item (`PlaidStandIn.repair_item`: its ITEM_LOGIN_REQUIRED error is cleared; 404 for an
+unknown or removed Item), and `GET <stand-in URL>/_standin/requests` lists the Plaid calls
+received so far as `[{"path", "body"}]` (bodies only: the credentials travel in headers, never
+shown, and an `access_token` is shown as "<redacted>"). Answers are 204, or 400/404 with the
+reason; a script or a repair must be sent as `Content-Type: application/json` (415
+otherwise), which no web page can send across sites without a preflight. The stand-in only
+ever listens on loopback and refuses any request naming another Host or carrying a web page's
+Origin (local_guard.py); the Plaid client never calls these paths (it only calls Plaid's own
+routes): a test double's knob.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from typing import Any
@@ -27,7 +31,9 @@ from infra.doubles.plaid_standin import PlaidStandIn, Scripted, _Handler
 
 CONTROL_PATH = "/_standin/script"
 REQUESTS_PATH = "/_standin/requests"
+REPAIR_PATH = re.compile(r"/_standin/items/(?P<item_id>[A-Za-z0-9]+)/repair")
 _CREDENTIAL_FIELDS = {"client_id", "secret"}
+_REDACTED_FIELDS = {"access_token"}
 _FIELDS = {"status", "body", "headers", "delay", "close"}
 
 
@@ -65,7 +71,11 @@ def _without_credentials(raw: bytes) -> Any:
     except ValueError:
         return None
     if isinstance(body, dict):
-        return {k: v for k, v in body.items() if k not in _CREDENTIAL_FIELDS}
+        return {
+            k: "<redacted>" if k in _REDACTED_FIELDS else v
+            for k, v in body.items()
+            if k not in _CREDENTIAL_FIELDS
+        }
     return body
 
 
@@ -73,15 +83,25 @@ class _ControlHandler(_Handler):
     """The stand-in's handler, with the control path answered before anything else."""
 
     def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] != CONTROL_PATH:
+        path = self.path.split("?", 1)[0]
+        repair = REPAIR_PATH.fullmatch(path)
+        if path != CONTROL_PATH and not repair:
             super().do_POST()
             return
         media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if media_type != "application/json":
             self.close_connection = True  # its body is left unread
-            self._reply(415, b"send the script as Content-Type: application/json")
+            self._reply(415, b"send the request as Content-Type: application/json")
             return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if repair:
+            try:
+                self.server.standin.repair_item(repair["item_id"])
+            except LookupError:
+                self._reply(404, b"no such Item, or it was removed")
+                return
+            self._reply(204, b"")
+            return
         try:
             answers = parse_script(raw)
         except (ValueError, TypeError) as exc:
