@@ -31,6 +31,7 @@ from linktoken.xray import Tracer
 SERVICE: Final = os.environ.get("POWERTOOLS_SERVICE_NAME") or "plaid-link-token"
 NAMESPACE: Final = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "PlaidLinkToken"
 FUNCTION_VERSION: Final = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
+FUNCTION_NAME: Final = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"
 
 
 def _message_as_is(message: Any) -> Any:
@@ -94,13 +95,15 @@ def count_failure(code: str, metric: str = "LinkTokenFailed") -> None:
 
 
 def count_release_regression() -> None:
-    """`ReleaseRegression` per function version, so a canary's alarm counts only the new
-    version's failures, not those of the version it is replacing."""
-    _count_by("ReleaseRegression", "FunctionVersion", FUNCTION_VERSION)
+    """`ReleaseRegression` per function and version, so a canary's alarm counts only the new
+    version's failures: not those of the version it is replacing, nor those of another function
+    of the stack whose version has the same number."""
+    _count_by("ReleaseRegression", FunctionName=FUNCTION_NAME, FunctionVersion=FUNCTION_VERSION)
 
 
-def _count_by(name: str, dimension: str, value: str) -> None:
-    """A count of 1 in a document of its own, so `dimension` splits no other metric."""
+def _count_by(name: str, dimension: str | None = None, value: str = "", **more: str) -> None:
+    """A count of 1 in a document of its own, so its dimensions split no other metric."""
+    dimensions = {dimension: value, **more} if dimension else more
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
@@ -108,7 +111,8 @@ def _count_by(name: str, dimension: str, value: str) -> None:
         namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
     ) as metric:
-        metric.add_dimension(name=dimension, value=value)
+        for key, item in dimensions.items():
+            metric.add_dimension(name=key, value=item)
 
 
 def mask_token(token: str) -> str:

@@ -490,7 +490,7 @@ def test_before_any_secret_read_a_line_has_no_user_ref(invoke: Any, output: Any)
 def test_release_regressions_are_counted_per_function_version(
     invoke: Any, plaid: Any, output: Any, answer: Any, regression: bool
 ) -> None:
-    from linktoken.observability import FUNCTION_VERSION
+    from linktoken.observability import FUNCTION_NAME, FUNCTION_VERSION
 
     plaid.script(*[answer] * 3)
     invoke(make_event({}))
@@ -500,8 +500,12 @@ def test_release_regressions_are_counted_per_function_version(
         assert found == []  # Plaid's own state never rolls back a release
         return
     [doc] = found
-    assert directive(doc)["Dimensions"] == [["service", "FunctionVersion"]]
-    assert (doc["FunctionVersion"], doc["ReleaseRegression"]) == (FUNCTION_VERSION, [1.0])
+    assert directive(doc)["Dimensions"] == [["service", "FunctionName", "FunctionVersion"]]
+    assert (doc["FunctionName"], doc["FunctionVersion"], doc["ReleaseRegression"]) == (
+        FUNCTION_NAME,
+        FUNCTION_VERSION,
+        [1.0],
+    )
 
 
 def exceptions_caught_by_the_logging_stack(action: Any) -> list[str]:

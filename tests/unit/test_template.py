@@ -219,6 +219,10 @@ def test_rollback_alarms_watch_the_new_version_and_ignore_plaid_outages() -> Non
     regression = RESOURCES["ReleaseRegressionAlarm"]["Properties"]
     assert regression["MetricName"] == "ReleaseRegression"
     assert {"Name": "FunctionVersion", "Value": new_version} in regression["Dimensions"]
+    # Version numbers repeat across the stack's functions: the function is named too.
+    assert {"Name": "FunctionName", "Value": {"Ref": "LinkTokenFunction"}} in regression[
+        "Dimensions"
+    ]
 
     counted = {code for code, kind in PROBLEM_TYPES.items() if kind.release_regression}
     assert counted == {"INTERNAL_ERROR", "MISCONFIGURED", "UPSTREAM_REJECTED"}

@@ -459,7 +459,15 @@ def test_any_orphan_left_pages_someone() -> None:
 
 @pytest.mark.parametrize("function", ["ItemExchangeFunction", "ItemsFunction"])
 def test_each_items_function_rolls_back_on_its_own_errors(function: str) -> None:
-    (rollback,) = props(function)["DeploymentPreference"]["Alarms"]
+    rollback, regression_ref = props(function)["DeploymentPreference"]["Alarms"]
+    # Its own release regressions: its name and new version, never another function's.
+    regression = _alarm(regression_ref["Ref"])
+    assert regression["MetricName"] == "ReleaseRegression"
+    assert regression["Dimensions"] == [
+        {"Name": "service", "Value": {"Ref": "ServiceName"}},
+        {"Name": "FunctionName", "Value": {"Ref": function}},
+        {"Name": "FunctionVersion", "Value": {"Fn::GetAtt": [function, "Version.Version"]}},
+    ]
     alarm = _alarm(rollback["Ref"])
     assert alarm["MetricName"] == "Errors"
     assert {"Name": "FunctionName", "Value": {"Ref": function}} in alarm["Dimensions"]
