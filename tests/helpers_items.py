@@ -19,6 +19,7 @@ from infra.doubles.aws_faults import AwsFaults
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.moto_server import moto_server
 from infra.doubles.plaid_standin import PlaidStandIn
+from infra.gateway.cfn_template import function_timeout_seconds, load_template
 from linktoken.container import build_container
 from linktoken.endpoint import handle
 from plaiditems.container import ItemsContainer, build_items_container
@@ -101,7 +102,7 @@ class World:
                 "link_session_id": "s-1",
             },
         }
-        return handle_exchange(event("POST", "/items", sub, body), LambdaContext(), self.items)
+        return handle_exchange(event("POST", "/items", sub, body), exchange_context(), self.items)
 
     def list(self, sub: str, container: ItemsContainer | None = None) -> dict[str, Any]:
         return handle_items(event("GET", "/items", sub), LambdaContext(), container or self.items)
@@ -134,6 +135,15 @@ class _Clients:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+
+# The exchange function's own timeout (template.yaml): the exchange keeps time back for what
+# must follow it (plaiditems.service.CLEANUP_RESERVE_S).
+EXCHANGE_TIMEOUT_MS = function_timeout_seconds(load_template(), "ItemExchangeFunction") * 1000
+
+
+def exchange_context() -> LambdaContext:
+    return LambdaContext(remaining_ms=EXCHANGE_TIMEOUT_MS)
 
 
 def event(

@@ -35,6 +35,10 @@ REMOVE_PATH: Final = "/item/remove"
 # Longer than any function's timeout: a claim outlives the request that made it only when that
 # request died, and then a retry may take it over.
 EXCHANGE_LOCK_SECONDS: Final = 60
+# Kept back from the exchange's Plaid call for what must follow it once Plaid has made the Item:
+# seal and store it (KMS, DynamoDB: two attempts of 1 s + 2 s each, and a retry delay of up to
+# 1 s, per call) or remove it at Plaid (one full attempt, 8 s), and answer (0.5 s).
+CLEANUP_RESERVE_S: Final = 2 * (2 * 3.0 + 1.0) + 8.0 + 0.5
 # Plaid's codes that mean "this Item is already gone at Plaid": removing it again is done.
 _ALREADY_REMOVED: Final = frozenset({"ITEM_NOT_FOUND"})
 
@@ -144,7 +148,7 @@ class ItemsService:
             answer = self._plaid(
                 EXCHANGE_PATH,
                 {"public_token": request.public_token},
-                remaining,
+                lambda: remaining() - CLEANUP_RESERVE_S,  # what storing or removing needs
                 log,
                 idempotent=False,
             )

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from infra.doubles.lambda_runtime import LambdaContext
 from linktoken.endpoint import handle
 from plaiditems.endpoint import handle_exchange, handle_items
-from tests.helpers_items import World, body_of, event, items_world
+from tests.helpers_items import World, body_of, event, exchange_context, items_world
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
@@ -121,7 +121,7 @@ def test_any_exchange_body_is_a_documented_4xx_or_an_item_of_its_own_values(
     before = len(world.plaid.requests)
     raw = handle_exchange(
         event("POST", "/items", "hostile-user", None) | {"body": json.dumps(body)},
-        LambdaContext(),
+        exchange_context(),
         world.items,
     )
     answer = documented(raw, 201)

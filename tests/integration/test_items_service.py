@@ -21,6 +21,7 @@ from tests.helpers_items import (
     World,
     body_of,
     event,
+    exchange_context,
     items_world,
 )
 
@@ -159,7 +160,9 @@ def test_an_item_that_cannot_be_sealed_is_removed_at_plaid(world: World) -> None
         "public_token": token,
         "metadata": {"institution": {"institution_id": "ins_8", "name": "B"}, "accounts": ACCOUNTS},
     }
-    answer = handle_exchange(event("POST", "/items", "user-orphan", body), LambdaContext(), broken)
+    answer = handle_exchange(
+        event("POST", "/items", "user-orphan", body), exchange_context(), broken
+    )
     assert answer["statusCode"] == 500
     assert body_of(answer)["code"] == "MISCONFIGURED"
     exchanged = [v for v in world.plaid.items() if v.institution_id == "ins_8"]
@@ -188,3 +191,17 @@ def test_after_a_snapstart_restore_the_items_container_reads_and_connects_afresh
     assert service.secrets.cached is None
     assert world.list("user-restore")["statusCode"] == 200
     assert service.secrets.reads == reads + 1
+
+
+def test_an_exchange_with_too_little_time_left_to_store_or_remove_its_item_is_not_started(
+    world: World,
+) -> None:
+    token = world.public_token("ins_30")
+    body = {"public_token": token, "metadata": {"institution": INSTITUTION, "accounts": ACCOUNTS}}
+    exchanges = [r for r in world.plaid.requests if r.get("path") == "/item/public_token/exchange"]
+    short = LambdaContext(remaining_ms=20_000)  # less than the exchange plus what follows it
+    answer = handle_exchange(event("POST", "/items", "user-late", body), short, world.items)
+    assert (answer["statusCode"], body_of(answer)["code"]) == (504, "UPSTREAM_TIMEOUT")
+    after = [r for r in world.plaid.requests if r.get("path") == "/item/public_token/exchange"]
+    assert after == exchanges  # Plaid never saw it
+    assert world.exchange("user-late", token)["statusCode"] == 201  # the claim was released
