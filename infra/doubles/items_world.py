@@ -1,0 +1,271 @@
+"""The Items flow's world: moto's server (Secrets Manager, DynamoDB, KMS) seeded with the Plaid
+secret, the Items table and the key; the Plaid stand-in; optionally the DynamoDB/KMS fault
+front (infra/doubles/aws_faults.py) between the functions and moto; and the functions'
+environment. One copy of this set-up, for the tests (tests/helpers_items.py) and for
+`make soak-items` (infra/bench/soak_items.py), which runs it in a process of its own.
+
+    with items_backends(with_faults=True) as backends:   # started and seeded
+        backends.env                                      # what the three functions get
+    with items_world() as world:                          # the same, plus the containers
+        world.exchange("user", world.public_token())      # one call per route
+
+Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.session
+import requests
+
+from infra.doubles.aws_faults import AwsFaults
+from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.moto_server import WsgiApp, moto_server
+from infra.doubles.plaid_standin import PlaidStandIn
+from infra.gateway.cfn_template import function_timeout_seconds, load_template
+from linktoken.container import build_container
+from linktoken.endpoint import handle
+from plaiditems.container import ItemsContainer, build_items_container
+from plaiditems.endpoint import handle_exchange, handle_items
+
+CLIENT_ID, SECRET = "items-client-id", "items-secret-value"
+HMAC_KEY = "k" * 32
+REGION = "us-east-1"
+INSTITUTION = {"institution_id": "ins_109508", "name": "First Platypus Bank"}
+ACCOUNTS = [
+    {
+        "id": "acc-1",
+        "name": "Plaid Checking",
+        "mask": "0000",
+        "type": "depository",
+        "subtype": "checking",
+    },
+    {
+        "id": "acc-2",
+        "name": "Plaid Saving",
+        "mask": "1111",
+        "type": "depository",
+        "subtype": "savings",
+    },
+]
+
+
+@dataclass(frozen=True)
+class ItemsBackends:
+    """What the Items functions talk to, started and seeded: moto's `endpoint`, the stand-in,
+    the fault front (None without faults), and the names of this world's table, secret and key
+    (moto keeps one state per process, whichever server: each world has names of its own)."""
+
+    endpoint: str
+    plaid: PlaidStandIn
+    faults: AwsFaults | None
+    table: str
+    secret_id: str
+    key_id: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The functions' environment: DynamoDB and KMS through the fault front if there is
+        one, Secrets Manager straight to moto."""
+        front = self.faults.endpoint if self.faults else None
+        return {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": front or self.endpoint,
+            "AWS_ENDPOINT_URL_KMS": front or self.endpoint,
+            "PLAID_SECRET_ID": self.secret_id,
+            "PLAID_CLIENT_NAME": "Items Test",
+            "PLAID_BASE_URL": self.plaid.base_url,
+            "ITEMS_TABLE": self.table,
+            "ITEMS_KEY_ID": self.key_id,
+        }
+
+    def client(self, service: str) -> Any:
+        """A botocore client for moto itself (set-up and inspection, never the functions')."""
+        return moto_client(self.endpoint, service)
+
+
+def moto_client(endpoint: str, service: str) -> Any:
+    """botocore's client for moto's endpoint (typed loosely: moto's side is set-up only)."""
+    return botocore.session.get_session().create_client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials
+    )
+
+
+@contextmanager
+def items_backends(
+    with_faults: bool = False,
+    *,
+    plaid: PlaidStandIn | None = None,
+    moto_wrap: Callable[[WsgiApp], WsgiApp] | None = None,
+    credentials: tuple[str, str, str] = (CLIENT_ID, SECRET, HMAC_KEY),
+) -> Iterator[ItemsBackends]:
+    """moto on a fresh loopback port with the secret (`credentials`: client_id, secret,
+    user_id_hmac_key), the table and the key; the stand-in (`plaid`, not yet started, else one
+    with these keys); with `with_faults`, the fault front before moto's DynamoDB and KMS.
+    `moto_wrap` puts a WSGI middleware before moto (to count what reaches it)."""
+    client_id, secret, hmac_key = credentials
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(moto_server(wrap=moto_wrap))
+        standin = stack.enter_context(
+            plaid if plaid is not None else PlaidStandIn(client_id=client_id, secret=secret)
+        )
+        faults = stack.enter_context(AwsFaults(endpoint)) if with_faults else None
+        suffix = uuid.uuid4().hex[:8]
+        table, secret_id = f"items-{suffix}", f"items/plaid-{suffix}"
+        moto_client(endpoint, "secretsmanager").create_secret(
+            Name=secret_id,
+            SecretString=json.dumps(
+                {"client_id": client_id, "secret": secret, "user_id_hmac_key": hmac_key}
+            ),
+        )
+        moto_client(endpoint, "dynamodb").create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        key_id = moto_client(endpoint, "kms").create_key()["KeyMetadata"]["Arn"]
+        yield ItemsBackends(endpoint, standin, faults, table, secret_id, key_id)
+
+
+class World:
+    """The backends and the containers built on them: one Items container (exchange_app's and
+    items_app's, played by one), one link-token container (app's, update mode)."""
+
+    def __init__(self, backends: ItemsBackends) -> None:
+        self.backends = backends
+        self.endpoint, self.plaid, self.faults = backends.endpoint, backends.plaid, backends.faults
+        self.table, self.secret_id = backends.table, backends.secret_id
+        self.key_id = backends.key_id
+        self.env = backends.env
+        os.environ.update(self.env)  # the secret store's client reads the process environment
+        self.items = build_items_container(self.env)
+        self.link = build_container(self.env)
+
+    def client(self, service: str) -> Any:
+        return self.backends.client(service)
+
+    def public_token(self, institution_id: str = INSTITUTION["institution_id"]) -> str:
+        answer = requests.post(
+            self.plaid.base_url + "/sandbox/public_token/create",
+            json={"institution_id": institution_id, "initial_products": ["transactions"]},
+            headers={"PLAID-CLIENT-ID": self.plaid.client_id, "PLAID-SECRET": self.plaid.secret},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["public_token"])
+
+    def exchange(
+        self, sub: str, token: str, accounts: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        return handle_exchange(
+            event("POST", "/items", sub, exchange_body(token, accounts=accounts)),
+            exchange_context(),
+            self.items,
+        )
+
+    def list(self, sub: str, container: ItemsContainer | None = None) -> dict[str, Any]:
+        return handle_items(event("GET", "/items", sub), LambdaContext(), container or self.items)
+
+    def remove(self, sub: str, item_id: str) -> dict[str, Any]:
+        return handle_items(
+            event("DELETE", f"/items/{item_id}", sub, item_id=item_id), LambdaContext(), self.items
+        )
+
+    def update_token(self, sub: str, item_id: str) -> dict[str, Any]:
+        return handle(
+            event("POST", "/link-token", sub, {"item_id": item_id}), LambdaContext(), self.link
+        )
+
+    def table_dump(self) -> str:
+        return json.dumps(self.client("dynamodb").scan(TableName=self.table)["Items"])
+
+
+@contextmanager
+def items_world(with_faults: bool = False) -> Iterator[World]:
+    """The world on a fresh moto server; `with_faults` puts the fault double
+    (`World.faults`) between the functions and moto's DynamoDB and KMS. The process
+    environment is restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        with items_backends(with_faults) as backends:
+            yield World(backends)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# The exchange function's own timeout (template.yaml): the exchange keeps time back for what
+# must follow it (plaiditems.service.CLEANUP_RESERVE_S).
+EXCHANGE_TIMEOUT_MS = function_timeout_seconds(load_template(), "ItemExchangeFunction") * 1000
+
+
+def exchange_context() -> LambdaContext:
+    return LambdaContext(remaining_ms=EXCHANGE_TIMEOUT_MS)
+
+
+def exchange_body(
+    token: str,
+    institution: dict[str, str] | None = None,
+    accounts: list[dict[str, Any]] | None = None,
+    link_session_id: str = "s-1",
+) -> dict[str, Any]:
+    """A POST /items body as the apps send it: the public token and Link's onSuccess
+    metadata."""
+    return {
+        "public_token": token,
+        "metadata": {
+            "institution": institution or INSTITUTION,
+            "accounts": accounts or ACCOUNTS,
+            "link_session_id": link_session_id,
+        },
+    }
+
+
+def event(
+    method: str, path: str, sub: str, body: Any = None, item_id: str | None = None
+) -> dict[str, Any]:
+    """An HTTP API (payload 2.0) event behind the JWT authorizer, for user `sub`."""
+    route = "/items/{item_id}" if item_id else path
+    doc: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "http": {"method": method, "path": path},
+            "authorizer": {"jwt": {"claims": {"sub": sub}}},
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        doc["body"] = json.dumps(body)
+    if item_id is not None:
+        doc["pathParameters"] = {"item_id": item_id}
+    return doc
+
+
+def body_of(answer: dict[str, Any]) -> Any:
+    return json.loads(answer["body"]) if answer["body"] else None
