@@ -16,11 +16,13 @@ _WIDTH = 8  # the status column: ok, warn, problem, skip, fix
 
 def text(report: Report, title: str) -> str:
     lines = [f"make doctor: {title}"]
-    group = None
+    heading = None
     for finding in report.findings:
-        if finding.group != group:
-            group = finding.group
-            lines.append(f"\n{group}")
+        # A stack's report names the function (its logical id) before each of its groups.
+        current = f"{finding.function}: {finding.group}" if finding.function else finding.group
+        if current != heading:
+            heading = current
+            lines.append(f"\n{heading}")
         # A detail that starts with its check's name (PLAID_ENV...) needs no label.
         label = "" if finding.detail.startswith(finding.check) else f"{finding.check}: "
         lines.append(f"  {finding.status:<{_WIDTH}} {label}{finding.detail}")
