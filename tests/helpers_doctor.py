@@ -1,5 +1,6 @@
 """Shared pieces of the doctor tests: a moto server (Secrets Manager, Lambda, CloudWatch Logs,
-CloudFormation) on a loopback port, and running `make doctor`'s entry point in-process."""
+CloudFormation, DynamoDB, KMS) on a loopback port, and running `make doctor`'s entry point
+in-process."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ _CLEARED = (
     "PLAID_ENV", "PLAID_PRODUCTS", "PLAID_COUNTRY_CODES", "PLAID_LANGUAGE", "PLAID_REDIRECT_URI",
     "PLAID_ANDROID_PACKAGE_NAME", "PLAID_WEBHOOK_URL", "PLAID_BASE_URL",
     "PLAID_SECRET_TTL_SECONDS", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
+    "AWS_PROFILE", "ITEMS_TABLE", "ITEMS_KEY_ID",
 )  # fmt: skip
+# The Items table and key a complete configuration names (the stack sets both).
+ITEMS_TABLE = "plaid-link-items-test"
+ITEMS_KEY_ID = "arn:aws:kms:us-east-1:123456789012:key/0b4c7e1a-2f3d-4e5f-8a9b-1c2d3e4f5a6b"
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +52,8 @@ def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("PLAID_SECRET_ID", SECRET_ID)
     monkeypatch.setenv("PLAID_CLIENT_NAME", "Test App")
+    monkeypatch.setenv("ITEMS_TABLE", ITEMS_TABLE)
+    monkeypatch.setenv("ITEMS_KEY_ID", ITEMS_KEY_ID)
     yield moto_url
 
 
@@ -73,21 +80,62 @@ def good_secret(**fields: Any) -> str:
     return json.dumps(doc)
 
 
-def create_function(name: str, environment: Mapping[str, str]) -> None:
+def create_function(
+    name: str, environment: Mapping[str, str], handler: str = "app.lambda_handler"
+) -> None:
     """A Lambda function as moto keeps it (no Docker needed to create or read one)."""
     iam = client("iam")
     role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+        module = handler.partition(".")[0]
+        archive.writestr(f"{module}.py", "def lambda_handler(event, context):\n    return None\n")
     client("lambda").create_function(
         FunctionName=name,
         Runtime="python3.13",
         Role=role,
-        Handler="app.lambda_handler",
+        Handler=handler,
         Code={"ZipFile": code.getvalue()},
         Environment={"Variables": dict(environment)},
     )
+
+
+def create_items_table(
+    name: str = ITEMS_TABLE, pitr: bool = True, ttl: str | None = "expires_at"
+) -> None:
+    """The Items table as the stack makes it (keys pk/sk, on demand), PITR and TTL as asked."""
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if pitr:
+        dynamodb.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True}
+        )
+
+
+def create_items_key(rotation: bool = True, **spec: str) -> str:
+    """A KMS key as the stack makes it (symmetric, ENCRYPT_DECRYPT, rotation on unless told);
+    its ARN. moto leaves KeyUsage empty unless it is given."""
+    kms = client("kms")
+    meta = kms.create_key(**{"KeyUsage": "ENCRYPT_DECRYPT", **spec})["KeyMetadata"]
+    if rotation:
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
+    return str(meta["Arn"])
 
 
 def run_doctor(*args: str) -> tuple[int, str, dict[str, Any]]:

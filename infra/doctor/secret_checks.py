@@ -21,6 +21,7 @@ from linktoken.secret_store import (
     parse_secret,
     secret_problems,
 )
+from linktoken.service import NO_HMAC_KEY_CAUSE
 
 GROUP = "secret"
 _FIELDS = {"client_id", "secret", "user_id_hmac_key"}
@@ -98,7 +99,8 @@ def _no_hmac_key(secret_id: str) -> Finding:
         "problem",
         "not set: Plaid receives the raw JWT sub as client_user_id (often an email address; "
         "Plaid asks for no personal data there), and user_ref in the logs is an unkeyed "
-        "SHA-256 of it that a list of candidate emails reverses",
+        "SHA-256 of it that a list of candidate emails reverses; update mode and the Items "
+        f"functions refuse every request without it (500 MISCONFIGURED: {NO_HMAC_KEY_CAUSE})",
         f"infra/scripts/put-plaid-secret.sh --secret-id {secret_id} generates one when it "
         "stores the keys (every user's client_user_id at Plaid then changes, once)",
     )

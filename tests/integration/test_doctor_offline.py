@@ -11,8 +11,11 @@ import sys
 import pytest
 
 from linktoken.config import SETTINGS, ConfigError, load_config
+from linktoken.service import NO_HMAC_KEY_CAUSE
 from tests.conftest import CLIENT_ID, HMAC_KEY, ROOT, SECRET, SECRET_ID
 from tests.helpers_doctor import (
+    ITEMS_KEY_ID,
+    ITEMS_TABLE,
     finding,
     good_secret,
     moto,
@@ -76,6 +79,8 @@ def test_good_configuration_passes_and_shows_the_client_id_masked(moto: str) -> 
             "package name",
         ),
         ({"PLAID_BASE_URL": "https://evil.example"}, "PLAID_BASE_URL", "plaid.com", "unset"),
+        ({"ITEMS_TABLE": "t"}, "ITEMS_TABLE", "DynamoDB table name", "Items table's name"),
+        ({"ITEMS_KEY_ID": "my key"}, "ITEMS_KEY_ID", "KMS key id", "ItemsKey"),
     ],
 )
 def test_each_misconfiguration_is_named_with_its_fix(
@@ -201,6 +206,8 @@ def test_a_secret_without_hmac_key_is_a_problem_with_its_fix(moto: str) -> None:
     assert "raw JWT sub" in missing["detail"] and "client_user_id" in missing["detail"]
     assert f"put-plaid-secret.sh --secret-id {SECRET_ID}" in missing["fix"]
     assert f"fix      {missing['fix']}" in text
+    # Update mode and the Items functions refuse to work without it, in their own words.
+    assert NO_HMAC_KEY_CAUSE in missing["detail"]
     assert finding(doc, "shape")["status"] == "ok"  # the function can still use it
 
 
@@ -255,6 +262,51 @@ def test_secret_holding_keys_named_for_environments_is_a_warning(moto: str) -> N
     assert "production_secret" in warned["detail"] and "sandbox_secret" in warned["detail"]
 
 
+def test_the_items_table_and_key_are_shown(moto: str) -> None:
+    put_secret(good_secret())
+
+    _code, text, doc = run_doctor()
+
+    assert finding(doc, "ITEMS_TABLE") == {
+        "group": "configuration",
+        "check": "ITEMS_TABLE",
+        "status": "ok",
+        "detail": ITEMS_TABLE,
+    }
+    assert finding(doc, "ITEMS_KEY_ID")["detail"] == ITEMS_KEY_ID
+    assert f"ok       ITEMS_KEY_ID: {ITEMS_KEY_ID}" in text
+
+
+@pytest.mark.parametrize(
+    "unset", [("ITEMS_TABLE",), ("ITEMS_KEY_ID",), ("ITEMS_TABLE", "ITEMS_KEY_ID")]
+)
+def test_a_missing_items_setting_is_a_warning_saying_what_needs_both(
+    moto: str, monkeypatch: pytest.MonkeyPatch, unset: tuple[str, ...]
+) -> None:
+    """The rules accept either unset: the link-token function still creates new-Item tokens.
+    Which function the shell's variables are for is not known: the warning says what each
+    function does without them (an Items function's own check is a problem: --function)."""
+    put_secret(good_secret())
+    for name in unset:
+        monkeypatch.delenv(name)
+
+    code, text, doc = run_doctor()
+
+    assert code == 0, text
+    for name in unset:
+        found = finding(doc, name)
+        assert found["status"] == "warn"
+        assert found["detail"].startswith(f"{name} not set: update mode")
+        assert "need both ITEMS_TABLE and ITEMS_KEY_ID" in found["detail"]
+        assert "Items routes (POST /items, GET /items, DELETE /items/{item_id})" in found["detail"]
+        assert "new-Item link tokens only" in found["detail"]
+        # One source of truth: the setting's own fix.
+        assert found["fix"] == next(s.fix for s in SETTINGS if s.variable == name)
+        assert f"warn     {found['detail']}" in text
+    for name in {"ITEMS_TABLE", "ITEMS_KEY_ID"} - set(unset):
+        assert finding(doc, name)["status"] == "ok"
+
+
 def test_every_variable_the_function_reads_has_a_fix() -> None:
     assert [s.variable for s in SETTINGS if len(s.fix.strip()) < 20] == []
 
@@ -303,7 +355,13 @@ def test_with_nothing_configured_the_local_setup_is_checked(
 ) -> None:
     """A fresh machine: `make doctor` checks what `make serve` runs with, on its own stand-ins
     (Secrets Manager seeded with the stand-in's keys, Plaid the loopback stand-in)."""
-    for name in ("PLAID_SECRET_ID", "PLAID_CLIENT_NAME", "AWS_ENDPOINT_URL"):
+    for name in (
+        "PLAID_SECRET_ID",
+        "PLAID_CLIENT_NAME",
+        "ITEMS_TABLE",
+        "ITEMS_KEY_ID",
+        "AWS_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     before = dict(os.environ)
 
