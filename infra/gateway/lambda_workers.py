@@ -1,13 +1,17 @@
 """Lambda's execution model on a laptop: single-threaded worker processes, one event at a time.
 
-Each worker is a spawn-started process that imports handler/app.py itself (its own init phase
-and cold start, like a new Lambda execution environment), then answers one event at a time.
-The parent hands each event to an idle worker, queuing while all are busy. A worker that dies,
-or overruns the function's timeout, is killed and replaced; its event in flight fails, which
-API Gateway answers with 500. Workers ignore SIGINT: Ctrl-C reaches the whole process group,
-and the parent, not the worker, decides how everything stops.
+A pool is one function's execution environments. Each worker is a spawn-started process that
+imports the function's handler module itself (`app` for `Handler: app.lambda_handler`: its own
+init phase and cold start, like a new Lambda execution environment), then answers one event at
+a time. The parent hands each event to an idle worker, queuing while all are busy; the worker
+says when it has taken it, so one found dead while idle costs no request (the next worker
+takes the event). A worker that dies with an event, or overruns the function's timeout, is
+killed and replaced; that event fails, which API Gateway answers with 500. Workers ignore
+SIGINT: Ctrl-C reaches the whole process group, and the parent, not the worker, decides how
+everything stops.
 
-    pool = WorkerPool(size=4, timeout_s=20, handler_dir=ROOT / "handler")
+    pool = WorkerPool(size=4, timeout_s=20, handler_dir=ROOT / "handler",
+                      handler="items_app.lambda_handler", name="ItemsFunction")
     pool.start()
     outcome = pool.invoke(event)   # Invoked(result) | Failed(reason)
     pool.stop()
@@ -15,6 +19,7 @@ and the parent, not the worker, decides how everything stops.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import multiprocessing
@@ -43,6 +48,8 @@ def say(text: str) -> None:
 
 
 READY_TIMEOUT_S = 60.0
+# A worker's first word on an event: it has it (dying after this fails that request).
+STARTED = "started"
 # API Gateway gives up on an integration after 30 s (503); a request waits no longer for a
 # worker (all busy, or none able to finish its init phase).
 INTEGRATION_TIMEOUT_S = 30.0
@@ -65,7 +72,7 @@ class Failed:
     gateway_gave_up: bool = False  # API Gateway's own timeout, not the function's failure
 
 
-def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
+def _worker_main(conn: Connection, handler_dir: str, handler: str, timeout_ms: int) -> None:
     """A Lambda execution environment: init once, then one event at a time until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A line per write, as Lambda ships log lines: never half a line amid another process's.
@@ -76,7 +83,9 @@ def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
     # first on sys.path, and a "spawn" worker starts with its parent's sys.path (multiprocessing
     # sets it, whatever PYTHONPATH says), so only the worker itself can put its function first.
     sys.path.insert(0, handler_dir)
-    import app  # the init phase: configuration, clients, Powertools
+    module_name, _, function_name = handler.rpartition(".")
+    # The init phase: configuration, clients, Powertools.
+    function = getattr(importlib.import_module(module_name), function_name)
     from infra.doubles.lambda_runtime import LambdaContext
 
     sys.stdout.flush()
@@ -84,12 +93,13 @@ def _worker_main(conn: Connection, handler_dir: str, timeout_ms: int) -> None:
     while True:
         try:
             event = conn.recv()
+            conn.send(STARTED)  # the event is this worker's now: see WorkerPool._hand_over
         except (EOFError, OSError):  # the parent is gone or closed the pipe: stop
             return
         try:
             reply: tuple[str, Any] = (
                 "ok",
-                app.lambda_handler(event, LambdaContext(remaining_ms=timeout_ms)),
+                function(event, LambdaContext(remaining_ms=timeout_ms)),
             )
         except Exception as exc:  # as Lambda reports an unhandled error, then API Gateway 500s
             error = {
@@ -115,7 +125,9 @@ class _Worker:
 
 
 class WorkerPool:
-    """`size` workers; `invoke` blocks until one is idle, then until it answers."""
+    """`size` workers of one function (`handler`, "module.function" in `handler_dir`, as the
+    template's Handler and CodeUri say); `invoke` blocks until one is idle, then until it
+    answers. `name` (the function's logical id) goes into the pool's output lines."""
 
     def __init__(
         self,
@@ -123,10 +135,17 @@ class WorkerPool:
         timeout_s: float,
         handler_dir: Path,
         say: Callable[[str], None] = say,
+        handler: str = "app.lambda_handler",
+        name: str | None = None,
     ) -> None:
+        module_name, dot, function_name = handler.rpartition(".")
+        if not (dot and module_name and function_name):
+            raise ValueError(f"Handler {handler!r} is not module.function")
         self.size = size
         self.timeout_s = timeout_s
         self.handler_dir = str(handler_dir)
+        self.handler = handler
+        self.name = name
         self.say = say
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
@@ -141,13 +160,15 @@ class WorkerPool:
         for thread in threads:
             thread.join()
         if self._idle.qsize() < self.size:
-            raise RuntimeError("workers failed to start: see the output above")
+            raise RuntimeError(
+                f"{self.name or 'the'} workers failed to start: see the output above"
+            )
 
     def _spawn(self) -> _Worker | None:
         parent_end, child_end = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=_worker_main,
-            args=(child_end, self.handler_dir, int(self.timeout_s * 1000)),
+            args=(child_end, self.handler_dir, self.handler, int(self.timeout_s * 1000)),
             daemon=True,
         )
         worker = _Worker(process, parent_end)
@@ -167,13 +188,17 @@ class WorkerPool:
                 return worker
         self._discard(worker)
         if not self._stopping.is_set():
-            self.say(f"serve: a worker (pid {process.pid}) failed its init phase")
+            self.say(f"serve: a worker ({self._who(process.pid)}) failed its init phase")
         return None
+
+    def _who(self, pid: int | None) -> str:
+        """ "pid 123" or "pid 123, ItemsFunction": which process, of which function."""
+        return f"pid {pid}, {self.name}" if self.name else f"pid {pid}"
 
     def _add_worker(self) -> None:
         worker = self._spawn()
         if worker is not None:
-            self.say(f"serve: worker ready (pid {worker.pid})")
+            self.say(f"serve: worker ready ({self._who(worker.pid)})")
             self._idle.put(worker)
 
     def _replace_later(self) -> None:
@@ -209,34 +234,46 @@ class WorkerPool:
                 worker = self._idle.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if worker.process.is_alive():
+            started = time.perf_counter()
+            # A worker that died while idle never took the event: the next one takes it (its
+            # exit may not be reapable yet: a killed process's threads end one by one).
+            if worker.process.is_alive() and self._hand_over(worker, event):
                 break
-            self.say(f"serve: worker (pid {worker.pid}) died while idle; replacing it")
+            self.say(f"serve: worker ({self._who(worker.pid)}) died while idle; replacing it")
             self._discard(worker)
             self._replace_later()
-        started = time.perf_counter()
 
         def elapsed() -> float:
             return round((time.perf_counter() - started) * 1000, 1)
 
         try:
-            worker.conn.send(event)
             ready = wait([worker.conn, worker.process.sentinel], self.timeout_s)
             if worker.conn in ready:
                 kind, value = worker.conn.recv()
                 self._idle.put(worker)
                 return Invoked(value, elapsed()) if kind == "ok" else Failed(value, elapsed())
             reason = (
-                f"the function timed out after {self.timeout_s:g} s"
+                f"{self.name or 'the function'} timed out after {self.timeout_s:g} s"
                 if not ready
-                else f"the worker (pid {worker.pid}) died"
+                else f"the worker ({self._who(worker.pid)}) died"
             )
         except (EOFError, OSError) as exc:
-            reason = f"the worker (pid {worker.pid}) died ({type(exc).__name__})"
+            reason = f"the worker ({self._who(worker.pid)}) died ({type(exc).__name__})"
         self.say(f"serve: {reason}; replacing it")
         self._discard(worker)
         self._replace_later()
         return Failed(reason, elapsed())
+
+    def _hand_over(self, worker: _Worker, event: dict[str, Any]) -> bool:
+        """Send the event and wait for the worker to say it took it; False if it is gone
+        before that (the event then never ran, and another worker can take it)."""
+        try:
+            worker.conn.send(event)
+            if worker.conn in wait([worker.conn, worker.process.sentinel], self.timeout_s):
+                return bool(worker.conn.recv() == STARTED)
+        except (EOFError, OSError):
+            pass
+        return False
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -8,6 +8,7 @@
         server.control_url       # POST a JSON list of {status, body, headers, delay} to script it
         server.dev_token         # the banner's ready-made development JWT
         server.worker_pids()     # every worker that reported ready so far
+        server.worker_pids("ItemsFunction")   # one function's
         server.output()          # everything printed: banner, access log, handler logs
 
 `serve(env)` runs `make serve` with PORT=0 (a free port) in a new process group and waits for
@@ -68,11 +69,13 @@ class ServeProcess:
         token = next(ln for ln in self.lines if ln.startswith("serve: dev token"))
         return token.rsplit(" ", 1)[1]
 
-    def worker_pids(self) -> list[int]:
+    def worker_pids(self, function: str | None = None) -> list[int]:
+        """Every worker that reported ready so far (of one function, if named)."""
         return [
             int(m.group(1))
             for ln in list(self.lines)
-            if (m := re.fullmatch(r"serve: worker ready \(pid (\d+)\)", ln))
+            if (m := re.fullmatch(r"serve: worker ready \(pid (\d+)(?:, (\w+))?\)", ln))
+            and function in {None, m.group(2)}
         ]
 
     def wait_for(self, pattern: str, timeout: float = 30.0, after: int = 0) -> re.Match[str]:

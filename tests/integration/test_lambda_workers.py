@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,49 @@ def test_no_free_worker_within_the_gateway_timeout_is_the_gateways_failure(
         pool.stop()
     assert isinstance(waited, Failed)
     assert waited.gateway_gave_up
+
+
+def test_a_pool_runs_the_handler_it_names_and_says_whose_workers_it_has(tmp_path: Path) -> None:
+    """A function's Handler is any module.function of its folder, imported by each worker."""
+    (tmp_path / "items_app.py").write_text(
+        "import os\nINIT_PID = os.getpid()\n"
+        "def handle(event, context):\n"
+        "    return {'module': __name__, 'init_pid': INIT_PID, 'left': context.get_remaining_time_in_millis()}\n"
+    )
+    said: list[str] = []
+    pool = WorkerPool(
+        1, 7, tmp_path, say=said.append, handler="items_app.handle", name="ItemsFunction"
+    )
+    pool.start()
+    try:
+        outcome = pool.invoke({})
+        assert isinstance(outcome, Invoked), outcome
+        result: dict[str, Any] = outcome.result
+        assert result["module"] == "items_app"
+        assert result["init_pid"] == pool.pids()[0], "imported in the worker: its own init"
+        assert 6000 < result["left"] <= 7000, "the function's own timeout"
+    finally:
+        pool.stop()
+    assert said == [f"serve: worker ready (pid {result['init_pid']}, ItemsFunction)"]
+
+
+@pytest.mark.parametrize("handler", ["lambda_handler", ".lambda_handler", "app."])
+def test_a_handler_that_is_not_module_dot_function_is_refused(
+    function_dir: Path, handler: str
+) -> None:
+    with pytest.raises(ValueError, match=r"module\.function"):
+        WorkerPool(1, 1, function_dir, handler=handler)
+
+
+def test_a_worker_killed_while_idle_costs_no_request(pool: WorkerPool) -> None:
+    """However soon after the kill the event comes (its exit not yet reapable, or its pipe
+    already closed), it goes to a live worker."""
+    import os
+    import signal
+
+    for _ in range(3):
+        victims = pool.pids()
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        result = ok(pool.invoke({}))
+        assert result["pid"] not in victims
