@@ -4,12 +4,16 @@ HTTP response API Gateway would send, and API Gateway's own answers (404, 401, 5
 its fixed `{"message": ...}` documents.
 
 Event rules (AWS "Working with AWS Lambda proxy integrations for HTTP APIs", format 2.0):
+`routeKey` (top level and in `requestContext`) is the matched route's, "DELETE /items/{item_id}",
+while `rawPath` and `requestContext.http.path` are the request's own path; `pathParameters`
+holds the route's path variables, decoded (apigw_routes.py), and is absent for a route without;
 header names lower-cased and repeated headers joined with commas; X-Forwarded-For/-Port/-Proto
 and X-Amzn-Trace-Id added; the Cookie header moved to
 `cookies`; `queryStringParameters` decoded, repeated keys joined with commas; absent keys left
 out, not null; a body that is not text is base64-encoded. Result rules: a dict with
 `statusCode` is used as given (`cookies` become Set-Cookie headers, `isBase64Encoded` bodies are
-decoded); any other valid JSON result is a 200 `application/json` body.
+decoded); any other valid JSON result is a 200 `application/json` body. A status that HTTP
+forbids a body (1xx, 204, 304) is sent without one, and without Content-Length (RFC 9110 8.6).
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from urllib.parse import parse_qsl
 
 from infra.doubles.lambda_runtime import trace_header
 
-ROUTE_KEY = "POST /link-token"
 API_ID = "local"
 ACCOUNT_ID = "000000000000"
 # Media types API Gateway passes as text; every other body arrives base64-encoded.
@@ -83,6 +86,11 @@ def gateway_response(
     )
 
 
+def allows_body(status: int) -> bool:
+    """False for the statuses whose responses end with their head: 1xx, 204, 304."""
+    return not (100 <= status < 200 or status in {204, 304})
+
+
 def is_text(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -90,8 +98,16 @@ def is_text(content_type: str | None) -> bool:
     return media.startswith(_TEXT_TYPES) or media.endswith(_TEXT_SUFFIXES) or media in _TEXT_EXACT
 
 
-def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str, Any]:
-    """The payload 2.0 event API Gateway sends the function for this request."""
+def build_event(
+    request: IncomingRequest,
+    claims: Mapping[str, str],
+    route_key: str | None = None,
+    path_parameters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The payload 2.0 event API Gateway sends the function for this request, selected by the
+    route `route_key` ("DELETE /items/{item_id}") with these path parameters. Without a
+    route key, the route is the request's own method and path (a route without variables)."""
+    route_key = route_key or f"{request.method} {request.raw_path}"
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:
@@ -105,7 +121,7 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
     when = time.gmtime(request.time_epoch_ms / 1000)
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": ROUTE_KEY,
+        "routeKey": route_key,
         "rawPath": request.raw_path,
         "rawQueryString": request.raw_query,
     }
@@ -117,6 +133,8 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
         query[key] = f"{query[key]},{value}" if key in query else value
     if query:
         event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
     host = re.sub(r":\d+$", "", headers.get("host", "127.0.0.1"))  # a domain name: no port
     event["requestContext"] = {
         "accountId": ACCOUNT_ID,
@@ -132,7 +150,7 @@ def build_event(request: IncomingRequest, claims: Mapping[str, str]) -> dict[str
             "userAgent": headers.get("user-agent", ""),
         },
         "requestId": request.request_id,
-        "routeKey": ROUTE_KEY,
+        "routeKey": route_key,
         "stage": "$default",
         "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", when),
         "timeEpoch": request.time_epoch_ms,
@@ -196,6 +214,8 @@ def to_http_response(result: Any) -> HttpResponse:
             raise BadLambdaResponse("isBase64Encoded body is not base64") from exc
     else:
         body = raw.encode()
+    if not allows_body(status):  # a 204's body cannot travel: HTTP ends the message at its head
+        body = b""
     if not any(name == "content-type" for name, _ in headers) and body:
         headers.append(("content-type", "application/json"))
     return HttpResponse(status, headers, body)

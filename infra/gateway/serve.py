@@ -1,17 +1,21 @@
 """`make serve`: the service on a local HTTP port, as the apps will see it once deployed.
 
 No Docker and no AWS account: API Gateway's part (routes, the JWT authorizer, CORS, payload
-format 2.0 events, its own 401/404/500 answers, the access log) is played here; the function
-is the real handler/app.py, in worker processes run like Lambda execution environments
-(lambda_workers.py); Secrets Manager and Plaid are local stand-ins unless configured
-(local_env.py, shared with `make invoke`). CORS settings and the access-log format are read
-from template.yaml.
+format 2.0 events, its own 401/404/500 answers, the access log) is played here; the functions
+are the real handlers, each in its own pool of worker processes run like Lambda execution
+environments (lambda_workers.py: its own cold starts, its own Timeout); Secrets Manager,
+DynamoDB, KMS and Plaid are local stand-ins unless configured (local_env.py, shared with
+`make invoke`). From template.yaml: the routes (every function's HttpApi events, matched as
+API Gateway matches them, apigw_routes.py: `DELETE /items/{item_id}` to ItemsFunction's
+Handler with its path parameter; an unrouted method or path is API Gateway's 404), each
+function's Handler, CodeUri and Timeout, the CORS settings and the access-log format. The JWT
+authorizer guards every route.
 
 Settings (environment): HOST (127.0.0.1; anything else is opt-in and said loudly), PORT
-(3000; 0 = a free port), WORKERS (4), ALLOWED_ORIGINS (comma-separated; empty = no CORS, as
-deployed), WEB_ROOT (examples/web: static files served on GET when the folder exists), and
-everything `make invoke` reads. The banner (stderr) starts with a line a program can parse,
-`serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
+(3000; 0 = a free port), WORKERS (4, per function), ALLOWED_ORIGINS (comma-separated; empty =
+no CORS, as deployed), WEB_ROOT (examples/web: static files served on GET when the folder
+exists), and everything `make invoke` reads. The banner (stderr) starts with a line a program
+can parse, `serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
 infra/gateway/serve_process.py starts the server the way `make serve` does and reads it.
 
 It sits beside the developer's browser, often with real Sandbox keys, so it is stricter than
@@ -36,6 +40,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,17 +49,18 @@ from urllib.parse import unquote, urlsplit
 from infra.gateway import access_log, jwt_local
 from infra.gateway.apigw_cors import Cors, parse_origins
 from infra.gateway.apigw_event import (
-    ROUTE_KEY,
     BadLambdaResponse,
     HttpResponse,
     IncomingRequest,
+    allows_body,
     build_event,
     gateway_response,
     to_http_response,
 )
+from infra.gateway.apigw_routes import RouteMatch, RouteTable
 from infra.gateway.cfn_template import (
     access_log_format,
-    function_timeout_seconds,
+    function_routes,
     http_api_cors,
     load_template,
 )
@@ -67,7 +73,7 @@ from infra.gateway.local_guard import (
     RequestGuard,
     authority,
 )
-from infra.invoke.local_env import ROOT, local_backends, may_hold_real_keys
+from infra.invoke.local_env import ROOT, LocalSetupError, local_backends, may_hold_real_keys
 from linktoken.config import is_loopback_host  # the service's own rules, one source of truth
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
@@ -86,7 +92,6 @@ REAL_KEYS_OPT_IN = "SERVE_REAL_KEYS_BEYOND_LOOPBACK"
 # An address literal, so no DNS rebinding can produce it.
 ANDROID_EMULATOR_HOST = "10.0.2.2"
 STANDIN_HEADER = "x-plaid-stand-in"
-_API_PATH = ROUTE_KEY.split(" ", 1)[1]
 
 
 class _Done(Exception):
@@ -241,12 +246,16 @@ class _Handler(GuardedHandler):
         if response.header(NOSNIFF[0]) is None:  # every answer: no content sniffing
             lines.append(f"{NOSNIFF[0]}: {NOSNIFF[1]}")
         lines.append(f"date: {self.date_time_string()}")
-        lines.append(f"content-length: {len(response.body)}")
+        body = response.body
+        if allows_body(response.status):
+            lines.append(f"content-length: {len(body)}")
+        else:  # a 204 ends at its head: no Content-Length (RFC 9110 8.6), no body
+            body = b""
         if close:
             lines.append("connection: close")
             self.close_connection = True
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        self.wfile.write(head if head_only else head + response.body)  # one write: no Nagle
+        self.wfile.write(head if head_only else head + body)  # one write: no Nagle
         self.wfile.flush()
 
 
@@ -255,7 +264,7 @@ class _TooLarge(Exception):
 
 
 class LocalApiServer(ThreadingHTTPServer):
-    """API Gateway's side of each request; the function's side is the worker pool."""
+    """API Gateway's side of each request; the functions' side is their worker pools."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -264,7 +273,8 @@ class LocalApiServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        pool: WorkerPool,
+        routes: RouteTable,
+        pools: Mapping[str, WorkerPool],
         cors: Cors,
         log_format: str,
         web_root: Path | None,
@@ -285,7 +295,8 @@ class LocalApiServer(ThreadingHTTPServer):
             alias_hosts=(ANDROID_EMULATOR_HOST,),
         )
         self.jwt_key = jwt_key
-        self.pool = pool
+        self.routes = routes
+        self.pools = pools  # by function (logical id)
         self.cors = cors
         self.log_format = log_format
         self.web_root = web_root
@@ -312,23 +323,27 @@ class LocalApiServer(ThreadingHTTPServer):
         return response, log
 
     def _route(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
-        if request.method == "POST" and request.raw_path == _API_PATH:
-            log["routeKey"] = ROUTE_KEY
-            return self._api(request, log)
+        match = self.routes.match(request.method, request.raw_path)
+        if match is not None:
+            log["routeKey"] = match.route.route_key
+            return self._api(request, match, log)
         if request.method in {"GET", "HEAD"} and self.web_root is not None:
             found = static_file(self.web_root, request.raw_path)
             if found is not None:
                 return found
         return _not_found(log)
 
-    def _api(self, request: IncomingRequest, log: dict[str, Any]) -> HttpResponse:
+    def _api(
+        self, request: IncomingRequest, match: RouteMatch, log: dict[str, Any]
+    ) -> HttpResponse:
+        # Every route is behind the JWT authorizer, as in the template.
         claims = jwt_local.authorize(request.header("authorization"), key=self.jwt_key)
         if isinstance(claims, jwt_local.Refusal):
             log.update({"authorizer.error": claims.reason, "error.message": "Unauthorized"})
             return gateway_response(
                 401, "Unauthorized", {"www-authenticate": claims.www_authenticate}
             )
-        event = build_event(request, claims)
+        event = build_event(request, claims, match.route.route_key, match.path_parameters)
         # JSON escaping at most sextuples a byte: only a large body can pass Lambda's limit.
         if len(request.body) * 6 > LAMBDA_MAX_EVENT_BYTES - 64 * 1024 and (
             len(json.dumps(event)) > LAMBDA_MAX_EVENT_BYTES
@@ -340,7 +355,7 @@ class LocalApiServer(ThreadingHTTPServer):
                 }
             )
             return gateway_response(500, "Internal Server Error")
-        outcome = self.pool.invoke(event)
+        outcome = self.pools[match.route.function].invoke(event)
         log["integrationLatency"] = round(outcome.duration_ms)
         if isinstance(outcome, Failed):
             status, message = (
@@ -428,7 +443,13 @@ def static_file(web_root: Path, raw_path: str) -> HttpResponse | None:
 
 
 def _banner(
-    url: str, host: str, backends: Any, cors: Cors, web_root: Path | None, jwt_key: bytes | None
+    url: str,
+    host: str,
+    backends: Any,
+    cors: Cors,
+    web_root: Path | None,
+    jwt_key: bytes | None,
+    routes: RouteTable,
 ) -> str:
     token = jwt_local.dev_token(key=jwt_key)
     lines = [f"serve: listening on {url}"]
@@ -444,22 +465,82 @@ def _banner(
             "serve: JWT: signatures are NOT checked (loopback only); the claims are passed on",
             f"serve: dev token (sub={jwt_local.DEV_SUB}, 24 h): {token}",
         ]
+    method_width = max(len(route.method) for route in routes.routes)
+    path_width = max(len(route.path) for route in routes.routes)
     lines += [
-        f"serve: POST {url}{_API_PATH}  (the real handler; workers: {os.environ['WORKERS']})",
+        f"serve: route {route.method:<{method_width}} {route.path:<{path_width}}"
+        f"  {route.function} ({route.handler}, timeout {route.timeout_seconds} s)"
+        for route in routes.routes
+    ]
+    lines += [
+        f"serve: workers: {os.environ['WORKERS']} per function, each its own execution"
+        " environment (the real handlers; every route behind the JWT authorizer)",
         f"serve: Plaid: {backends.plaid}",
         f"serve: Secret: {backends.secrets}",
+        f"serve: Items: {backends.items}",
         f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}"
         " (requests from any other web page are refused)",
-        f"serve: try: curl -s -X POST {url}{_API_PATH} -H 'authorization: Bearer {token}'"
+        f"serve: try: curl -s -X POST {url}/link-token -H 'authorization: Bearer {token}'"
         " -H 'content-type: application/json' -d '{\"platform\":\"web\"}'",
+        f"serve: try: curl -s {url}/items -H 'authorization: Bearer {token}'",
     ]
     if backends.standin is not None:
         lines.append(f"serve: Plaid stand-in: {backends.standin.base_url}")
         lines.append(f"serve: stand-in script: POST {backends.standin.control_url}")
+        # With the stand-in's own fake keys: a public token for POST /items, as Link's
+        # onSuccess would give one.
+        lines.append(
+            "serve: public token for POST /items (the stand-in's fake keys): curl -s -X POST"
+            f" {backends.standin.base_url}/sandbox/public_token/create"
+            f" -H 'content-type: application/json' -H 'plaid-client-id:"
+            f" {backends.standin.client_id}' -H 'plaid-secret: {backends.standin.secret}'"
+            ' -d \'{"institution_id":"ins_109508","initial_products":["transactions"]}\''
+        )
     if web_root is not None:
         lines.append(f"serve: web page: {url}/ (from {web_root})")
     lines.append("serve: ready (Ctrl-C stops the server, its workers and its stand-ins)")
     return "\n".join(lines)
+
+
+def function_pools(
+    template: dict[str, Any], routes: RouteTable, size: int
+) -> dict[str, WorkerPool]:
+    """One worker pool per function behind the routes: its Handler in its CodeUri, its own
+    Timeout (a function's routes share them)."""
+    pools = {}
+    for route in routes.routes:
+        if route.function in pools:
+            continue
+        code_uri = template["Resources"][route.function]["Properties"].get("CodeUri", "handler/")
+        if not isinstance(code_uri, str):
+            raise ValueError(f"{route.function}: CodeUri {code_uri!r} is not a local folder")
+        pools[route.function] = WorkerPool(
+            size,
+            route.timeout_seconds,
+            ROOT / code_uri,
+            handler=route.handler,
+            name=route.function,
+        )
+    return pools
+
+
+def _start_all(pools: Mapping[str, WorkerPool]) -> None:
+    """Start every pool at once (their cold starts overlap); raise the first failure."""
+    failures: list[BaseException] = []
+
+    def start(pool: WorkerPool) -> None:
+        try:
+            pool.start()
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(p,), daemon=True) for p in pools.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def main() -> int:
@@ -497,6 +578,9 @@ def main() -> int:
     except KeyboardInterrupt:
         say("serve: stopped while starting")
         return 130
+    except LocalSetupError as exc:
+        say(f"serve: cannot start: {exc}")
+        return 2
 
 
 def _serve(
@@ -514,14 +598,16 @@ def _serve(
             parse_origins(os.environ.get("ALLOWED_ORIGINS")),
             extra_expose=(STANDIN_HEADER,) if backends.standin else (),
         )
-        pool = WorkerPool(int(workers), function_timeout_seconds(template), ROOT / "handler")
+        routes = RouteTable(function_routes(template))
+        pools = function_pools(template, routes, int(workers))
         # Beyond loopback, tokens must be signed with a key only this run (and its banner's
         # token) knows; it is never printed.
         jwt_key = None if is_loopback_host(host) else secrets.token_bytes(32)
         try:  # bind first: a taken port fails in a moment, not after the workers' cold starts
             server = LocalApiServer(
                 (host, port),
-                pool,
+                routes,
+                pools,
                 cors,
                 access_log_format(template),
                 web_root,
@@ -532,15 +618,16 @@ def _serve(
             say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
             return 1
         stack.callback(server.server_close)
-        stack.callback(pool.stop)
-        pool.start()
+        for pool in pools.values():
+            stack.callback(pool.stop)
+        _start_all(pools)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
         thread.daemon = True
         thread.start()
         stack.callback(server.shutdown)
         bound_port = server.server_address[1]
         url = f"http://{authority(host, bound_port)}"
-        say(_banner(url, host, backends, cors, web_root, jwt_key))
+        say(_banner(url, host, backends, cors, web_root, jwt_key, routes))
         serving.set()
         stop.wait()
         say("serve: stopping")

@@ -1,8 +1,10 @@
 """`make serve` over real HTTP on loopback: the server started exactly as `make serve` starts
-it (infra/gateway/serve_process.py), answering as the deployed API Gateway + Lambda would.
+it (infra/gateway/serve_process.py), answering as the deployed API Gateway + Lambda would:
+every route of the template (the link token, and the Items on moto's DynamoDB and KMS), each
+function in its own workers.
 
-One server for the module (2 workers, one allowed origin, a temporary web root); stopping it
-with SIGINT must leave no process behind (checked by the helper on exit).
+One server for the module (2 workers per function, one allowed origin, a temporary web root);
+stopping it with SIGINT must leave no process behind (checked by the helper on exit).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from infra.gateway.cfn_template import load_template
+from infra.gateway.cfn_template import function_routes, load_template
 from infra.gateway.serve_process import (
     ServeProcess,
     children,
@@ -34,10 +36,13 @@ from infra.gateway.serve_process import (
     serve,
     start_make_serve,
 )
+from infra.invoke.local_env import STANDIN_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://app.test:5173"
-TEMPLATE_API = load_template(ROOT / "template.yaml")["Resources"]["LinkTokenApi"]["Properties"]
+TEMPLATE = load_template(ROOT / "template.yaml")
+TEMPLATE_API = TEMPLATE["Resources"]["LinkTokenApi"]["Properties"]
+FUNCTIONS = sorted({route.function for route in function_routes(TEMPLATE)})
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,11 @@ def access_log_of(server: ServeProcess, request_id: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the API ---
+def plaid_users(server: ServeProcess) -> list[str]:
+    seen = call(server, "GET", "/_standin/requests", url=server.standin_url).json()
+    return [r["body"]["user"]["client_user_id"] for r in seen if r["path"] == "/link/token/create"]
+
+
 def test_bearer_sub_is_the_plaid_user_and_a_link_token_comes_back(server: ServeProcess) -> None:
     reply = create(server, sub="ada-lovelace-1815")
     assert reply.status == 200, reply.raw
@@ -149,9 +159,15 @@ def test_bearer_sub_is_the_plaid_user_and_a_link_token_comes_back(server: ServeP
     assert reply.headers["content-type"] == "application/json"
     assert reply.headers["x-plaid-stand-in"].startswith("not-plaid")
     assert server.control_url
-    seen = call(server, "GET", "/_standin/requests", url=server.standin_url).json()
-    users = [r["body"]["user"]["client_user_id"] for r in seen if r["path"] == "/link/token/create"]
-    assert "ada-lovelace-1815" in users
+    # The local secret has a user_id_hmac_key, as a deployed one does: Plaid gets the sub's
+    # keyed pseudonym, the same one for the same sub, never the sub itself.
+    (user,) = plaid_users(server)[-1:]
+    assert re.fullmatch(r"[0-9a-f]{64}", user), user
+    assert "ada-lovelace-1815" not in plaid_users(server)
+    assert create(server, sub="ada-lovelace-1815").status == 200
+    assert plaid_users(server)[-1] == user
+    assert create(server, sub="charles-babbage").status == 200
+    assert plaid_users(server)[-1] != user
 
 
 def test_the_banner_dev_token_and_curl_work(server: ServeProcess) -> None:
@@ -209,12 +225,241 @@ def test_bad_json_is_the_handlers_400_problem(server: ServeProcess) -> None:
         ("POST", "/link-token/"),
         ("BREW", "/link-token"),
         ("GET", "/nope.js"),
+        ("PUT", "/items"),
+        ("PATCH", "/items"),
+        ("DELETE", "/items"),
+        ("GET", "/items/some-item"),
+        ("DELETE", "/items/"),
+        ("DELETE", "/items/a/b"),
+        ("HEAD", "/items"),
     ],
 )
 def test_other_routes_get_api_gateways_404(server: ServeProcess, method: str, path: str) -> None:
     reply = call(server, method, path, headers={"authorization": f"Bearer {token({'sub': 'u'})}"})
     assert reply.status == 404
-    assert reply.json() == {"message": "Not Found"}
+    if method != "HEAD":
+        assert reply.json() == {"message": "Not Found"}
+    log = access_log_of(server, reply.headers["apigw-requestid"])
+    assert (log["routeKey"], log["integrationStatus"]) == ("-", "-"), "no route, no function"
+
+
+# ----------------------------------------------------------------------------- the Items ---
+INSTITUTION = {"institution_id": "ins_109508", "name": "First Platypus Bank"}
+ACCOUNTS = [
+    {"id": "acc-1", "name": "Plaid Checking", "mask": "0000", "type": "depository",
+     "subtype": "checking"},
+    {"id": "acc-2", "name": "Plaid Saving", "mask": "1111", "type": "depository",
+     "subtype": "savings"},
+]  # fmt: skip
+
+
+def api(
+    server: ServeProcess, method: str, path: str, sub: str, body: Any = None, **headers: str
+) -> Reply:
+    """A request of the app's: its user's Bearer token, a JSON body if any."""
+    sent = {"authorization": f"Bearer {token({'sub': sub})}", **headers}
+    if body is not None:
+        sent["content-type"] = "application/json"
+    return call(server, method, path, None if body is None else json.dumps(body), sent)
+
+
+def public_token(server: ServeProcess, institution_id: str = "ins_109508") -> str:
+    """What Link's onSuccess would give the app: a public token from the stand-in (its URL is
+    in the banner), made with the stand-in's own fake keys."""
+    client_id, secret = STANDIN_KEYS
+    reply = call(
+        server,
+        "POST",
+        "/sandbox/public_token/create",
+        json.dumps({"institution_id": institution_id, "initial_products": ["transactions"]}),
+        {"content-type": "application/json", "plaid-client-id": client_id, "plaid-secret": secret},
+        url=server.standin_url,
+    )
+    assert reply.status == 200, reply.raw
+    return str(reply.json()["public_token"])
+
+
+def exchange(server: ServeProcess, sub: str, accounts: list[dict[str, str]] = ACCOUNTS) -> Reply:
+    metadata = {"institution": INSTITUTION, "accounts": accounts, "link_session_id": "s-1"}
+    body = {"public_token": public_token(server), "metadata": metadata}
+    return api(server, "POST", "/items", sub, body)
+
+
+def route_of(server: ServeProcess, reply: Reply) -> str:
+    return str(access_log_of(server, reply.headers["apigw-requestid"])["routeKey"])
+
+
+def test_the_items_flow_through_every_route(server: ServeProcess) -> None:
+    sub = "items-flow-user"
+    created = exchange(server, sub)
+    assert created.status == 201, created.raw
+    item = created.json()
+    item_id = item["item_id"]
+    assert created.headers["location"] == f"/items/{item_id}"
+    assert (item["institution"], item["health"]) == (INSTITUTION, "healthy")
+    assert [account["mask"] for account in item["accounts"]] == ["0000", "1111"]
+    assert b"access-sandbox" not in created.raw
+    assert route_of(server, created) == "POST /items"
+
+    listed = api(server, "GET", "/items", sub)
+    assert listed.status == 200, listed.raw
+    (entry,) = listed.json()["items"]
+    assert (entry["item_id"], entry["health"]) == (item_id, "healthy")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["health_at"])
+    assert route_of(server, listed) == "GET /items"
+
+    update = api(server, "POST", "/link-token", sub, {"item_id": item_id})
+    assert update.status == 200, update.raw
+    assert update.json()["link_token"].startswith("link-sandbox-")
+    seen = call(server, "GET", "/_standin/requests", url=server.standin_url).json()
+    sent = [r["body"] for r in seen if r["path"] == "/link/token/create"][-1]
+    assert sent["access_token"] == "<redacted>", "update mode sends the Item's access token"
+    assert "products" not in sent
+    assert b"access-sandbox" not in update.raw
+
+    intruder = api(server, "DELETE", f"/items/{item_id}", "another-user")
+    assert intruder.status == 404, intruder.raw
+    assert intruder.json()["code"] == "ITEM_NOT_FOUND"
+    assert route_of(server, intruder) == "DELETE /items/{item_id}"
+    assert api(server, "POST", "/link-token", "another-user", {"item_id": item_id}).status == 404
+
+    removed = api(server, "DELETE", f"/items/{item_id}", sub)
+    assert (removed.status, removed.raw) == (204, b"")
+    assert "content-length" not in removed.headers, "RFC 9110: a 204 has no Content-Length"
+    assert "content-type" not in removed.headers
+    assert route_of(server, removed) == "DELETE /items/{item_id}"
+    handler_lines = [
+        json.loads(line) for line in server.output().splitlines() if '"item_removed"' in line
+    ]
+    assert any(line.get("item_id") == item_id for line in handler_lines), "its path parameter"
+
+    gone = api(server, "GET", "/items", sub)
+    assert (gone.status, gone.json()["items"]) == (200, [])
+    assert api(server, "DELETE", f"/items/{item_id}", "another-user").status == 404
+    assert api(server, "DELETE", f"/items/{item_id}", sub).status == 204, "a repeat: 204"
+
+
+def test_a_204_keeps_the_connection_usable_for_the_next_request(server: ServeProcess) -> None:
+    """No body and no Content-Length after a 204: the next answer on the connection is whole."""
+    sub = "keep-alive-user"
+    item_id = exchange(server, sub).json()["item_id"]
+    target = urlsplit(server.url)
+    assert target.hostname is not None
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    headers = {"authorization": f"Bearer {token({'sub': sub})}"}
+    try:
+        conn.request("DELETE", f"/items/{item_id}", headers=headers)
+        first = conn.getresponse()
+        assert (first.status, first.read()) == (204, b"")
+        conn.request("GET", "/items", headers=headers)
+        second = conn.getresponse()
+        assert second.status == 200
+        assert json.loads(second.read())["items"] == []
+    finally:
+        conn.close()
+
+
+def test_an_unknown_method_on_items_is_a_404_before_the_authorizer(server: ServeProcess) -> None:
+    for headers in ({}, {"authorization": f"Bearer {token({'sub': 'u'})}"}):
+        reply = call(server, "PUT", "/items", "{}", {"content-type": "application/json", **headers})
+        assert reply.status == 404
+        assert reply.json() == {"message": "Not Found"}
+        assert "allow" not in reply.headers, "an HTTP API has no 405"
+        log = access_log_of(server, reply.headers["apigw-requestid"])
+        assert log["authorizerError"] == "-"
+
+
+def test_every_items_route_is_behind_the_authorizer(server: ServeProcess) -> None:
+    for method, path in (("POST", "/items"), ("GET", "/items"), ("DELETE", "/items/x")):
+        reply = call(server, method, path, "{}", {"content-type": "application/json"})
+        assert reply.status == 401, (method, path)
+        assert reply.json() == {"message": "Unauthorized"}
+        log = access_log_of(server, reply.headers["apigw-requestid"])
+        assert log["integrationStatus"] == "-", "the function must not have been called"
+
+
+def test_the_same_accounts_again_are_refused_as_a_duplicate(server: ServeProcess) -> None:
+    first = exchange(server, "dup-user")
+    assert first.status == 201, first.raw
+    again = exchange(server, "dup-user")
+    assert again.status == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert (again.json()["code"], again.json()["item_id"]) == (
+        "DUPLICATE_ITEM",
+        first.json()["item_id"],
+    )
+
+
+def test_each_function_runs_in_workers_of_its_own(server: ServeProcess) -> None:
+    pids = {name: {p for p in server.worker_pids(name) if is_running(p)} for name in FUNCTIONS}
+    assert FUNCTIONS == ["ItemExchangeFunction", "ItemsFunction", "LinkTokenFunction"]
+    assert all(len(running) == 2 for running in pids.values()), pids  # WORKERS=2 each
+    every = [pid for running in pids.values() for pid in running]
+    assert len(every) == len(set(every)), "no worker serves two functions"
+    # ItemsFunction's workers gone: its routes wait for cold starts of their own, the other
+    # functions' routes answer from their warm workers without noticing.
+    before = len(server.lines)
+    for pid in pids["ItemsFunction"]:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(is_running(pid) for pid in pids["ItemsFunction"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert create(server).status == 200
+    assert exchange(server, "pools-user").status == 201
+    assert not [line for line in server.lines[before:] if "died" in line]
+    listed = api(server, "GET", "/items", "pools-user")
+    assert listed.status == 200, "\n".join(server.lines[before:])
+    died = [line for line in server.lines[before:] if "died" in line]
+    assert died and all("ItemsFunction) died while idle" in line for line in died), died
+    server.wait_for(r"^serve: worker ready \(pid \d+, ItemsFunction\)$", 60, after=before)
+
+
+def test_the_banner_names_the_routes_the_table_and_the_key(server: ServeProcess) -> None:
+    out = server.output()
+    for route in function_routes(TEMPLATE):
+        assert re.search(
+            rf"^serve: route {route.method} +{re.escape(route.path)} +{route.function}"
+            rf" \({re.escape(route.handler)}, timeout {route.timeout_seconds} s\)$",
+            out,
+            re.M,
+        ), route
+    items = server.wait_for(r"^serve: Items: (.*)$").group(1)
+    assert re.fullmatch(
+        r"table 'plaid-link-items-dev' in moto's DynamoDB, key"
+        r" arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36} in moto's KMS at"
+        r" http://127\.0\.0\.1:\d+ \(new, empty\)",
+        items,
+    ), items
+
+
+def test_the_local_secret_has_a_random_hmac_key_that_is_never_printed(
+    server: ServeProcess,
+) -> None:
+    import botocore.session
+
+    def client(service: str) -> Any:
+        return botocore.session.get_session().create_client(
+            service,
+            endpoint_url=moto_url(server),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    value = json.loads(
+        client("secretsmanager").get_secret_value(
+            SecretId="plaid-link-token-dev/plaid-credentials"
+        )["SecretString"]
+    )
+    key = value["user_id_hmac_key"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key), "32 random bytes"
+    assert key not in server.output()
+    table = client("dynamodb").describe_table(TableName="plaid-link-items-dev")["Table"]
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {
+        ("pk", "HASH"),
+        ("sk", "RANGE"),
+    }
 
 
 # ---------------------------------------------------------------------------------- CORS ---
@@ -237,6 +482,22 @@ def test_preflight_from_an_allowed_origin_gets_the_templates_grant(server: Serve
     assert int(reply.headers["access-control-max-age"]) == cors["MaxAge"]
     assert "access-control-allow-credentials" not in reply.headers
     assert not cors["AllowCredentials"]
+
+
+def test_a_delete_preflight_is_granted_with_the_templates_methods(server: ServeProcess) -> None:
+    reply = call(
+        server,
+        "OPTIONS",
+        "/items/some-item",
+        headers={"origin": ORIGIN, "access-control-request-method": "DELETE"},
+    )
+    assert reply.status == 204
+    assert "DELETE" in reply.headers["access-control-allow-methods"].split(",")
+    assert "content-length" not in reply.headers
+    allowed = api(server, "DELETE", "/items/unknown-item", "cors-user", origin=ORIGIN)
+    assert allowed.status == 404
+    assert allowed.json()["code"] == "ITEM_NOT_FOUND"
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
 
 
 def test_preflight_from_another_origin_is_refused_without_a_grant(server: ServeProcess) -> None:
@@ -354,13 +615,13 @@ def test_a_worker_killed_mid_request_is_replaced_and_that_request_gets_500(
     while plaid_calls() == calls_before:
         assert time.monotonic() < deadline, "the request never reached Plaid"
         time.sleep(0.05)
-    for pid in server.worker_pids():
+    for pid in server.worker_pids("LinkTokenFunction"):
         with contextlib.suppress(ProcessLookupError):  # an earlier one, already replaced
             os.kill(pid, signal.SIGKILL)
     thread.join(30)
     assert result[0].status == 500
     assert result[0].json() == {"message": "Internal Server Error"}
-    server.wait_for(r"^serve: worker ready \(pid \d+\)$", 60, after=before)
+    server.wait_for(r"^serve: worker ready \(pid \d+, LinkTokenFunction\)$", 60, after=before)
     call(server, "DELETE", "/_standin/script", url=server.standin_url)
     assert create(server).status == 200
 
