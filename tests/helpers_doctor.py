@@ -100,6 +100,31 @@ def create_function(
     )
 
 
+def create_stack(name: str, functions: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
+    """A stack of Lambda functions, created by moto's CloudFormation: logical id -> (Handler,
+    variables); each function is named `<stack>-<logical id>`."""
+    role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    resources = {
+        logical_id: {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": f"{name}-{logical_id}",
+                "Runtime": "python3.13",
+                "Role": role,
+                "Handler": handler,
+                "Code": {"ZipFile": "def lambda_handler(event, context):\n    return None\n"},
+                "Environment": {"Variables": dict(variables)},
+            },
+        }
+        for logical_id, (handler, variables) in functions.items()
+    }
+    client("cloudformation").create_stack(
+        StackName=name, TemplateBody=json.dumps({"Resources": resources})
+    )
+
+
 def create_items_table(
     name: str = ITEMS_TABLE, pitr: bool = True, ttl: str | None = "expires_at"
 ) -> None:

@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 from unittest import mock
 
@@ -19,10 +19,13 @@ from infra.doctor.config_checks import check_configuration
 from infra.doctor.deployed import (
     GROUP_FUNCTION,
     GROUP_LOGS,
+    DeployedFunction,
     Unreadable,
     failure_events,
     failure_findings,
-    function_of_stack,
+    functions_of_stack,
+    orphan_findings,
+    orphans,
     parse_since,
     read_function,
     summarise,
@@ -31,8 +34,17 @@ from infra.doctor.findings import Finding, Report
 from infra.doctor.live import GROUP as PLAID
 from infra.doctor.live import check_link_tokens
 from infra.doctor.network import check_network
+from infra.doctor.roles import ITEM_EXCHANGE, LINK_TOKEN, ROLES, Role, role_of
+from infra.doctor.secret_checks import GROUP as SECRET
 from infra.doctor.secret_checks import check_secret, keys_environment_unknown
-from linktoken.config import SETTINGS, raw_value
+from infra.doctor.storage_checks import GROUP as STORAGE
+from infra.doctor.storage_checks import check_key, check_table
+from linktoken.config import SETTINGS, check_environment, raw_value
+from linktoken.secret_store import PlaidCredentials
+
+# What a stack's functions share (the secret, the Plaid call, the table, the key) is checked
+# for the first function that names it: key -> (that function, what the check gave).
+Shared = dict[tuple[Hashable, ...], tuple[str, Any]]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
@@ -43,53 +55,178 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         print(exc, file=sys.stderr)
         return 2
     report = Report()
-    title = "configuration from this environment"
-    function = None
     if args.function or args.stack:
-        try:
-            name = args.function or function_of_stack(args.stack, _client("cloudformation"))
-            function = read_function(name, _client("lambda"))
-        except Unreadable as exc:
-            report.add(
-                Finding(
-                    GROUP_FUNCTION,
-                    "configuration",
-                    "problem",  # nothing of it could be checked: not a pass
-                    f"could not read it: {exc}",
-                    "check the name, the region (AWS_REGION or your profile's) and "
-                    "lambda:GetFunctionConfiguration (cloudformation:DescribeStacks for --stack)",
-                )
-            )
-            return _finish(report, args, title)
-        title = f"deployed function {function.name} (log group {function.log_group})"
-        environ = function.environment
-    elif not any(raw_value(environ, setting.variable) for setting in SETTINGS):
+        return _deployed(report, args, since_ms)
+    if not any(raw_value(environ, setting.variable) for setting in SETTINGS):
         return _local(report, args, environ)  # nothing configured: the local setup
     diagnose(report, environ, live=args.live)
-    if function is not None:
-        _recent_failures(report, function.log_group, since_ms, args.since)
-    return _finish(report, args, title)
+    return _finish(report, args, "configuration from this environment")
 
 
-def diagnose(report: Report, environ: Mapping[str, str], live: bool, local: bool = False) -> None:
+def diagnose(
+    report: Report,
+    environ: Mapping[str, str],
+    live: bool,
+    local: bool = False,
+    role: Role | None = None,
+    shared: Shared | None = None,
+    label: str = "",
+) -> None:
     """Configuration, secret and, with `live`, the network path and one call per platform.
-    `local`: the local setup, whose secret needs no user_id_hmac_key."""
-    config, findings = check_configuration(environ)
+    `local`: the local setup, whose secret needs no user_id_hmac_key. `role`: the deployed
+    function's; `shared`: what earlier functions of the report (`label` is this one) checked."""
+    config, findings = check_configuration(environ, role)
     report.add(*findings)
     secret_id = (environ.get("PLAID_SECRET_ID") or "").strip()
-    credentials = check_secret(secret_id, report, require_hmac_key=not local) if secret_id else None
-    if not live:
-        if credentials is not None:
+    credentials: PlaidCredentials | None = None
+    earlier = _earlier(shared, ("secret", secret_id))
+    if earlier is not None:
+        report.add(_same(SECRET, "readable", "secret", secret_id, earlier[0]))
+        credentials = earlier[1]
+    elif secret_id:
+        credentials = check_secret(secret_id, report, require_hmac_key=not local)
+        _remember(shared, ("secret", secret_id), label, credentials)
+        if not live and credentials is not None:
             report.add(keys_environment_unknown())
+    if not live:
         return
     if config is None:
         report.add(Finding(PLAID, "link token", "skip", "not called: fix the configuration"))
         return
+    earlier = _earlier(shared, ("plaid", config, secret_id))
+    if earlier is not None:
+        report.add(_same(PLAID, "link token", "configuration and secret", secret_id, earlier[0]))
+        return
+    _remember(shared, ("plaid", config, secret_id), label, None)
     report.add(*check_network(config.base_url, os.environ))
     if credentials is None:
         report.add(Finding(PLAID, "link token", "skip", "not called: no usable secret"))
         return
     report.add(*check_link_tokens(config, credentials))
+
+
+def _deployed(report: Report, args: argparse.Namespace, since_ms: int) -> int:
+    """`--function NAME`, or each function of `--stack NAME`, by its logical id."""
+    title = "configuration from this environment"
+    try:
+        targets: list[tuple[str, str]] = (
+            [(args.function, args.function)]
+            if args.function
+            else functions_of_stack(args.stack, _client("cloudformation"))
+        )
+    except Unreadable as exc:
+        report.add(_unreadable_function(exc))
+        return _finish(report, args, title)
+    several = len(targets) > 1
+    functions: list[DeployedFunction] = []
+    for label, name in targets:
+        with report.about(label if several else None):
+            try:
+                functions.append(read_function(name, _client("lambda"), label if several else None))
+            except Unreadable as exc:
+                report.add(_unreadable_function(exc))
+    if several:
+        title = f"stack {args.stack}: {len(targets)} functions ({', '.join(t[0] for t in targets)})"
+    elif functions:
+        title = f"deployed function {functions[0].name} (log group {functions[0].log_group})"
+    report.extra["functions"] = [
+        {
+            "function": f.label or f.name,
+            "name": f.name,
+            "handler": f.handler,
+            "log_group": f.log_group,
+        }
+        for f in functions
+    ]
+    shared: Shared = {}
+    for function in functions:
+        with report.about(function.label):
+            _check_function(report, function, args, since_ms, shared)
+    return _finish(report, args, title)
+
+
+def _check_function(
+    report: Report,
+    function: DeployedFunction,
+    args: argparse.Namespace,
+    since_ms: int,
+    shared: Shared,
+) -> None:
+    role = role_of(function.handler)
+    report.add(_handler_finding(function, role))
+    role = role or LINK_TOKEN
+    label = function.label or function.name
+    diagnose(report, function.environment, args.live, role=role, shared=shared, label=label)
+    _items_storage(report, function.environment, role, shared, label)
+    _recent_failures(report, function, role, since_ms, args.since)
+
+
+def _handler_finding(function: DeployedFunction, role: Role | None) -> Finding:
+    if role is not None:
+        return Finding(
+            GROUP_FUNCTION,
+            "handler",
+            "ok",
+            f"{function.name}: Handler {function.handler}, {role.title}; log group "
+            f"{function.log_group}",
+        )
+    handlers = ", ".join(r.handler for r in ROLES)
+    return Finding(
+        GROUP_FUNCTION,
+        "handler",
+        "warn",
+        f"{function.name}: Handler {function.handler!r} is none of this service's ({handlers}): "
+        "checked as the link-token function",
+        "check the function's Handler against template.yaml",
+    )
+
+
+def _items_storage(
+    report: Report, environ: Mapping[str, str], role: Role, shared: Shared, label: str
+) -> None:
+    """The table and key the function names (valid names only: a wrong one is named above)."""
+    values, _errors = check_environment(environ)
+    table, key_id = values.get("items_table"), values.get("items_key_id")
+    if isinstance(table, str):
+        earlier = _earlier(shared, ("table", table))
+        if earlier is not None:
+            report.add(_same(STORAGE, "table", "table", table, earlier[0]))
+        else:
+            _remember(shared, ("table", table), label, None)
+            report.add(*check_table(table))
+    if isinstance(key_id, str):
+        earlier = _earlier(shared, ("key", key_id))
+        if earlier is not None:
+            report.add(_same(STORAGE, "key", "key", key_id, earlier[0]))
+        else:
+            _remember(shared, ("key", key_id), label, None)
+            report.add(*check_key(key_id, role.kms_operation))
+
+
+def _earlier(shared: Shared | None, key: tuple[Hashable, ...]) -> tuple[str, Any] | None:
+    return None if shared is None else shared.get(key)
+
+
+def _remember(shared: Shared | None, key: tuple[Hashable, ...], label: str, value: Any) -> None:
+    if shared is not None:
+        shared[key] = (label, value)
+
+
+def _same(group: str, check: str, what: str, name: str, first: str) -> Finding:
+    """A shared resource checked above, for an earlier function: said once, counted once."""
+    return Finding(group, check, "skip", f"{name}: the same {what} as {first}'s, checked above")
+
+
+def _unreadable_function(exc: Unreadable) -> Finding:
+    return Finding(
+        GROUP_FUNCTION,
+        "configuration",
+        "problem",  # nothing of it could be checked: not a pass
+        f"could not read it: {exc}",
+        "check the name, the region (AWS_REGION or your profile's) and "
+        "lambda:GetFunctionConfiguration (cloudformation:DescribeStacks and ListStackResources "
+        "for --stack)",
+    )
 
 
 def _local(report: Report, args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -108,10 +245,18 @@ def _local(report: Report, args: argparse.Namespace, environ: Mapping[str, str])
         return _finish(report, args, title)
 
 
-def _recent_failures(report: Report, log_group: str, since_ms: int, since: str) -> None:
+def _recent_failures(
+    report: Report, function: DeployedFunction, role: Role, since_ms: int, since: str
+) -> None:
+    """The function's failure lines (each role writes its own), by code and cause; for the
+    exchange, what became of the Items it could not store."""
+    log_group = function.log_group
     start = int(time.time() * 1000) - since_ms
+    lines: list[dict[str, Any]] = []
     try:
-        rows = summarise(failure_events(log_group, start, _client("logs")))
+        logs = _client("logs")
+        for message in role.failures:
+            lines.extend(failure_events(log_group, start, logs, message))
     except Unreadable as exc:
         report.add(
             Finding(
@@ -124,8 +269,15 @@ def _recent_failures(report: Report, log_group: str, since_ms: int, since: str) 
             )
         )
         return
-    report.extra["failures"] = rows
-    report.add(*failure_findings(rows, log_group, f"the last {since}"))
+    named = function.label or function.name
+    window = f"the last {since}"
+    if role is ITEM_EXCHANGE:
+        found = orphans(lines)
+        report.extra.setdefault("orphans", []).extend({**o, "function": named} for o in found)
+        report.add(*orphan_findings(found, window))
+    rows = summarise(lines)
+    report.extra.setdefault("failures", []).extend({**row, "function": named} for row in rows)
+    report.add(*failure_findings(rows, log_group, window, role.failures))
 
 
 def _finish(report: Report, args: argparse.Namespace, title: str) -> int:
@@ -152,14 +304,15 @@ def _client(service: str) -> Any:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make doctor",
-        description="Name the cause of 'Unable to fetch link_token': configuration, secret, "
-        "Plaid (--live) and a deployed function's recent failures (--function/--stack).",
+        description="Name the cause of 'Unable to fetch link_token' and of the Items routes' "
+        "failures: configuration, secret, Plaid (--live) and a deployed function's Items table "
+        "and key and recent failures (--function/--stack).",
     )
     parser.add_argument("--live", action="store_true", help="one real call to Plaid")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--function", metavar="NAME", help="check a deployed function")
-    target.add_argument("--stack", metavar="NAME", help="check the function of a stack")
-    parser.add_argument("--since", default="24h", help="log window for --function (24h)")
+    target.add_argument("--stack", metavar="NAME", help="check each function of a stack")
+    parser.add_argument("--since", default="24h", help="log window for --function/--stack (24h)")
     parser.add_argument("--json", action="store_true", help="one JSON document")
     return parser
 

@@ -14,7 +14,7 @@ import pytest
 from infra.doubles.loopback import make_loopback_tls
 from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
 from linktoken.plaid_errors import BY_ERROR_CODE, BY_ERROR_TYPE
-from tests.conftest import SECRET
+from tests.conftest import SECRET, SECRET_ID
 from tests.helpers_app import closed_port
 from tests.helpers_doctor import finding, good_secret, moto, moto_url, put_secret, run_doctor
 
@@ -303,3 +303,40 @@ def test_live_with_a_broken_configuration_does_not_call_plaid(
 
 def _token() -> dict[str, Any]:
     return {"link_token": "link-sandbox-0000", "expiration": "2030-01-01T00:00:00Z"}
+
+
+def test_a_stack_calls_plaid_once_for_the_configuration_its_functions_share(
+    live: PlaidStandIn,
+) -> None:
+    """Three functions with the same PLAID_* and secret: one call per platform, for the first;
+    the others say so. A function with its own configuration gets its own calls."""
+    from tests.helpers_doctor import ITEMS_KEY_ID, ITEMS_TABLE, create_stack
+
+    env = {
+        "PLAID_SECRET_ID": SECRET_ID,
+        "PLAID_CLIENT_NAME": "Acme",
+        "PLAID_BASE_URL": live.base_url,
+        "ITEMS_TABLE": ITEMS_TABLE,
+        "ITEMS_KEY_ID": ITEMS_KEY_ID,
+    }
+    create_stack(
+        "live-stack",
+        {
+            "LinkTokenFunction": ("app.lambda_handler", env),
+            "ItemExchangeFunction": ("exchange_app.lambda_handler", env),
+            "ItemsFunction": ("items_app.lambda_handler", {**env, "PLAID_PRODUCTS": "auth"}),
+        },
+    )
+
+    _code, _text, doc = run_doctor("--stack", "live-stack", "--live")
+
+    calls = {f["function"]: f for f in doc["findings"] if f["check"] in (WEB, "link token")}
+    assert calls["LinkTokenFunction"]["status"] == "ok"
+    assert calls["ItemExchangeFunction"]["status"] == "skip"
+    assert (
+        "the same configuration and secret as LinkTokenFunction's"
+        in (calls["ItemExchangeFunction"]["detail"])
+    )
+    assert calls["ItemsFunction"]["status"] == "ok"  # its own products: its own call
+    products = [json.loads(r["body"])["products"] for r in live.requests]
+    assert products == [["transactions"], ["auth"]] * 2  # text run, then --json run
