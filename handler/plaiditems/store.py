@@ -21,6 +21,7 @@ from plaiditems.dynamo_values import from_item, to_attribute, to_item
 from plaiditems.records import ItemRecord
 
 TOMBSTONE_DAYS: Final = 30
+TTL_ATTRIBUTE: Final = "expires_at"  # the table's TTL attribute (template.yaml)
 EXCHANGE_RECORD_HOURS: Final = 24
 MAX_PAGES: Final = 10  # 10 pages of up to 1 MB: far beyond any one user's Items
 _CONDITION_FAILED: Final = "ConditionalCheckFailedException"
@@ -104,7 +105,9 @@ class ItemStore:
             {
                 "TableName": self._table,
                 "Key": _item_key(owner, item_id),
-                "UpdateExpression": "SET removed_at = :at, expires_at = :exp REMOVE sealed_token",
+                "UpdateExpression": (
+                    f"SET removed_at = :at, {TTL_ATTRIBUTE} = :exp REMOVE sealed_token"
+                ),
                 "ConditionExpression": "attribute_exists(pk)",
                 "ExpressionAttributeValues": {
                     ":at": to_attribute(removed_at),
@@ -124,7 +127,7 @@ class ItemStore:
             "status": to_attribute("IN_PROGRESS"),
             "owner": to_attribute(owner),
             "locked_until": to_attribute(now_epoch + lock_seconds),
-            "expires_at": to_attribute(now_epoch + EXCHANGE_RECORD_HOURS * 3600),
+            TTL_ATTRIBUTE: to_attribute(now_epoch + EXCHANGE_RECORD_HOURS * 3600),
         }
         try:
             self._call(

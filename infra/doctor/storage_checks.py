@@ -26,10 +26,9 @@ from linktoken.config import SETTINGS, Setting
 from linktoken.problems import Problem
 from linktoken.xray import no_span
 from plaiditems.aws_calls import aws_call, storage_problem
-from plaiditems.store import EXCHANGE_RECORD_HOURS, TOMBSTONE_DAYS
+from plaiditems.store import EXCHANGE_RECORD_HOURS, TOMBSTONE_DAYS, TTL_ATTRIBUTE
 
 GROUP = "items storage"
-TTL_ATTRIBUTE: Final = "expires_at"  # plaiditems.store writes it on tombstones and exchanges
 # Answers about the caller's own credentials or permissions, not the function's: not checked.
 _CALLERS: Final = frozenset(
     {
