@@ -1,11 +1,18 @@
-"""The HTTP contract: real responses of the real handler checked against docs/openapi.yaml.
+"""The HTTP contract: real responses of the real handlers checked against docs/openapi.yaml.
 
-Every response below comes from `app.lambda_handler` (moto Secrets Manager, the loopback Plaid
-stand-in scripted into each failure) and is validated, with a Draft 2020-12 validator, against
-the schema the document gives for its status and Content-Type; its headers are checked against
-the headers the document lists for that status. The request-body schema is checked in both
-directions: bodies generated from its enums are accepted by the handler, bodies it rejects are
-answered 400. The last tests mutate a copy of the document to show the checks catch drift.
+Every response below comes from a real Lambda entry point (`app.lambda_handler` for
+`POST /link-token`, `exchange_app.lambda_handler` for `POST /items`, `items_app.lambda_handler`
+for `GET /items` and `DELETE /items/{item_id}`) and is validated, with a Draft 2020-12
+validator, against the schema the document gives for its operation, status and Content-Type;
+its headers are checked against the headers the document lists for that status. The new-Item
+link token runs on moto's in-process Secrets Manager and the loopback Plaid stand-in scripted
+into each failure; the Items routes and update mode run on moto's server (Secrets Manager,
+DynamoDB, KMS) and the stand-in playing Sandbox's Item endpoints, as the Items flow test does.
+Every (operation, status, code) the document lists has a real response here, and no response
+has a status or code the document does not list for its operation. The request-body schemas
+are checked in both directions: bodies they accept are accepted by the handler, bodies they
+reject are answered 400. The last tests mutate a copy of the document (or of a real response)
+to show the checks catch drift.
 """
 
 from __future__ import annotations
@@ -14,29 +21,61 @@ import copy
 import json
 import re
 import socket
-from collections.abc import Callable, Iterator
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import botocore.session
 import pytest
+import requests
 import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from infra.doubles.lambda_runtime import LambdaContext
-from infra.doubles.plaid_standin import Scripted, plaid_error
+from infra.doubles.moto_server import moto_server
+from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
+from infra.gateway.cfn_template import function_timeout_seconds, load_template
+from linktoken.aws_clients import DYNAMODB, KMS, json_client
 from linktoken.config import load_config
+from linktoken.identity import owner_key
+from linktoken.plaid_client import PlaidClient, RetryPolicy
 from linktoken.plaid_values import LANGUAGES, LINK_PRODUCTS, PLATFORMS
 from linktoken.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem
-from tests.conftest import ROOT, SECRET_ID, body_of, make_event, secret_json
+from plaiditems.records import HEALTH_VALUES, Account, Institution, ItemRecord
+from plaiditems.service import CLEANUP_RESERVE_S
+from plaiditems.store import ItemStore
+from plaiditems.vault import TokenVault
+from tests.conftest import (
+    CLIENT_ID,
+    HMAC_KEY,
+    ROOT,
+    SECRET,
+    SECRET_ID,
+    body_of,
+    make_event,
+    secret_json,
+)
 
 DOC_PATH = ROOT / "docs" / "openapi.yaml"
 DOC: dict[str, Any] = yaml.safe_load(DOC_PATH.read_text())
 DOC_URI = "urn:plaid-link-token-service:openapi"
-OPERATION = ("paths", "/link-token", "post")
 PROBLEM_JSON = "application/problem+json"
+
+# operationId -> (path, method): every operation of the document.
+LINK_TOKEN, EXCHANGE, LIST, REMOVE = "createLinkToken", "exchangeItem", "listItems", "removeItem"
+OPERATIONS: dict[str, tuple[str, str]] = {
+    LINK_TOKEN: ("/link-token", "post"),
+    EXCHANGE: ("/items", "post"),
+    LIST: ("/items", "get"),
+    REMOVE: ("/items/{item_id}", "delete"),
+}
+OPERATION = ("paths", "/link-token", "post")
 
 
 # --- reading the document --------------------------------------------------------------------
@@ -82,13 +121,34 @@ def errors_of(instance: Any, json_pointer: str, doc: dict[str, Any] = DOC) -> li
     return sorted(f"{list(e.absolute_path)}: {e.message}" for e in found)
 
 
-def responses(doc: dict[str, Any] = DOC) -> dict[str, Any]:
-    result: dict[str, Any] = node(doc, *OPERATION, "responses")
+def operation(op: str = LINK_TOKEN) -> tuple[str, str, str]:
+    path, method = OPERATIONS[op]
+    return ("paths", path, method)
+
+
+def responses(doc: dict[str, Any] = DOC, op: str = LINK_TOKEN) -> dict[str, Any]:
+    """The operation's responses as written (a status may be a `$ref` to a shared one)."""
+    result: dict[str, Any] = node(doc, *operation(op), "responses")
     return result
 
 
-def response_schema(status: str, media_type: str) -> str:
-    return pointer(*OPERATION, "responses", status, "content", media_type, "schema")
+def documented_response(
+    status: str, op: str = LINK_TOKEN, doc: dict[str, Any] = DOC
+) -> dict[str, Any]:
+    """One documented response, through its `$ref`."""
+    result: dict[str, Any] = deref(doc, responses(doc, op)[status])
+    return result
+
+
+def response_schema(
+    status: str, media_type: str, op: str = LINK_TOKEN, doc: dict[str, Any] = DOC
+) -> str:
+    """A pointer to the schema of a status and media type (where a shared response is)."""
+    written = responses(doc, op)[status]
+    base = (
+        written["$ref"][1:] if "$ref" in written else pointer(*operation(op), "responses", status)
+    )
+    return base + pointer("content", media_type, "schema")
 
 
 def schema_pointer(name: str) -> str:
@@ -105,42 +165,78 @@ def enum_at(*parts: str) -> list[Any]:
     return list(schema["enum"])
 
 
-def function_statuses(doc: dict[str, Any] = DOC) -> set[int]:
-    """Statuses the document says the function can answer (200 and every problem)."""
+def function_statuses(doc: dict[str, Any] = DOC, op: str = LINK_TOKEN) -> set[int]:
+    """Statuses the document says the function can answer (2xx and every problem)."""
     return {
         int(status)
-        for status, documented in responses(doc).items()
-        if status == "200" or PROBLEM_JSON in documented.get("content", {})
+        for status in responses(doc, op)
+        if int(status) < 400
+        or PROBLEM_JSON in documented_response(status, op, doc).get("content", {})
     }
+
+
+def codes_in(doc: dict[str, Any], schema: Any) -> set[str]:
+    """The problem codes a schema admits: the `code` consts of it and of its branches."""
+    schema = deref(doc, schema)
+    code = schema.get("properties", {}).get("code", {})
+    found = {code["const"]} if "const" in code else set()
+    for keyword in ("allOf", "oneOf", "anyOf"):
+        for branch in schema.get(keyword, []):
+            found |= codes_in(doc, branch)
+    return found
+
+
+def documented_codes(status: int, op: str = LINK_TOKEN, doc: dict[str, Any] = DOC) -> set[str]:
+    content = documented_response(str(status), op, doc).get("content", {})
+    return codes_in(doc, content[PROBLEM_JSON]["schema"]) if PROBLEM_JSON in content else set()
+
+
+def documented_pairs(op: str, doc: dict[str, Any] = DOC) -> set[tuple[int, str | None]]:
+    """(status, code) of everything the function can answer for `op` (None: a success)."""
+    pairs: set[tuple[int, str | None]] = set()
+    for status in function_statuses(doc, op):
+        pairs |= (
+            {(status, None)}
+            if status < 400
+            else {(status, c) for c in documented_codes(status, op, doc)}
+        )
+    return pairs
 
 
 # --- checking one real response ----------------------------------------------------------------
 
 
-def assert_conforms(response: dict[str, Any], doc: dict[str, Any] = DOC) -> dict[str, Any]:
-    """Check a handler response against the document; return its decoded body."""
+def assert_conforms(
+    response: dict[str, Any], doc: dict[str, Any] = DOC, op: str = LINK_TOKEN
+) -> dict[str, Any]:
+    """Check a handler response against the document; return its decoded body ({} for a
+    response the document gives no content)."""
     status = str(response["statusCode"])
-    documented = responses(doc).get(status)
-    assert documented is not None, f"status {status} is not documented"
+    written = responses(doc, op).get(status)
+    assert written is not None, f"status {status} is not documented"
+    documented = deref(doc, written)
     headers = {name.lower(): value for name, value in response["headers"].items()}
     content_type = headers.get("content-type")
-    assert content_type in documented["content"], (
-        f"{status}: Content-Type {content_type!r} is not documented "
-        f"(documented: {sorted(documented['content'])})"
-    )
-    # What the function answers is always one media type per kind of answer.
-    assert content_type == ("application/json" if status == "200" else PROBLEM_JSON)
     assert response["isBase64Encoded"] is False
-    body: dict[str, Any] = json.loads(response["body"])
-
-    problems = errors_of(body, response_schema(status, content_type), doc)
-    assert not problems, f"{status} {content_type} body does not match the document: {problems}"
-    if status != "200":  # the Problem branch of a oneOf, never API Gateway's shape
-        assert not errors_of(body, schema_pointer("Problem"), doc)
+    body: dict[str, Any] = {}
+    if "content" not in documented:  # 204: nothing but headers
+        assert content_type is None, f"{status}: Content-Type {content_type!r} is not documented"
+        assert response["body"] == "", f"{status}: a body where the document has none"
+    else:
+        assert content_type in documented["content"], (
+            f"{status}: Content-Type {content_type!r} is not documented "
+            f"(documented: {sorted(documented['content'])})"
+        )
+        # What the function answers is always one media type per kind of answer.
+        assert content_type == ("application/json" if int(status) < 400 else PROBLEM_JSON)
+        body = json.loads(response["body"])
+        problems = errors_of(body, response_schema(status, content_type, op, doc), doc)
+        assert not problems, f"{status} {content_type} body does not match the document: {problems}"
+        if int(status) >= 400:  # the Problem branch of a oneOf, never API Gateway's shape
+            assert not errors_of(body, schema_pointer("Problem"), doc)
 
     documented_headers = {
-        name.lower(): node(doc, *OPERATION, "responses", status, "headers", name)
-        for name in documented.get("headers", {})
+        name.lower(): deref(doc, header) for name, header in documented.get("headers", {}).items()
     }
     for name, value in headers.items():
         if name == "content-type":
@@ -413,11 +509,1085 @@ def test_real_response_matches_the_document(name: str, harness: Harness, output:
         assert body.get("plaid_error_code") == line.get("plaid_error_code")
 
 
-def test_every_status_and_code_has_a_real_response() -> None:
-    covered_statuses = {s.status for s in SCENARIOS.values()}
-    covered_codes = {s.code for s in SCENARIOS.values()} - {None}
+# --- the Items routes and update mode: moto's server, the stand-in's Items, the real handlers ---
 
-    assert covered_statuses == function_statuses()
+INSTITUTION = {"institution_id": "ins_109508", "name": "First Platypus Bank"}
+ACCOUNTS: list[dict[str, Any]] = [
+    {
+        "id": "acc-checking",
+        "name": "Plaid Checking",
+        "mask": "0000",
+        "type": "depository",
+        "subtype": "checking",
+        "verification_status": None,
+    },
+    {
+        "id": "acc-saving",
+        "name": "Plaid Saving",
+        "mask": "1111",
+        "type": "depository",
+        "subtype": "savings",
+        "verification_status": None,
+    },
+]
+# The summary log line of each operation: (success, failure).
+LOG_MESSAGES = {
+    LINK_TOKEN: ("link_token_created", "link_token_failed"),
+    EXCHANGE: ("item_exchanged", "item_exchange_failed"),
+    LIST: ("items_listed", "items_list_failed"),
+    REMOVE: ("item_removed", "item_remove_failed"),
+}
+EXCHANGE_PATH = "/item/public_token/exchange"
+# Each operation's function runs with its own timeout (template.yaml); the exchange keeps
+# time back from its Plaid call for storing or removing the Item it makes.
+_TEMPLATE = load_template()
+TIMEOUT_MS = {
+    op: function_timeout_seconds(_TEMPLATE, function) * 1000
+    for op, function in (
+        (LINK_TOKEN, "LinkTokenFunction"),
+        (EXCHANGE, "ItemExchangeFunction"),
+        (LIST, "ItemsFunction"),
+        (REMOVE, "ItemsFunction"),
+    )
+}
+
+
+def invocation(op: str, remaining_ms: int | None = None) -> LambdaContext:
+    """The Lambda context of one invocation of the operation's function."""
+    return LambdaContext(remaining_ms=remaining_ms or TIMEOUT_MS[op])
+
+
+def unused_port() -> int:
+    """A loopback port nobody listens on: an endpoint that cannot be reached."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def unreachable() -> str:
+    return f"http://127.0.0.1:{unused_port()}"
+
+
+@dataclass(frozen=True)
+class ItemServers:
+    """moto's server and the stand-in, shared by a module's tests (each test makes its own
+    table, key and secrets on them: moto keeps one state per process, and other tests'
+    in-process moto resets it)."""
+
+    endpoint: str
+    plaid: PlaidStandIn
+
+
+@pytest.fixture(scope="module")
+def item_servers() -> Iterator[ItemServers]:
+    with moto_server() as endpoint, PlaidStandIn(client_id=CLIENT_ID, secret=SECRET) as plaid:
+        yield ItemServers(endpoint, plaid)
+
+
+class ItemsHarness:
+    """One test's table, key and secrets, its user, and the real Lambda entry points of every
+    operation on containers built from its environment."""
+
+    def __init__(self, servers: ItemServers, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.plaid = servers.plaid
+        self.endpoint = servers.endpoint
+        self.monkeypatch = monkeypatch
+        suffix = uuid.uuid4().hex[:12]
+        self.sub = f"user-{suffix}"
+        self.table = f"items-contract-{suffix}"
+        secret_id = f"{SECRET_ID}/items-{suffix}"
+        self.secret_without_hmac_key = f"{secret_id}-no-hmac-key"
+        secrets = self.aws("secretsmanager")
+        secrets.create_secret(Name=secret_id, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
+        secrets.create_secret(Name=self.secret_without_hmac_key, SecretString=secret_json())
+        self.aws("dynamodb").create_table(
+            TableName=self.table,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.key_id: str = self.aws("kms").create_key()["KeyMetadata"]["Arn"]
+        self.env = {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint,
+            "AWS_ENDPOINT_URL_KMS": self.endpoint,
+            "PLAID_SECRET_ID": secret_id,
+            "PLAID_CLIENT_NAME": "Test App",
+            "PLAID_BASE_URL": self.plaid.base_url,
+            "PLAID_PRODUCTS": "transactions,auth",
+            "PLAID_ANDROID_PACKAGE_NAME": "com.example.app",
+            "PLAID_REDIRECT_URI": "https://app.example.com/oauth",
+            "ITEMS_TABLE": self.table,
+            "ITEMS_KEY_ID": self.key_id,
+        }
+        for name, value in self.env.items():  # the clients that read the process environment
+            monkeypatch.setenv(name, value)
+        self._containers: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self.last_request_id: str | None = None
+        self._plaid_seen = len(self.plaid.requests)  # the stand-in serves the whole module
+
+    # ---------------------------------------------------------------- calling the handlers --
+    def call(
+        self,
+        op: str,
+        body: Any = None,
+        *,
+        item_id: str | None = None,
+        sub: str | None = None,
+        anonymous: bool = False,
+        content_type: str | None = "application/json",
+        raw_body: str | None = None,
+        base64_body: bool = False,
+        env: Mapping[str, str] | None = None,
+        context: LambdaContext | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One request through the operation's real `lambda_handler`; `env` overrides the
+        function's environment (the container is built on it, and the process environment
+        holds it while the request runs)."""
+        import app
+        import exchange_app
+        import items_app
+
+        if event is None:
+            event = item_event(
+                op,
+                body,
+                item_id=item_id,
+                sub=None if anonymous else (sub or self.sub),
+                content_type=content_type,
+                raw_body=raw_body,
+                base64_body=base64_body,
+            )
+        self.last_request_id = event["requestContext"]["requestId"]
+        module: Any = {LINK_TOKEN: app, EXCHANGE: exchange_app}.get(op, items_app)
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            patch.setattr(module, "CONTAINER", self.container(op, env))
+            answer: dict[str, Any] = module.lambda_handler(event, context or invocation(op))
+        return answer
+
+    def container(self, op: str, env: Mapping[str, str] | None = None) -> Any:
+        """The operation's container on this test's environment (built once per override);
+        Plaid's retries do not really sleep, the policy is unchanged."""
+        from linktoken.container import build_container
+        from plaiditems.container import build_items_container
+
+        kind = "link" if op == LINK_TOKEN else ("exchange" if op == EXCHANGE else "items")
+        key = (kind, tuple(sorted((env or {}).items())))
+        if key not in self._containers:
+            environ = {**self.env, **(env or {})}
+            built: Any = (build_container if kind == "link" else build_items_container)(environ)
+            if built.service is not None:
+                built.service.plaid = PlaidClient(
+                    built.service.config.base_url, RetryPolicy(), sleep=lambda _s: None
+                )
+            self._containers[key] = built
+        return self._containers[key]
+
+    # --------------------------------------------------------------------------- set-up --
+    def aws(self, service: str) -> Any:
+        """A botocore client on moto's server, for set-up and inspection only."""
+        return botocore.session.get_session().create_client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def public_token(self, institution_id: str = INSTITUTION["institution_id"]) -> str:
+        """What Link hands the app onSuccess: a fresh Sandbox public token at an institution."""
+        answer = requests.post(
+            self.plaid.base_url + "/sandbox/public_token/create",
+            json={"institution_id": institution_id, "initial_products": ["transactions"]},
+            headers={"PLAID-CLIENT-ID": CLIENT_ID, "PLAID-SECRET": SECRET},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["public_token"])
+
+    @staticmethod
+    def onsuccess(
+        token: str,
+        institution: dict[str, Any] | None = None,
+        accounts: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """POST /items's body: onSuccess's arguments as Link for web gives them."""
+        return {
+            "public_token": token,
+            "metadata": {
+                "institution": institution or INSTITUTION,
+                "accounts": accounts or ACCOUNTS,
+                "link_session_id": str(uuid.uuid4()),
+                "transfer_status": None,
+            },
+        }
+
+    def link_item(
+        self, institution_id: str = INSTITUTION["institution_id"], sub: str | None = None
+    ) -> str:
+        """An Item of the user (or of `sub`), linked through POST /items; its item_id."""
+        institution = {"institution_id": institution_id, "name": f"Bank {institution_id}"}
+        token = self.public_token(institution_id)
+        answer = self.call(EXCHANGE, self.onsuccess(token, institution), sub=sub)
+        assert answer["statusCode"] == 201, answer["body"]
+        return str(body_of(answer)["item_id"])
+
+    def owner(self, sub: str | None = None) -> str:
+        return owner_key(sub or self.sub, HMAC_KEY.encode())
+
+    def item_key(self, item_id: str, sub: str | None = None) -> dict[str, Any]:
+        return {"pk": {"S": f"owner#{self.owner(sub)}"}, "sk": {"S": f"item#{item_id}"}}
+
+    def set_attributes(self, item_id: str, **values: str) -> None:
+        """Write attributes of a stored Item directly (what a webhook would move)."""
+        names = {f"#{name}": name for name in values}
+        self.aws("dynamodb").update_item(
+            TableName=self.table,
+            Key=self.item_key(item_id),
+            UpdateExpression="SET " + ", ".join(f"#{n} = :{n}" for n in values),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":{n}": {"S": v} for n, v in values.items()},
+        )
+
+    def copy_sealed_token(self, source: str, target: str) -> None:
+        """Put one Item's sealed access token into another Item's record (a record altered)."""
+        record = self.aws("dynamodb").get_item(TableName=self.table, Key=self.item_key(source))
+        self.set_attributes(target, sealed_token=record["Item"]["sealed_token"]["S"])
+
+    def vault(self) -> TokenVault:
+        return TokenVault(json_client(KMS, self.env), self.key_id)
+
+    def remove_at_plaid(self, item_id: str) -> None:
+        """The Item removed at Plaid behind the service's back (the Dashboard, say)."""
+        record = self.aws("dynamodb").get_item(TableName=self.table, Key=self.item_key(item_id))
+        access_token = self.vault().open(record["Item"]["sealed_token"]["S"], item_id, self.owner())
+        answer = requests.post(
+            self.plaid.base_url + "/item/remove",
+            json={"access_token": access_token},
+            headers={"PLAID-CLIENT-ID": CLIENT_ID, "PLAID-SECRET": SECRET},
+            timeout=5,
+        )
+        assert answer.status_code == 200
+
+    def store_foreign_item(self) -> str:
+        """An Item stored with an access token Plaid never issued to these keys (another
+        Plaid client's or environment's); its item_id."""
+        item_id = "foreign" + uuid.uuid4().hex
+        sealed = self.vault().seal(f"access-sandbox-{uuid.uuid4()}", item_id, self.owner())
+        record = ItemRecord(
+            item_id=item_id,
+            institution=Institution("ins_109508", "First Platypus Bank"),
+            accounts=(Account("acc-x", "Checking", "0000", "depository", "checking"),),
+            created_at="2026-01-01T00:00:00Z",
+            sealed_token=sealed,
+        )
+        ItemStore(json_client(DYNAMODB, self.env), self.table).put_item(self.owner(), record)
+        return item_id
+
+    def plaid_requests(self, path: str) -> list[dict[str, Any]]:
+        """This test's requests to Plaid at `path`."""
+        return [r for r in self.plaid.requests[self._plaid_seen :] if r.get("path") == path]
+
+    def exchanges_at_plaid(self) -> int:
+        return len(self.plaid_requests(EXCHANGE_PATH))
+
+
+def item_event(
+    op: str,
+    body: Any = None,
+    *,
+    item_id: str | None = None,
+    sub: str | None,
+    content_type: str | None = "application/json",
+    raw_body: str | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """An HTTP API v2 event for one of the operations, as API Gateway sends it."""
+    path, method = OPERATIONS[op]
+    event = make_event(
+        body, sub=sub, content_type=content_type, raw_body=raw_body, base64_body=base64_body
+    )
+    raw_path = path.replace("{item_id}", item_id or "")
+    route_key = f"{method.upper()} {path}"
+    event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+    event["rawPath"] = raw_path
+    event["requestContext"]["http"].update(method=method.upper(), path=raw_path)
+    if item_id is not None:
+        event["pathParameters"] = {"item_id": item_id}
+    return event
+
+
+@pytest.fixture
+def items(item_servers: ItemServers, monkeypatch: pytest.MonkeyPatch) -> Iterator[ItemsHarness]:
+    harness = ItemsHarness(item_servers, monkeypatch)
+    yield harness
+    left = list(item_servers.plaid.server.scripted)
+    item_servers.plaid.server.scripted.clear()
+    assert not left, f"scripted Plaid answers left unused: {left}"
+
+
+@dataclass(frozen=True)
+class ItemScenario:
+    op: str
+    status: int
+    code: str | None  # None for a success
+    run: Callable[[ItemsHarness], dict[str, Any]]
+    log: str | None = None  # the summary line's message, when not the operation's own
+
+
+# --- POST /items ---------------------------------------------------------------------------
+
+
+def _exchanged(h: ItemsHarness) -> dict[str, Any]:
+    return h.call(EXCHANGE, h.onsuccess(h.public_token()))
+
+
+def _exchanged_from_mobile(h: ItemsHarness) -> dict[str, Any]:
+    """iOS and Android name the institution's id `id`; a mask may be null, a field absent."""
+    metadata = {
+        "institution": {"id": "ins_109508", "name": "First Platypus Bank"},
+        "accounts": [{"id": "acc-1", "name": "Checking", "mask": None, "type": "depository"}],
+    }
+    answer = h.call(EXCHANGE, {"public_token": h.public_token(), "metadata": metadata})
+    [account] = body_of(answer)["accounts"]
+    assert (account["mask"], account["subtype"]) == (None, None)
+    return answer
+
+
+def _exchanged_base64(h: ItemsHarness) -> dict[str, Any]:
+    return h.call(EXCHANGE, h.onsuccess(h.public_token()), base64_body=True, content_type=None)
+
+
+def _exchange_retried(h: ItemsHarness) -> dict[str, Any]:
+    body = h.onsuccess(h.public_token())
+    first = h.call(EXCHANGE, body)
+    exchanges = h.exchanges_at_plaid()
+    again = h.call(EXCHANGE, body)
+    assert body_of(again)["item_id"] == body_of(first)["item_id"]
+    assert h.exchanges_at_plaid() == exchanges
+    assert "plaid_request_id" not in body_of(again)
+    return again
+
+
+def _exchange_event(**kwargs: Any) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        answer = h.call(EXCHANGE, **kwargs)
+        assert h.exchanges_at_plaid() == 0  # refused before anything was called
+        return answer
+
+    return run
+
+
+def _exchange_body(body: Any) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(EXCHANGE, copy.deepcopy(body))
+
+    return run
+
+
+def _unknown_public_token(h: ItemsHarness) -> dict[str, Any]:
+    answer = h.call(EXCHANGE, h.onsuccess(f"public-sandbox-{uuid.uuid4()}"))
+    assert body_of(answer)["plaid_error_code"] == "INVALID_PUBLIC_TOKEN"
+    return answer
+
+
+def _public_token_of_production(h: ItemsHarness) -> dict[str, Any]:
+    return h.call(EXCHANGE, h.onsuccess(f"public-production-{uuid.uuid4()}"))
+
+
+def _public_token_of_another_user(h: ItemsHarness) -> dict[str, Any]:
+    body = h.onsuccess(h.public_token())
+    assert h.call(EXCHANGE, body, sub=h.sub + "-other")["statusCode"] == 201
+    answer = h.call(EXCHANGE, body)
+    assert "plaid_error_code" not in body_of(answer)  # the service's own refusal
+    return answer
+
+
+def _public_token_of_a_removed_item(h: ItemsHarness) -> dict[str, Any]:
+    body = h.onsuccess(h.public_token())
+    item_id = body_of(h.call(EXCHANGE, body))["item_id"]
+    assert h.call(REMOVE, item_id=item_id)["statusCode"] == 204
+    return h.call(EXCHANGE, body)
+
+
+def _exchange_anonymous(h: ItemsHarness) -> dict[str, Any]:
+    return h.call(EXCHANGE, h.onsuccess(f"public-sandbox-{uuid.uuid4()}"), anonymous=True)
+
+
+def _duplicate(h: ItemsHarness) -> dict[str, Any]:
+    first = body_of(_exchanged(h))["item_id"]
+    exchanges = h.exchanges_at_plaid()
+    answer = h.call(EXCHANGE, h.onsuccess(h.public_token()))
+    assert body_of(answer)["item_id"] == first
+    assert h.exchanges_at_plaid() == exchanges  # nothing exchanged
+    return answer
+
+
+def _exchange_in_progress(h: ItemsHarness) -> dict[str, Any]:
+    """Two requests with one public token: the second while Plaid holds the first."""
+    from plaiditems.endpoint import handle_exchange
+
+    body = h.onsuccess(h.public_token())
+    release = threading.Event()
+    answer_plaid = h.plaid.sandbox_answer
+
+    def held(path: str, headers: Any, raw: bytes) -> Scripted:
+        if path == EXCHANGE_PATH:
+            release.wait(10)
+        return answer_plaid(path, headers, raw)
+
+    h.monkeypatch.setattr(h.plaid, "sandbox_answer", held)
+    first: dict[str, Any] = {}
+    event = item_event(EXCHANGE, body, sub=h.sub)
+    container = h.container(EXCHANGE)
+    worker = threading.Thread(
+        target=lambda: first.update(handle_exchange(event, invocation(EXCHANGE), container))
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while h.exchanges_at_plaid() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        answer = h.call(EXCHANGE, body)
+        in_progress = h.last_request_id
+    finally:
+        release.set()
+        worker.join(10)
+    assert first["statusCode"] == 201
+    retried = body_of(h.call(EXCHANGE, body))  # what the 409 tells the app to do: retry
+    assert retried["item_id"] == body_of(first)["item_id"]
+    h.last_request_id = in_progress  # the answer under test is the 409
+    return answer
+
+
+def _exchange_scripted(
+    *answers: Scripted, remaining_ms: int | None = None
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        body = h.onsuccess(h.public_token())
+        h.plaid.script(*answers)
+        return h.call(EXCHANGE, body, context=invocation(EXCHANGE, remaining_ms))
+
+    return run
+
+
+def _exchange_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(EXCHANGE, h.onsuccess(h.public_token()), env=env(h))
+
+    return run
+
+
+def _exchange_key_missing(h: ItemsHarness) -> dict[str, Any]:
+    """The key cannot seal: the Item Plaid made is removed at Plaid again."""
+    institution_id = "ins_" + str(uuid.uuid4().int % 10**9)
+    token = h.public_token(institution_id)
+    answer = h.call(
+        EXCHANGE,
+        h.onsuccess(token, {"institution_id": institution_id, "name": "B"}),
+        env={"ITEMS_KEY_ID": "alias/does-not-exist"},
+    )
+    made = [view for view in h.plaid.items() if view.institution_id == institution_id]
+    assert [view.removed for view in made] == [True]
+    return answer
+
+
+def _exchange_kms_unreachable(h: ItemsHarness) -> dict[str, Any]:
+    institution_id = "ins_" + str(uuid.uuid4().int % 10**9)
+    token = h.public_token(institution_id)
+    answer = h.call(
+        EXCHANGE,
+        h.onsuccess(token, {"institution_id": institution_id, "name": "B"}),
+        env={"AWS_ENDPOINT_URL_KMS": unreachable()},
+    )
+    made = [view for view in h.plaid.items() if view.institution_id == institution_id]
+    assert [view.removed for view in made] == [True]
+    return answer
+
+
+def _exchange_bug(h: ItemsHarness) -> dict[str, Any]:
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug with a detail that must stay in the log")
+
+    h.monkeypatch.setattr(h.container(EXCHANGE).service.store, "put_item", broken)
+    answer = _exchanged(h)
+    assert "must stay in the log" not in answer["body"]
+    return answer
+
+
+def _exchange_keys_of_another_environment(h: ItemsHarness) -> dict[str, Any]:
+    body = h.onsuccess(h.public_token())
+    h.monkeypatch.setattr(h.plaid, "secret", "keys-for-another-environment")
+    answer = h.call(EXCHANGE, body)
+    assert body_of(answer)["plaid_error_code"] == "INVALID_API_KEYS"
+    return answer
+
+
+def _exchange_no_time_left(h: ItemsHarness) -> dict[str, Any]:
+    """Less time left than storing or removing the Item would need: Plaid is not called."""
+    body = h.onsuccess(h.public_token())
+    short = invocation(EXCHANGE, int(CLEANUP_RESERVE_S * 1000))
+    answer = h.call(EXCHANGE, body, context=short)
+    assert h.exchanges_at_plaid() == 0
+    assert h.call(EXCHANGE, body)["statusCode"] == 201  # the claim was released: retry works
+    h.last_request_id = body_of(answer)["request_id"]
+    return answer
+
+
+def _no_hmac_key(h: ItemsHarness) -> dict[str, str]:
+    return {"PLAID_SECRET_ID": h.secret_without_hmac_key}
+
+
+def _no_table(_h: ItemsHarness) -> dict[str, str]:
+    return {"ITEMS_TABLE": "items-table-that-does-not-exist"}
+
+
+def _no_key_configured(_h: ItemsHarness) -> dict[str, str]:
+    return {"ITEMS_KEY_ID": ""}
+
+
+def _dynamodb_unreachable(_h: ItemsHarness) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL_DYNAMODB": unreachable()}
+
+
+def _secrets_manager_unreachable_env(_h: ItemsHarness) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL_SECRETS_MANAGER": unreachable()}
+
+
+def _not_an_http_api_event(op: str) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        path, method = OPERATIONS[op]
+        event = {
+            "resource": path,
+            "httpMethod": method.upper(),
+            "requestContext": {"requestId": f"rest-api-{uuid.uuid4()}"},
+            "body": "{}",
+        }
+        return h.call(op, event=event)
+
+    return run
+
+
+def _other_method(op: str, method: str) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """An event of another route sent to this operation's function (a wrong integration)."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        event = item_event(op, {}, sub=h.sub)
+        event["requestContext"]["http"]["method"] = method
+        return h.call(op, event=event)
+
+    return run
+
+
+_OVER_16_KIB = json.dumps({"public_token": "public-sandbox-x", "metadata": {"x": "a" * 17_000}})
+_SLOW = Scripted(delay=1.5)
+_RATE_LIMITED = plaid_error(429, "RATE_LIMIT_EXCEEDED", "RATE_LIMIT", "slow down")
+_PLAID_DOWN = plaid_error(500, "API_ERROR", "INTERNAL_SERVER_ERROR", "oops")
+
+EXCHANGE_SCENARIOS: dict[str, ItemScenario] = {
+    "201 web onSuccess": ItemScenario(EXCHANGE, 201, None, _exchanged),
+    "201 mobile onSuccess (institution.id, null mask)": ItemScenario(
+        EXCHANGE, 201, None, _exchanged_from_mobile
+    ),
+    "201 base64 body, no content type": ItemScenario(EXCHANGE, 201, None, _exchanged_base64),
+    "201 retried with the same public_token": ItemScenario(EXCHANGE, 201, None, _exchange_retried),
+    "400 malformed json": ItemScenario(
+        EXCHANGE, 400, "INVALID_REQUEST", _exchange_event(raw_body="{not json")
+    ),
+    "400 no body": ItemScenario(EXCHANGE, 400, "INVALID_REQUEST", _exchange_event()),
+    "400 unknown field": ItemScenario(
+        EXCHANGE,
+        400,
+        "INVALID_REQUEST",
+        _exchange_body({"public_token": "public-sandbox-x", "metadata": {}, "user": "x"}),
+    ),
+    "400 an access token for a public token": ItemScenario(
+        EXCHANGE,
+        400,
+        "INVALID_REQUEST",
+        _exchange_body(ItemsHarness.onsuccess("access-sandbox-1234")),
+    ),
+    "400 an account without id": ItemScenario(
+        EXCHANGE,
+        400,
+        "INVALID_REQUEST",
+        _exchange_body(ItemsHarness.onsuccess("public-sandbox-1", accounts=[{"name": "x"}])),
+    ),
+    "400 not an http api event": ItemScenario(
+        EXCHANGE, 400, "INVALID_REQUEST", _not_an_http_api_event(EXCHANGE)
+    ),
+    "400 unknown public_token": ItemScenario(
+        EXCHANGE, 400, "INVALID_PUBLIC_TOKEN", _unknown_public_token
+    ),
+    "400 public_token of another environment": ItemScenario(
+        EXCHANGE, 400, "INVALID_PUBLIC_TOKEN", _public_token_of_production
+    ),
+    "400 public_token exchanged for another user": ItemScenario(
+        EXCHANGE, 400, "INVALID_PUBLIC_TOKEN", _public_token_of_another_user
+    ),
+    "400 public_token of a removed Item": ItemScenario(
+        EXCHANGE, 400, "INVALID_PUBLIC_TOKEN", _public_token_of_a_removed_item
+    ),
+    "401 no sub": ItemScenario(EXCHANGE, 401, "UNAUTHENTICATED", _exchange_anonymous),
+    "409 the same accounts again": ItemScenario(EXCHANGE, 409, "DUPLICATE_ITEM", _duplicate),
+    "409 the same public_token in flight": ItemScenario(
+        EXCHANGE, 409, "EXCHANGE_IN_PROGRESS", _exchange_in_progress
+    ),
+    "413 body over 16 KiB": ItemScenario(
+        EXCHANGE, 413, "PAYLOAD_TOO_LARGE", _exchange_event(raw_body=_OVER_16_KIB)
+    ),
+    "415 text/plain": ItemScenario(
+        EXCHANGE,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        _exchange_event(body={"public_token": "x"}, content_type="text/plain"),
+    ),
+    "429 rate limited after retries": ItemScenario(
+        EXCHANGE, 429, "RATE_LIMITED", _exchange_scripted(*[_RATE_LIMITED] * 3)
+    ),
+    "500 secret without user_id_hmac_key": ItemScenario(
+        EXCHANGE, 500, "MISCONFIGURED", _exchange_with(_no_hmac_key)
+    ),
+    "500 table does not exist": ItemScenario(
+        EXCHANGE, 500, "MISCONFIGURED", _exchange_with(_no_table)
+    ),
+    "500 configuration invalid (no ITEMS_KEY_ID)": ItemScenario(
+        EXCHANGE, 500, "MISCONFIGURED", _exchange_with(_no_key_configured)
+    ),
+    "500 key does not exist, Item removed at Plaid": ItemScenario(
+        EXCHANGE, 500, "MISCONFIGURED", _exchange_key_missing
+    ),
+    "500 unexpected exception, Item removed at Plaid": ItemScenario(
+        EXCHANGE, 500, "INTERNAL_ERROR", _exchange_bug
+    ),
+    "502 keys for another environment": ItemScenario(
+        EXCHANGE, 502, "UPSTREAM_REJECTED", _exchange_keys_of_another_environment
+    ),
+    "502 unparseable answer": ItemScenario(
+        EXCHANGE,
+        502,
+        "UPSTREAM_REJECTED",
+        _exchange_scripted(Scripted(200, b"<html>proxy</html>")),
+    ),
+    "503 plaid internal error (not retried: Plaid may have acted)": ItemScenario(
+        EXCHANGE, 503, "UPSTREAM_UNAVAILABLE", _exchange_scripted(_PLAID_DOWN)
+    ),
+    "503 secrets manager unreachable": ItemScenario(
+        EXCHANGE, 503, "UPSTREAM_UNAVAILABLE", _exchange_with(_secrets_manager_unreachable_env)
+    ),
+    "503 dynamodb unreachable": ItemScenario(
+        EXCHANGE, 503, "STORAGE_UNAVAILABLE", _exchange_with(_dynamodb_unreachable)
+    ),
+    "503 kms unreachable, Item removed at Plaid": ItemScenario(
+        EXCHANGE, 503, "STORAGE_UNAVAILABLE", _exchange_kms_unreachable
+    ),
+    "504 plaid too slow": ItemScenario(
+        EXCHANGE,
+        504,
+        "UPSTREAM_TIMEOUT",
+        # what the exchange keeps back, and 1.2 s: its Plaid call has 0.7 s
+        _exchange_scripted(_SLOW, remaining_ms=int(CLEANUP_RESERVE_S * 1000) + 1_200),
+    ),
+    "504 no time left": ItemScenario(EXCHANGE, 504, "UPSTREAM_TIMEOUT", _exchange_no_time_left),
+}
+
+
+# --- GET /items ----------------------------------------------------------------------------
+
+
+def _listed(count: int) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        linked = [h.link_item(f"ins_{100 + n}") for n in range(count)]
+        for n, item_id in enumerate(linked):  # the later linked, the older: order by age
+            h.set_attributes(item_id, created_at=f"202{5 - n}-06-01T09:30:00Z")
+        answer = h.call(LIST, content_type=None)
+        assert [item["item_id"] for item in body_of(answer)["items"]] == linked[::-1]
+        return answer
+
+    return run
+
+
+def _listed_with_consent_expiration(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    h.set_attributes(
+        item_id,
+        health="pending_expiration",
+        health_at="2026-12-01T09:30:00Z",
+        consent_expiration_time="2026-12-08T09:30:00Z",
+    )
+    answer = h.call(LIST, content_type=None)
+    [item] = body_of(answer)["items"]
+    assert (item["health"], item["consent_expiration_time"]) == (
+        "pending_expiration",
+        "2026-12-08T09:30:00Z",
+    )
+    return answer
+
+
+def _listed_without_removed(h: ItemsHarness) -> dict[str, Any]:
+    kept, removed = h.link_item("ins_1"), h.link_item("ins_2")
+    assert h.call(REMOVE, item_id=removed)["statusCode"] == 204
+    answer = h.call(LIST, content_type=None)
+    assert [item["item_id"] for item in body_of(answer)["items"]] == [kept]
+    return answer
+
+
+def _list_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(LIST, env=env(h))
+
+    return run
+
+
+def _list_corrupt_record(h: ItemsHarness) -> dict[str, Any]:
+    """A record the service did not write (no item_id attribute): a 500, not a crash."""
+    h.aws("dynamodb").put_item(
+        TableName=h.table,
+        Item={**h.item_key("hand-written"), "institution_id": {"S": "ins_1"}},
+    )
+    return h.call(LIST)
+
+
+LIST_SCENARIOS: dict[str, ItemScenario] = {
+    "200 no Items": ItemScenario(LIST, 200, None, _listed(0)),
+    "200 two Items, oldest first": ItemScenario(LIST, 200, None, _listed(2)),
+    "200 pending_expiration with consent_expiration_time": ItemScenario(
+        LIST, 200, None, _listed_with_consent_expiration
+    ),
+    "200 a removed Item left out": ItemScenario(LIST, 200, None, _listed_without_removed),
+    "400 not an http api event": ItemScenario(
+        LIST, 400, "INVALID_REQUEST", _not_an_http_api_event(LIST)
+    ),
+    "400 a POST sent to the Items function": ItemScenario(
+        LIST, 400, "INVALID_REQUEST", _other_method(LIST, "POST")
+    ),
+    "401 no sub": ItemScenario(
+        LIST, 401, "UNAUTHENTICATED", lambda h: h.call(LIST, anonymous=True)
+    ),
+    "500 secret without user_id_hmac_key": ItemScenario(
+        LIST, 500, "MISCONFIGURED", _list_with(_no_hmac_key)
+    ),
+    "500 table does not exist": ItemScenario(LIST, 500, "MISCONFIGURED", _list_with(_no_table)),
+    "500 a record the service did not write": ItemScenario(
+        LIST, 500, "INTERNAL_ERROR", _list_corrupt_record
+    ),
+    "503 secrets manager unreachable": ItemScenario(
+        LIST, 503, "UPSTREAM_UNAVAILABLE", _list_with(_secrets_manager_unreachable_env)
+    ),
+    "503 dynamodb unreachable": ItemScenario(
+        LIST, 503, "STORAGE_UNAVAILABLE", _list_with(_dynamodb_unreachable)
+    ),
+}
+
+
+# --- DELETE /items/{item_id} ---------------------------------------------------------------
+
+
+def _removed(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    answer = h.call(REMOVE, item_id=item_id)
+    assert [view.removed for view in h.plaid.items() if view.item_id == item_id] == [True]
+    return answer
+
+
+def _removed_again(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    assert h.call(REMOVE, item_id=item_id)["statusCode"] == 204
+    return h.call(REMOVE, item_id=item_id)
+
+
+def _removed_already_at_plaid(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    h.remove_at_plaid(item_id)
+    answer = h.call(REMOVE, item_id=item_id)
+    removal = h.last_request_id
+    assert body_of(h.call(LIST))["items"] == []
+    h.last_request_id = removal  # the answer under test is the DELETE's
+    return answer
+
+
+def _remove_of(item_id: str) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(REMOVE, item_id=item_id)
+
+    return run
+
+
+def _remove_another_users(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item(sub=h.sub + "-owner")
+    answer = h.call(REMOVE, item_id=item_id)
+    assert [view.removed for view in h.plaid.items() if view.item_id == item_id] == [False]
+    return answer
+
+
+def _remove_scripted(
+    *answers: Scripted, remaining_ms: int | None = None
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        h.plaid.script(*answers)
+        answer = h.call(REMOVE, item_id=item_id, context=invocation(REMOVE, remaining_ms))
+        assert [v.removed for v in h.plaid.items() if v.item_id == item_id] == [False]
+        return answer
+
+    return run
+
+
+def _remove_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        return h.call(REMOVE, item_id=item_id, env=env(h))
+
+    return run
+
+
+def _remove_altered_record(h: ItemsHarness) -> dict[str, Any]:
+    first, second = h.link_item("ins_1"), h.link_item("ins_2")
+    h.copy_sealed_token(second, first)
+    return h.call(REMOVE, item_id=first)
+
+
+def _remove_foreign_item(h: ItemsHarness) -> dict[str, Any]:
+    answer = h.call(REMOVE, item_id=h.store_foreign_item())
+    assert body_of(answer)["plaid_error_code"] == "INVALID_ACCESS_TOKEN"
+    return answer
+
+
+def _remove_kms_unreachable(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    return h.call(REMOVE, item_id=item_id, env={"AWS_ENDPOINT_URL_KMS": unreachable()})
+
+
+REMOVE_SCENARIOS: dict[str, ItemScenario] = {
+    "204 the caller's Item": ItemScenario(REMOVE, 204, None, _removed),
+    "204 removed again": ItemScenario(REMOVE, 204, None, _removed_again),
+    "204 already removed at Plaid": ItemScenario(REMOVE, 204, None, _removed_already_at_plaid),
+    # A payload 1.0 event has no requestContext.http: items_app cannot tell DELETE from GET
+    # and answers (and logs) it as GET /items; the app that sent the DELETE gets this 400.
+    "400 not an http api event": ItemScenario(
+        REMOVE,
+        400,
+        "INVALID_REQUEST",
+        _not_an_http_api_event(REMOVE),
+        log=LOG_MESSAGES[LIST][1],
+    ),
+    "401 no sub": ItemScenario(
+        REMOVE, 401, "UNAUTHENTICATED", lambda h: h.call(REMOVE, item_id="x", anonymous=True)
+    ),
+    "404 an item_id never linked": ItemScenario(
+        REMOVE, 404, "ITEM_NOT_FOUND", _remove_of("eVBnVMp7zdTJLkRNr33Rs6zr7KNJqBFL9DrE6")
+    ),
+    "404 another user's Item": ItemScenario(REMOVE, 404, "ITEM_NOT_FOUND", _remove_another_users),
+    "404 not an item_id at all": ItemScenario(
+        REMOVE, 404, "ITEM_NOT_FOUND", _remove_of("../../exchange#x")
+    ),
+    "429 rate limited after retries": ItemScenario(
+        REMOVE, 429, "RATE_LIMITED", _remove_scripted(*[_RATE_LIMITED] * 3)
+    ),
+    "500 secret without user_id_hmac_key": ItemScenario(
+        REMOVE, 500, "MISCONFIGURED", _remove_with(_no_hmac_key)
+    ),
+    "500 sealed token of another Item": ItemScenario(
+        REMOVE, 500, "INTERNAL_ERROR", _remove_altered_record
+    ),
+    "502 access token Plaid never issued to these keys": ItemScenario(
+        REMOVE, 502, "UPSTREAM_REJECTED", _remove_foreign_item
+    ),
+    "503 plaid internal errors": ItemScenario(
+        REMOVE, 503, "UPSTREAM_UNAVAILABLE", _remove_scripted(*[_PLAID_DOWN] * 3)
+    ),
+    "503 kms unreachable": ItemScenario(
+        REMOVE, 503, "STORAGE_UNAVAILABLE", _remove_kms_unreachable
+    ),
+    "504 plaid too slow": ItemScenario(
+        REMOVE,
+        504,
+        "UPSTREAM_TIMEOUT",
+        _remove_scripted(_SLOW, remaining_ms=1_200),
+    ),
+}
+
+
+# --- POST /link-token in update mode -------------------------------------------------------
+
+
+def _update_mode(health: str | None = None) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        if health:
+            h.set_attributes(item_id, health=health)
+        answer = h.call(LINK_TOKEN, {"item_id": item_id, "platform": "ios"})
+        [sent] = h.plaid_requests("/link/token/create")
+        request = json.loads(sent["body"])
+        assert "products" not in request and "access_token" in request
+        selection = request.get("update", {}).get("account_selection_enabled", False)
+        assert selection is (health == "new_accounts_available")
+        return answer
+
+    return run
+
+
+def _update_of(item_id: str, **body: Any) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(LINK_TOKEN, {"item_id": item_id, **body})
+
+    return run
+
+
+def _update_another_users(h: ItemsHarness) -> dict[str, Any]:
+    return h.call(LINK_TOKEN, {"item_id": h.link_item(sub=h.sub + "-owner")})
+
+
+def _update_removed(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    assert h.call(REMOVE, item_id=item_id)["statusCode"] == 204
+    return h.call(LINK_TOKEN, {"item_id": item_id})
+
+
+def _update_removed_at_plaid(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    h.remove_at_plaid(item_id)
+    answer = h.call(LINK_TOKEN, {"item_id": item_id})
+    assert body_of(answer)["plaid_error_code"] == "ITEM_NOT_FOUND"
+    return answer
+
+
+def _update_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        return h.call(LINK_TOKEN, {"item_id": item_id}, env=env(h))
+
+    return run
+
+
+def _update_altered_record(h: ItemsHarness) -> dict[str, Any]:
+    first, second = h.link_item("ins_1"), h.link_item("ins_2")
+    h.copy_sealed_token(second, first)
+    return h.call(LINK_TOKEN, {"item_id": first})
+
+
+def _update_foreign_item(h: ItemsHarness) -> dict[str, Any]:
+    answer = h.call(LINK_TOKEN, {"item_id": h.store_foreign_item()})
+    assert body_of(answer)["plaid_error_code"] == "INVALID_ACCESS_TOKEN"
+    return answer
+
+
+def _no_items_configured(_h: ItemsHarness) -> dict[str, str]:
+    return {"ITEMS_TABLE": "", "ITEMS_KEY_ID": ""}
+
+
+UPDATE_MODE_SCENARIOS: dict[str, ItemScenario] = {
+    "200 update mode": ItemScenario(LINK_TOKEN, 200, None, _update_mode()),
+    "200 update mode, new accounts available": ItemScenario(
+        LINK_TOKEN, 200, None, _update_mode("new_accounts_available")
+    ),
+    "400 item_id with products": ItemScenario(
+        LINK_TOKEN, 400, "INVALID_REQUEST", _update_of("x1", products=["auth"])
+    ),
+    "400 not an item_id": ItemScenario(LINK_TOKEN, 400, "INVALID_REQUEST", _update_of("a b")),
+    "404 an item_id never linked": ItemScenario(
+        LINK_TOKEN, 404, "ITEM_NOT_FOUND", _update_of("eVBnVMp7zdTJLkRNr33Rs6zr7KNJqBFL9DrE6")
+    ),
+    "404 another user's Item": ItemScenario(
+        LINK_TOKEN, 404, "ITEM_NOT_FOUND", _update_another_users
+    ),
+    "404 a removed Item": ItemScenario(LINK_TOKEN, 404, "ITEM_NOT_FOUND", _update_removed),
+    "404 an Item removed at Plaid": ItemScenario(
+        LINK_TOKEN, 404, "ITEM_NOT_FOUND", _update_removed_at_plaid
+    ),
+    "500 update mode not configured": ItemScenario(
+        LINK_TOKEN, 500, "MISCONFIGURED", _update_with(_no_items_configured)
+    ),
+    "500 secret without user_id_hmac_key": ItemScenario(
+        LINK_TOKEN, 500, "MISCONFIGURED", _update_with(_no_hmac_key)
+    ),
+    "500 sealed token of another Item": ItemScenario(
+        LINK_TOKEN, 500, "INTERNAL_ERROR", _update_altered_record
+    ),
+    "502 access token Plaid never issued to these keys": ItemScenario(
+        LINK_TOKEN, 502, "UPSTREAM_REJECTED", _update_foreign_item
+    ),
+    "503 dynamodb unreachable": ItemScenario(
+        LINK_TOKEN, 503, "STORAGE_UNAVAILABLE", _update_with(_dynamodb_unreachable)
+    ),
+}
+
+ITEM_SCENARIOS: dict[str, ItemScenario] = {
+    f"{op} {name}": scenario
+    for op, group in (
+        (EXCHANGE, EXCHANGE_SCENARIOS),
+        (LIST, LIST_SCENARIOS),
+        (REMOVE, REMOVE_SCENARIOS),
+        (LINK_TOKEN, UPDATE_MODE_SCENARIOS),
+    )
+    for name, scenario in group.items()
+}
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+@pytest.mark.parametrize("name", list(ITEM_SCENARIOS))
+def test_items_real_response_matches_the_document(
+    name: str, items: ItemsHarness, output: Any
+) -> None:
+    scenario = ITEM_SCENARIOS[name]
+
+    answer = scenario.run(items)
+
+    assert answer["statusCode"] == scenario.status, answer["body"]
+    body = assert_conforms(answer, op=scenario.op)
+    done, failed = LOG_MESSAGES[scenario.op]
+    request_id = items.last_request_id
+    message = scenario.log or (failed if scenario.code else done)
+    lines = [line for line in output.logs(message) if line.get("correlation_id") == request_id]
+    assert len(lines) == 1, lines  # one summary line for the request
+    [line] = lines
+    assert line["status"] == scenario.status
+    if scenario.status == 201:
+        assert answer["headers"]["Location"] == f"/items/{body['item_id']}"
+    if scenario.status != 204:
+        assert body["request_id"] == request_id
+    if scenario.code is not None:
+        assert body["code"] == scenario.code
+        assert line["error_code"] == scenario.code
+        # what the app is told of Plaid, the log line says too
+        for field in ("plaid_request_id", "plaid_error_code"):
+            assert body.get(field) in (None, line.get(field)), field
+
+
+def test_every_status_and_code_has_a_real_response() -> None:
+    """Every (operation, status, code) the document lists has a real response above, and
+    every real response's (status, code) is one the document lists for its operation."""
+    new_item_link_tokens = {(s.status, s.code) for s in SCENARIOS.values()}
+    covered: dict[str, set[tuple[int, str | None]]] = {op: set() for op in OPERATIONS}
+    covered[LINK_TOKEN] |= new_item_link_tokens
+    for scenario in ITEM_SCENARIOS.values():
+        covered[scenario.op].add((scenario.status, scenario.code))
+
+    assert {status for status, _ in covered[LINK_TOKEN]} == function_statuses()
+    for op in OPERATIONS:
+        assert covered[op] == documented_pairs(op), op
+    covered_codes = {code for pairs in covered.values() for _, code in pairs} - {None}
     assert covered_codes == set(PROBLEM_TYPES)
 
 
@@ -435,6 +1605,22 @@ def test_document_is_valid_openapi_3_1() -> None:
     assert DOC["security"] == [{"jwt": []}]
 
 
+def test_the_document_has_exactly_the_routes_of_the_api() -> None:
+    """The operations here are the document's, and the HTTP API's routes (template.yaml)."""
+    documented = {
+        (path, method)
+        for path, item in DOC["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    }
+    assert documented == set(OPERATIONS.values())
+    ids = {node(DOC, *operation(op))["operationId"] for op in OPERATIONS}
+    assert ids == set(OPERATIONS)
+    template = (ROOT / "template.yaml").read_text()
+    routes = set(re.findall(r"Method: (\w+)\n\s+Path: (\S+)", template))
+    assert {(path, method.lower()) for method, path in routes} == set(OPERATIONS.values())
+
+
 def test_enums_are_the_plaid_values() -> None:
     assert set(enum_at("platform")) == PLATFORMS
     assert set(enum_at("products")) == LINK_PRODUCTS
@@ -443,32 +1629,76 @@ def test_enums_are_the_plaid_values() -> None:
     assert set(node(DOC, "components", "schemas", "ProblemCode")["enum"]) == set(PROBLEM_TYPES)
 
 
+def test_health_is_the_code_table_and_each_value_is_a_real_response(
+    items: ItemsHarness,
+) -> None:
+    documented = node(DOC, "components", "schemas", "ItemHealth")["enum"]
+    assert set(documented) == HEALTH_VALUES
+    item_id = items.link_item()
+    for health in sorted(HEALTH_VALUES):
+        items.set_attributes(item_id, health=health)
+        listed = assert_conforms(items.call(LIST), op=LIST)
+        assert [item["health"] for item in listed["items"]] == [health]
+    items.set_attributes(item_id, health="broken")
+    with pytest.raises(AssertionError, match="broken"):
+        assert_conforms(items.call(LIST), op=LIST)
+
+
+# A problem's own extension members: DUPLICATE_ITEM always names the existing Item.
+EXTENSIONS: dict[str, dict[str, Any]] = {"DUPLICATE_ITEM": {"item_id": "eVBnVMp7zdTJLkRNr33"}}
+
+
 @pytest.mark.parametrize("code", sorted(PROBLEM_TYPES))
 def test_each_code_is_documented_under_its_status_only(code: str) -> None:
     """Bodies built by problems.py itself (with and without Plaid's fields) are valid under
-    their own status and under no other."""
+    their own status and under no other, on every operation that documents the code, and
+    under no status of an operation that does not."""
     kind = PROBLEM_TYPES[code]
+    extensions = EXTENSIONS.get(code, {})
     bodies = [
-        Problem(code, "detail").body("req-1"),
-        Problem(code, "detail", plaid_request_id="abc", plaid_error_code="X").body("req-1"),
+        Problem(code, "detail", extensions=extensions).body("req-1"),
+        Problem(
+            code, "detail", plaid_request_id="abc", plaid_error_code="X", extensions=extensions
+        ).body("req-1"),
     ]
-    for status in sorted(function_statuses() - {200}):
-        for body in bodies:
-            valid = not errors_of(body, response_schema(str(status), PROBLEM_JSON))
-            assert valid is (status == kind.status), (code, status, body)
+    documented_somewhere = False
+    for op in OPERATIONS:
+        lists_it = any(code == c for _, c in documented_pairs(op))
+        documented_somewhere |= lists_it
+        for status in sorted(s for s in function_statuses(op=op) if s >= 400):
+            for body in bodies:
+                valid = not errors_of(body, response_schema(str(status), PROBLEM_JSON, op))
+                assert valid is (lists_it and status == kind.status), (op, code, status, body)
+                assert valid is (code in documented_codes(status, op)), (op, code, status)
+    assert documented_somewhere, code
     assert bodies[0]["type"] == PROBLEM_TYPE_BASE + code.lower().replace("_", "-")
 
 
+def test_only_duplicate_item_carries_an_item_id() -> None:
+    duplicate = Problem("DUPLICATE_ITEM", extensions=EXTENSIONS["DUPLICATE_ITEM"]).body("r")
+    conflict = response_schema("409", PROBLEM_JSON, EXCHANGE)
+    assert not errors_of(duplicate, conflict)
+    assert errors_of({k: v for k, v in duplicate.items() if k != "item_id"}, conflict)
+    in_progress = Problem("EXCHANGE_IN_PROGRESS").body("r")
+    assert errors_of({**in_progress, "item_id": "x1"}, conflict)
+    not_found = Problem("ITEM_NOT_FOUND").body("r")
+    assert errors_of({**not_found, "item_id": "x1"}, response_schema("404", PROBLEM_JSON, REMOVE))
+
+
 def test_every_function_status_is_documented_with_cache_control() -> None:
-    for status in sorted(function_statuses()):
-        documented = responses()[str(status)]
-        header = node(DOC, *OPERATION, "responses", str(status), "headers", "Cache-Control")
-        assert header["schema"]["const"] == "no-store"
-        # Required where only the function answers; API Gateway's own answers lack it.
-        assert header["required"] is (len(documented["content"]) == 1), status
-    retry_after = node(DOC, *OPERATION, "responses", "429", "headers", "Retry-After")
-    assert Draft202012Validator(retry_after["schema"]).is_valid("2")
-    assert not Draft202012Validator(retry_after["schema"]).is_valid("soon")
+    for op in OPERATIONS:
+        for status in sorted(function_statuses(op=op)):
+            documented = documented_response(str(status), op)
+            header = node(DOC, *operation(op), "responses", str(status), "headers", "Cache-Control")
+            assert header["schema"]["const"] == "no-store"
+            # Required where only the function answers; API Gateway's own answers lack it.
+            gateway_too = "application/json" in documented.get("content", {}) and status >= 400
+            assert header["required"] is (not gateway_too), (op, status)
+        if 429 in function_statuses(op=op):
+            retry_after = node(DOC, *operation(op), "responses", "429", "headers", "Retry-After")
+            assert Draft202012Validator(retry_after["schema"]).is_valid("2")
+            assert not Draft202012Validator(retry_after["schema"]).is_valid("soon")
+    assert 429 in function_statuses()
 
 
 def test_api_gateway_answers_are_documented_beside_ours() -> None:
@@ -481,32 +1711,45 @@ def test_api_gateway_answers_are_documented_beside_ours() -> None:
         "503": {"Service Unavailable"},
         "504": {"Endpoint request timed out", "Service Unavailable"},
     }
-    for status, messages in gateway.items():
-        schema = response_schema(status, "application/json")
-        for message in messages:
-            assert not errors_of({"message": message}, schema), (status, message)
-            # API Gateway's body is never mistaken for one of our problems, and vice versa
-            assert errors_of({"message": message}, schema_pointer("Problem"))
-        assert errors_of({"message": "something else"}, schema)
-        assert "API Gateway" in responses()[status]["description"]
-    for status in ("403", "404"):
-        assert set(responses()[status]["content"]) == {"application/json"}
+    for op in OPERATIONS:
+        for status, messages in gateway.items():
+            schema = response_schema(status, "application/json", op)
+            for message in messages:
+                assert not errors_of({"message": message}, schema), (op, status, message)
+                # API Gateway's body is never mistaken for one of our problems, and vice versa
+                assert errors_of({"message": message}, schema_pointer("Problem"))
+            assert errors_of({"message": "something else"}, schema)
+            assert "API Gateway" in documented_response(status, op)["description"]
+        # 403 is API Gateway's alone; 404 too, where no Item is named
+        assert set(documented_response("403", op)["content"]) == {"application/json"}
+        only_gateway = set(documented_response("404", op)["content"]) == {"application/json"}
+        assert only_gateway is ("ITEM_NOT_FOUND" not in documented_codes(404, op))
+    assert documented_codes(404, LINK_TOKEN) == documented_codes(404, REMOVE) == {"ITEM_NOT_FOUND"}
+
+
+def _examples(content: Mapping[str, Any]) -> list[Any]:
+    found = [content["example"]] if "example" in content else []
+    return found + [e["value"] for e in content.get("examples", {}).values()]
 
 
 def test_every_example_in_the_document_is_valid() -> None:
     checked = 0
-    for status, documented in responses().items():
-        for media_type, content in documented.get("content", {}).items():
-            examples = [content["example"]] if "example" in content else []
-            examples += [e["value"] for e in content.get("examples", {}).values()]
-            for example in examples:
-                assert not errors_of(example, response_schema(status, media_type)), status
+    for op in OPERATIONS:
+        for status, written in responses(op=op).items():
+            for media_type, content in deref(DOC, written).get("content", {}).items():
+                for example in _examples(content):
+                    schema = response_schema(status, media_type, op)
+                    assert not errors_of(example, schema), (op, status, media_type)
+                    checked += 1
+        body = node(DOC, *operation(op)).get("requestBody")
+        if body:
+            content = body["content"]["application/json"]
+            for example in _examples(content):
+                assert not errors_of(example, content["schema"]["$ref"][1:]), op
                 checked += 1
-    body = node(DOC, *OPERATION, "requestBody", "content", "application/json")
-    for example in body["examples"].values():
-        assert not errors_of(example["value"], schema_pointer("LinkTokenRequest"))
-        checked += 1
-    assert checked >= 10
+    header = node(DOC, "components", "headers", "Location")
+    assert Draft202012Validator(header["schema"]).is_valid(header["example"])
+    assert checked >= 25
 
 
 def test_errors_md_table_is_the_code_table() -> None:
@@ -516,7 +1759,7 @@ def test_errors_md_table_is_the_code_table() -> None:
     assert table == {code: (k.status, k.retryable) for code, k in PROBLEM_TYPES.items()}
 
 
-# --- the request-body schema against the handler ------------------------------------------------
+# --- the request-body schemas against the handlers ----------------------------------------------
 
 
 def _valid_bodies() -> list[dict[str, Any]]:
@@ -563,6 +1806,12 @@ INVALID_BODIES = [
     pytest.param({"language": ["en"]}, id="language array"),
     pytest.param(["auth"], id="array body"),
     pytest.param("web", id="string body"),
+    pytest.param({"item_id": "x1", "products": ["auth"]}, id="item_id with products"),
+    pytest.param({"item_id": ""}, id="item_id empty"),
+    pytest.param({"item_id": "an item"}, id="item_id with a space"),
+    pytest.param({"item_id": "x" * 101}, id="item_id too long"),
+    pytest.param({"item_id": 7}, id="item_id a number"),
+    pytest.param({"item_id": None}, id="item_id null"),
 ]
 
 
