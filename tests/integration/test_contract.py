@@ -47,6 +47,7 @@ from linktoken.identity import owner_key
 from linktoken.plaid_client import PlaidClient, RetryPolicy
 from linktoken.plaid_values import LANGUAGES, LINK_PRODUCTS, PLATFORMS
 from linktoken.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES, Problem
+from plaiditems.link_metadata import MAX_ACCOUNTS, MAX_TEXT
 from plaiditems.records import HEALTH_VALUES, Account, Institution, ItemRecord
 from plaiditems.service import CLEANUP_RESERVE_S
 from plaiditems.store import ItemStore
@@ -1752,6 +1753,23 @@ def test_every_example_in_the_document_is_valid() -> None:
     assert checked >= 25
 
 
+def test_documented_limits_are_the_codes() -> None:
+    """The numbers the document states are the ones the code enforces."""
+    from linktoken.http_event import MAX_BODY_BYTES
+
+    schemas = DOC["components"]["schemas"]
+    assert schemas["LinkText"]["maxLength"] == MAX_TEXT
+    assert schemas["LinkSuccessMetadata"]["properties"]["accounts"]["maxItems"] == MAX_ACCOUNTS
+    for op in (LINK_TOKEN, EXCHANGE):
+        assert str(MAX_BODY_BYTES) in node(DOC, *operation(op), "requestBody")["description"]
+        assert str(MAX_BODY_BYTES) in documented_response("413", op)["description"]
+    timeout = documented_response("504", EXCHANGE)["description"]
+    assert (
+        f"{CLEANUP_RESERVE_S:g} s of the function's {TIMEOUT_MS[EXCHANGE] // 1000} s"
+        in " ".join(timeout.split())
+    )
+
+
 def test_errors_md_table_is_the_code_table() -> None:
     text = (ROOT / "docs" / "errors.md").read_text()
     rows = re.findall(r"^\| (\d{3}) \| `([A-Z_]+)` \| (yes|no) \|", text, flags=re.MULTILINE)
@@ -1788,6 +1806,19 @@ def test_bodies_valid_under_the_schema_get_200(invoke: Any, service_env: dict[st
         response = invoke(make_event(body))
         assert response["statusCode"] == 200, (body, response["body"])
         assert_conforms(response)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_update_mode_bodies_valid_under_the_schema_get_200(items: ItemsHarness) -> None:
+    item_id = items.link_item()
+    bodies: list[dict[str, Any]] = [{"item_id": item_id}]
+    bodies += [{"item_id": item_id, "platform": p} for p in enum_at("platform")]
+    bodies += [{"item_id": item_id, "language": lang} for lang in ("fr", "de", "no")]
+    for body in bodies:
+        assert not errors_of(body, schema_pointer("LinkTokenRequest")), body
+        answer = items.call(LINK_TOKEN, body)
+        assert answer["statusCode"] == 200, (body, answer["body"])
+        assert_conforms(answer)
 
 
 INVALID_BODIES = [
@@ -1843,6 +1874,123 @@ def test_configuration_narrows_the_schema_as_documented(
         response = invoke(make_event(body))
         assert response["statusCode"] == 400
         assert_conforms(response)
+
+
+def _text(length: int) -> str:
+    return ("Caisse d'Épargne " * 20)[:length]
+
+
+def _valid_exchange_bodies(token: Callable[[], str]) -> list[dict[str, Any]]:
+    """POST /items bodies the schema accepts: the document's own examples, then its limits."""
+    content = node(DOC, *operation(EXCHANGE), "requestBody", "content", "application/json")
+    bodies = [dict(example, public_token=token()) for example in _examples(content)]
+    account = {"id": "acc-1"}  # only the id is needed
+    bodies += [
+        {"public_token": token(), "metadata": {"institution": INSTITUTION, "accounts": [account]}},
+        {
+            "public_token": token(),
+            "metadata": {
+                "institution": {**INSTITUTION, "id": 7},  # institution_id wins; id ignored
+                "accounts": [
+                    {"id": f"acc-{n}", "name": None, "mask": f"{n:04}"} for n in range(MAX_ACCOUNTS)
+                ],
+                "link_session_id": None,
+                "status": "connected",
+            },
+        },
+        {
+            "public_token": token(),
+            "metadata": {
+                "institution": {"id": "ins_3", "name": _text(MAX_TEXT)},
+                "accounts": [{"id": _text(MAX_TEXT), "name": _text(1), "class_type": None}],
+            },
+        },
+    ]
+    return bodies
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_exchange_bodies_valid_under_the_schema_get_201(items: ItemsHarness) -> None:
+    for n, body in enumerate(_valid_exchange_bodies(items.public_token)):
+        assert not errors_of(body, schema_pointer("ItemExchangeRequest")), body
+        answer = items.call(EXCHANGE, body, sub=f"{items.sub}-{n}")  # no duplicates
+        assert answer["statusCode"] == 201, (body, answer["body"])
+        created = assert_conforms(answer, op=EXCHANGE)
+        assert len(created["accounts"]) == len(body["metadata"]["accounts"])
+
+
+def _exchange(**metadata: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"institution": INSTITUTION, "accounts": [{"id": "acc-1"}]}
+    return {"public_token": "public-sandbox-1a2b", "metadata": {**base, **metadata}}
+
+
+INVALID_EXCHANGE_BODIES = [
+    pytest.param({"public_token": "public-sandbox-1a2b"}, id="no metadata"),
+    pytest.param({"metadata": _exchange()["metadata"]}, id="no public_token"),
+    pytest.param({**_exchange(), "public_token": None}, id="public_token null"),
+    pytest.param({**_exchange(), "public_token": "access-sandbox-1a2b"}, id="an access token"),
+    pytest.param({**_exchange(), "public_token": "public-sandbox-"}, id="no identifier"),
+    pytest.param({**_exchange(), "public_token": "public-Sandbox-1"}, id="environment upper"),
+    pytest.param({**_exchange(), "user_id": "someone"}, id="unknown field"),
+    pytest.param({**_exchange(), "metadata": []}, id="metadata an array"),
+    pytest.param(_exchange(institution=None), id="institution null"),
+    pytest.param(_exchange(institution={"name": "B"}), id="institution without id"),
+    pytest.param(_exchange(institution={"institution_id": "ins_1"}), id="institution no name"),
+    pytest.param(
+        _exchange(institution={"institution_id": None, "id": "ins_1", "name": "B"}),
+        id="institution_id null beside id",
+    ),
+    pytest.param(_exchange(institution={"id": 5, "name": "B"}), id="institution id a number"),
+    pytest.param(_exchange(accounts=[]), id="no accounts"),
+    pytest.param(_exchange(accounts=None), id="accounts null"),
+    pytest.param(
+        _exchange(accounts=[{"id": f"a{n}"} for n in range(MAX_ACCOUNTS + 1)]),
+        id="too many accounts",
+    ),
+    pytest.param(_exchange(accounts=[{"name": "Checking"}]), id="account without id"),
+    pytest.param(_exchange(accounts=[{"id": 1}]), id="account id a number"),
+    pytest.param(_exchange(accounts=[{"id": "a", "mask": ""}]), id="mask empty"),
+    pytest.param(_exchange(accounts=[{"id": "a", "name": "Check\ning"}]), id="control character"),
+    pytest.param(_exchange(accounts=[{"id": "a", "name": "\u200bx"}]), id="format character"),
+    pytest.param(
+        _exchange(accounts=[{"id": "a", "name": _text(MAX_TEXT + 1)}]), id="name too long"
+    ),
+    pytest.param(_exchange(accounts=[{"id": "a", "type": 3}]), id="type a number"),
+    pytest.param(_exchange(link_session_id=5), id="link_session_id a number"),
+    pytest.param(["public-sandbox-1a2b"], id="array body"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+@pytest.mark.parametrize("body", INVALID_EXCHANGE_BODIES)
+def test_exchange_bodies_the_schema_rejects_get_400(items: ItemsHarness, body: Any) -> None:
+    assert errors_of(body, schema_pointer("ItemExchangeRequest"))
+
+    answer = items.call(EXCHANGE, body)
+
+    assert answer["statusCode"] == 400
+    assert assert_conforms(answer, op=EXCHANGE)["code"] == "INVALID_REQUEST"
+    assert items.exchanges_at_plaid() == 0
+
+
+def test_link_text_pattern_is_never_stricter_than_the_service() -> None:
+    """Every character the pattern of `LinkText` refuses, the service refuses too (Python's
+    `str.isprintable`); what it lets through that the service refuses is only what a regex
+    without Unicode properties cannot name: unassigned code points, private use beyond the
+    BMP, and rare format characters."""
+    import unicodedata
+
+    pattern = re.compile(node(DOC, "components", "schemas", "LinkText")["pattern"])
+    refused = [c for c in map(chr, range(0x110000)) if not pattern.search(c)]
+    assert refused and all(not c.isprintable() for c in refused)
+    through = {
+        unicodedata.category(c)
+        for c in map(chr, range(0x110000))
+        if pattern.search(c) and not c.isprintable()
+    }
+    assert through <= {"Cn", "Co", "Cf"}
+    for sample in ("\n", "\t", "\x7f", "\x85", "\xa0", "\u200b", "\u2028", "\ufeff", "\ud800"):
+        assert not pattern.search(sample), repr(sample)
 
 
 # --- edge cases that once contradicted the contract (kept as regression tests) ----------------
