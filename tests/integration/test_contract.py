@@ -1777,6 +1777,82 @@ def test_errors_md_table_is_the_code_table() -> None:
     assert table == {code: (k.status, k.retryable) for code, k in PROBLEM_TYPES.items()}
 
 
+# --- links: from the new Item to the operations that take its item_id ---------------------------
+
+
+def _evaluate(expression: Any, body: Mapping[str, Any]) -> Any:
+    """An OpenAPI runtime expression (`$response.body#/...`, also embedded as `{...}` in a
+    string or inside a literal) evaluated against a response body."""
+    if isinstance(expression, dict):
+        return {key: _evaluate(value, body) for key, value in expression.items()}
+    if not isinstance(expression, str):
+        return expression
+    embedded = re.fullmatch(r"\{(\$[^}]+)\}", expression)
+    expression = embedded.group(1) if embedded else expression
+    assert expression.startswith("$response.body#/"), expression
+    value: Any = body
+    for part in expression.removeprefix("$response.body#/").split("/"):
+        value = value[part]
+    return value
+
+
+def follow_links(
+    doc: dict[str, Any], created: Mapping[str, Any]
+) -> dict[str, tuple[str, dict[str, Any], Any]]:
+    """The 201's links resolved against a real 201 body: name -> (operationId, parameters,
+    request body); each checked against the operation it names."""
+    links = documented_response("201", EXCHANGE, doc).get("links", {})
+    followed = {}
+    for name, link in links.items():
+        target = link["operationId"]
+        assert target in OPERATIONS, f"link {name}: no operation {target!r}"
+        path, method = OPERATIONS[target]
+        written = [
+            *doc["paths"][path].get("parameters", []),
+            *doc["paths"][path][method].get("parameters", []),
+        ]
+        declared = {deref(doc, parameter)["name"] for parameter in written}
+        parameters = {
+            key: _evaluate(value, created) for key, value in link.get("parameters", {}).items()
+        }
+        assert set(parameters) <= declared, f"link {name}: {sorted(parameters)} of {target}"
+        body = _evaluate(link["requestBody"], created) if "requestBody" in link else None
+        if body is not None:
+            request = node(doc, *operation(target), "requestBody", "content", "application/json")
+            assert not errors_of(body, request["schema"]["$ref"][1:], doc), f"link {name}"
+        followed[name] = (target, parameters, body)
+    return followed
+
+
+def _takes_item_id(op: str) -> bool:
+    """Whether an operation takes an item_id: in its path, or in its request body."""
+    if "{item_id}" in OPERATIONS[op][0]:
+        return True
+    body = node(DOC, *operation(op)).get("requestBody")
+    if body is None:
+        return False
+    schema = deref(DOC, body["content"]["application/json"]["schema"])
+    return "item_id" in schema.get("properties", {})
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_the_new_items_links_lead_to_every_operation_that_takes_its_item_id(
+    items: ItemsHarness,
+) -> None:
+    created = assert_conforms(
+        items.call(EXCHANGE, items.onsuccess(items.public_token())), op=EXCHANGE
+    )
+    followed = follow_links(DOC, created)
+
+    takes_item_id = {op for op in OPERATIONS if _takes_item_id(op)}
+    assert {target for target, _, _ in followed.values()} == takes_item_id == {LINK_TOKEN, REMOVE}
+    # Followed for real: update mode first (the Item must exist), then the removal.
+    for target, parameters, body in sorted(followed.values(), key=lambda f: f[0] == REMOVE):
+        answer = items.call(target, body, item_id=parameters.get("item_id"))
+        assert answer["statusCode"] == {LINK_TOKEN: 200, REMOVE: 204}[target], answer["body"]
+        assert_conforms(answer, op=target)
+
+
 # --- the request-body schemas against the handlers ----------------------------------------------
 
 
@@ -2064,3 +2140,108 @@ def test_an_undocumented_status_or_header_fails_the_check(invoke: Any, plaid: An
     del responses(no_429)["429"]
     with pytest.raises(AssertionError, match="429 is not documented"):
         assert_conforms(response, no_429)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_an_items_field_or_header_missing_from_the_document_fails_the_check(
+    items: ItemsHarness,
+) -> None:
+    created = items.call(EXCHANGE, items.onsuccess(items.public_token()))
+    assert_conforms(created, op=EXCHANGE)
+    item_id = body_of(created)["item_id"]
+    items.set_attributes(item_id, consent_expiration_time="2026-12-08T09:30:00Z")
+    listed = items.call(LIST)
+    assert_conforms(listed, op=LIST)
+
+    no_location = copy.deepcopy(DOC)
+    del documented_response("201", EXCHANGE, no_location)["headers"]["Location"]
+    with pytest.raises(AssertionError, match="header 'location' is not documented"):
+        assert_conforms(created, no_location, EXCHANGE)
+
+    no_consent = copy.deepcopy(DOC)
+    del no_consent["components"]["schemas"]["Item"]["properties"]["consent_expiration_time"]
+    with pytest.raises(AssertionError, match="consent_expiration_time"):
+        assert_conforms(listed, no_consent, LIST)
+
+    health_required = copy.deepcopy(DOC)
+    health_required["components"]["schemas"]["ItemCreated"]["required"].append("created_at")
+    with pytest.raises(AssertionError, match="created_at"):
+        assert_conforms(created, health_required, EXCHANGE)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_code_or_status_not_documented_for_the_route_fails_the_check(
+    items: ItemsHarness,
+) -> None:
+    unavailable = items.call(LIST, env={"AWS_ENDPOINT_URL_DYNAMODB": unreachable()})
+    assert assert_conforms(unavailable, op=LIST)["code"] == "STORAGE_UNAVAILABLE"
+    # the same problem as GET /items's 404 (API Gateway's alone there) is not documented
+    with pytest.raises(AssertionError, match="Content-Type"):
+        assert_conforms({**unavailable, "statusCode": 404}, op=LIST)
+
+    without_storage = copy.deepcopy(DOC)
+    error503 = without_storage["components"]["schemas"]["Error503"]
+    error503["oneOf"] = [b for b in error503["oneOf"] if "Storage" not in b["$ref"]]
+    with pytest.raises(AssertionError, match=r"STORAGE_UNAVAILABLE|does not match"):
+        assert_conforms(unavailable, without_storage, LIST)
+
+    gone = items.call(REMOVE, item_id="never-linked")
+    assert assert_conforms(gone, op=REMOVE)["code"] == "ITEM_NOT_FOUND"
+    no_404 = copy.deepcopy(DOC)
+    del responses(no_404, REMOVE)["404"]
+    with pytest.raises(AssertionError, match="404 is not documented"):
+        assert_conforms(gone, no_404, REMOVE)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_handler_answer_that_drifts_fails_the_check(items: ItemsHarness) -> None:
+    """What a changed handler would answer: each is caught."""
+    item_id = items.link_item()
+    duplicate = items.call(EXCHANGE, items.onsuccess(items.public_token()))
+    assert assert_conforms(duplicate, op=EXCHANGE)["code"] == "DUPLICATE_ITEM"
+    without_item_id = {k: v for k, v in body_of(duplicate).items() if k != "item_id"}
+    with pytest.raises(AssertionError, match="item_id"):
+        assert_conforms({**duplicate, "body": json.dumps(without_item_id)}, op=EXCHANGE)
+
+    removed = items.call(REMOVE, item_id=item_id)
+    assert_conforms(removed, op=REMOVE)
+    with pytest.raises(AssertionError, match="a body where the document has none"):
+        assert_conforms({**removed, "body": "{}"}, op=REMOVE)
+    with pytest.raises(AssertionError, match="Content-Type"):
+        headers = {**removed["headers"], "Content-Type": "application/json"}
+        assert_conforms({**removed, "headers": headers}, op=REMOVE)
+
+    created = items.call(EXCHANGE, items.onsuccess(items.public_token("ins_4")))
+    assert_conforms(created, op=EXCHANGE)
+    with pytest.raises(AssertionError, match="location"):
+        headers = {k: v for k, v in created["headers"].items() if k != "Location"}
+        assert_conforms({**created, "headers": headers}, op=EXCHANGE)
+    leaked = {**body_of(created), "access_token": "access-sandbox-0"}
+    with pytest.raises(AssertionError, match="access_token"):
+        assert_conforms({**created, "body": json.dumps(leaked)}, op=EXCHANGE)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+def test_a_link_that_drifts_fails_the_check(items: ItemsHarness) -> None:
+    created = assert_conforms(
+        items.call(EXCHANGE, items.onsuccess(items.public_token())), op=EXCHANGE
+    )
+    follow_links(DOC, created)
+
+    no_operation = copy.deepcopy(DOC)
+    links = documented_response("201", EXCHANGE, no_operation)["links"]
+    links["RemoveItem"]["operationId"] = "deleteItem"
+    with pytest.raises(AssertionError, match="no operation 'deleteItem'"):
+        follow_links(no_operation, created)
+
+    wrong_parameter = copy.deepcopy(DOC)
+    links = documented_response("201", EXCHANGE, wrong_parameter)["links"]
+    links["RemoveItem"]["parameters"] = {"id": "$response.body#/item_id"}
+    with pytest.raises(AssertionError, match="RemoveItem"):
+        follow_links(wrong_parameter, created)
+
+    wrong_body = copy.deepcopy(DOC)
+    links = documented_response("201", EXCHANGE, wrong_body)["links"]
+    links["UpdateModeLinkToken"]["requestBody"] = {"item": "{$response.body#/item_id}"}
+    with pytest.raises(AssertionError, match="UpdateModeLinkToken"):
+        follow_links(wrong_body, created)
