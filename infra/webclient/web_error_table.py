@@ -89,8 +89,7 @@ WHEN: Final[dict[str, str]] = {
         "nothing was exchanged; the problem's `item_id` names the existing Item"
     ),
     "EXCHANGE_IN_PROGRESS": (
-        "`POST /items` while another request with the same `public_token` is still being "
-        "handled"
+        "`POST /items` while another request with the same `public_token` is still being handled"
     ),
     "RATE_LIMITED": (
         "Plaid answered `RATE_LIMIT_EXCEEDED` (or a bare 429) after the retries; `Retry-After` "
