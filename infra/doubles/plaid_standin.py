@@ -17,6 +17,17 @@ It plays, each behind the PLAID-CLIENT-ID / PLAID-SECRET check:
   `/sandbox/item/reset_login` (the Item is then in ITEM_LOGIN_REQUIRED until `repair`, which
   plays completing Link in update mode; no webhook is sent).
 
+It also plays Link's side, which a browser's Link would: it remembers every link token it
+issued (a new Item's, with its products; an update-mode one, with its Item), and
+`complete_link(link_token)` finishes that token's one Link session. A new Item's token gets a
+public token for an Item at the stand-in's fixed institution (`LINK_INSTITUTION`, with the
+accounts `LINK_ACCOUNTS`: linking twice is a duplicate for the service) and the metadata Link
+gives `onSuccess`; `expired_public_token=True` makes that public token one already past its
+30 minutes (Plaid then answers INVALID_PUBLIC_TOKEN). An update-mode token repairs its Item
+(`repair`) and gets a public token for the same Item, as Link in update mode gives one (its
+exchange, which apps skip, gives the Item's own access token). Nothing it returns is an
+access token.
+
 The Items live in memory, guarded by a lock (requests are served on several threads);
 `items()` is a snapshot without tokens. Tests can script answers (`script`: they take
 precedence over all of the above), count TCP connections and requests, and serve TLS with a
@@ -42,7 +53,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +70,7 @@ TOKEN_KINDS: Final = frozenset({"access", "public", "link"})
 LINK_TOKEN_LIFETIME: Final = 4 * 3600  # seconds, a new-Item link token
 UPDATE_LINK_TOKEN_LIFETIME: Final = 30 * 60  # an update-mode link token
 PUBLIC_TOKEN_LIFETIME: Final = 30 * 60
+MAX_LINK_SESSIONS: Final = 10_000  # link tokens remembered for complete_link, newest kept
 
 # Plaid's product names (the `Products` enum of its API).
 PRODUCTS: Final = frozenset(
@@ -85,6 +97,13 @@ _INSTITUTION_NAMES: Final = {  # Sandbox's non-OAuth test institutions; others g
     "ins_109511": "Tartan Bank",
     "ins_109512": "Houndstooth Bank",
 }
+# What completing a new Item's Link session links: Sandbox's First Platypus Bank with the
+# accounts Sandbox's user_good has there (the first two). Every Item of the stand-in has them.
+LINK_INSTITUTION: Final = {"institution_id": "ins_109508", "name": "First Platypus Bank"}
+LINK_ACCOUNTS: Final = (
+    {"name": "Plaid Checking", "mask": "0000", "type": "depository", "subtype": "checking"},
+    {"name": "Plaid Saving", "mask": "1111", "type": "depository", "subtype": "savings"},
+)
 _ITEM_ID_ALPHABET: Final = string.ascii_letters + string.digits
 _ITEM_ID_LENGTH: Final = 37  # as Plaid's item ids
 
@@ -172,6 +191,8 @@ class _Item:
     access_token: str | None = None
     removed: bool = False
     error: dict[str, Any] | None = None
+    # The Item's accounts as Link describes them (id, name, mask, type, subtype).
+    accounts: tuple[dict[str, str], ...] = ()
 
 
 @dataclass
@@ -179,6 +200,25 @@ class _PublicToken:
     item: _Item
     created_at: float
     exchanged: bool = False
+
+
+@dataclass
+class _LinkSession:
+    """A link token the stand-in issued: a new Item's (products) or update mode's (item)."""
+
+    expires_at: float
+    products: tuple[str, ...] = ()
+    item: _Item | None = None
+    completed: bool = False
+
+
+class LinkSessionRefused(Exception):
+    """`complete_link` cannot complete this session; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class _Handler(GuardedHandler):  # its own Host only, no web page's Origin
@@ -337,6 +377,7 @@ class PlaidStandIn:
         self._items: dict[str, _Item] = {}
         self._public_tokens: dict[str, _PublicToken] = {}
         self._access_tokens: dict[str, _Item] = {}
+        self._link_sessions: OrderedDict[str, _LinkSession] = OrderedDict()
 
     @property
     def server(self) -> _Server:
@@ -385,11 +426,82 @@ class PlaidStandIn:
         with self._items_lock:
             self._repair(self._items.get(item_id))
 
+    def reset_login_item(self, item_id: str) -> None:
+        """`/sandbox/item/reset_login` for the Item `item_id`: ITEM_LOGIN_REQUIRED until
+        repaired. LookupError as for `repair_item`."""
+        with self._items_lock:
+            item = self._items.get(item_id)
+            if item is None or item.removed or item.access_token is None:
+                raise LookupError("no such Item, or it was removed")
+            item.error = _login_required()
+
     @staticmethod
     def _repair(item: _Item | None) -> None:
         if item is None or item.removed or item.access_token is None:
             raise LookupError("no such Item, or it was removed")  # never names the token
         item.error = None
+
+    def complete_link(
+        self,
+        link_token: str,
+        *,
+        expired_public_token: bool = False,
+        link_session_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Finish the one Link session of `link_token`, as the user finishing Link does:
+        `{"mode": "new" | "update", "public_token", "metadata"}` (the two arguments of Link's
+        `onSuccess`; see the module docstring). LinkSessionRefused for a token this stand-in
+        did not issue (404), one already used (409) or expired (410), an update-mode session
+        whose Item is gone (404), or `expired_public_token` for update mode (400)."""
+        with self._items_lock:
+            session = self._link_sessions.get(link_token)
+            if session is None:
+                raise LinkSessionRefused(404, "this stand-in issued no such link token")
+            if session.completed:
+                raise LinkSessionRefused(409, "a link token serves one Link session: it is used")
+            now = self.clock()
+            if now >= session.expires_at:
+                raise LinkSessionRefused(410, "the link token has expired")
+            if session.item is not None:
+                if expired_public_token:
+                    raise LinkSessionRefused(
+                        400, "an expired public token is an outcome of a new Item's session"
+                    )
+                item = session.item
+                if item.removed or item.access_token is None:
+                    raise LinkSessionRefused(404, "the Item of this link token was removed")
+                item.error = None  # what finishing update mode does
+                created = now
+            else:
+                item = self._new_item(LINK_INSTITUTION["institution_id"], session.products, None)
+                created = now - PUBLIC_TOKEN_LIFETIME - 1 if expired_public_token else now
+            session.completed = True
+            public_token = f"public-{ENVIRONMENT}-{uuid.uuid4()}"
+            self._public_tokens[public_token] = _PublicToken(item, created)
+        metadata = {
+            "institution": dict(LINK_INSTITUTION),
+            "accounts": [
+                {**account, "verification_status": None, "class_type": None}
+                for account in item.accounts
+            ],
+            "link_session_id": link_session_id or str(uuid.uuid4()),
+            "transfer_status": None,
+        }
+        mode = "new" if session.item is None else "update"
+        return {"mode": mode, "public_token": public_token, "metadata": metadata}
+
+    def _new_item(self, institution_id: str, products: Iterable[str], webhook: str | None) -> _Item:
+        """A new Item, with the stand-in's accounts, held by the stand-in. Hold the lock."""
+        item = _Item(
+            item_id=_new_item_id(),
+            institution_id=institution_id,
+            products=tuple(sorted(set(products))),
+            webhook=webhook,
+            created_at=self.clock(),
+            accounts=tuple({"id": _new_item_id(), **account} for account in LINK_ACCOUNTS),
+        )
+        self._items[item.item_id] = item
+        return item
 
     def __enter__(self) -> PlaidStandIn:
         self._server = _Server(self)
@@ -462,13 +574,19 @@ class PlaidStandIn:
                 "INVALID_FIELD",
                 "android_package_name and redirect_uri cannot both be set",
             )
+        link_token = f"link-sandbox-{uuid.uuid4()}"
         with self._items_lock:
-            if access_token is not None and (refusal := self._item_of(access_token)[1]):
-                return refusal
+            item = None
+            if access_token is not None:
+                item, refusal = self._item_of(access_token)
+                if refusal:
+                    return refusal
             now = self.clock()
-        return _ok(
-            {"link_token": f"link-sandbox-{uuid.uuid4()}", "expiration": _timestamp(now + lifetime)}
-        )
+            products = tuple(body.get("products") or ())
+            self._link_sessions[link_token] = _LinkSession(now + lifetime, products, item)
+            while len(self._link_sessions) > MAX_LINK_SESSIONS:
+                self._link_sessions.popitem(last=False)
+        return _ok({"link_token": link_token, "expiration": _timestamp(now + lifetime)})
 
     # --- the Item endpoints ------------------------------------------------------------------
 
@@ -505,16 +623,8 @@ class PlaidStandIn:
             )
         public_token = f"public-{ENVIRONMENT}-{uuid.uuid4()}"
         with self._items_lock:
-            now = self.clock()
-            item = _Item(
-                item_id=_new_item_id(),
-                institution_id=institution_id,
-                products=tuple(sorted(set(products))),
-                webhook=webhook,
-                created_at=now,
-            )
-            self._items[item.item_id] = item
-            self._public_tokens[public_token] = _PublicToken(item, now)
+            item = self._new_item(institution_id, products, webhook)
+            self._public_tokens[public_token] = _PublicToken(item, item.created_at)
         return _ok({"public_token": public_token})
 
     def _public_token_exchange(self, body: dict[str, Any]) -> Scripted:
@@ -534,8 +644,9 @@ class PlaidStandIn:
             else:
                 held.exchanged = True
                 item = held.item
-                item.access_token = f"access-{ENVIRONMENT}-{uuid.uuid4()}"
-                self._access_tokens[item.access_token] = item
+                if item.access_token is None:  # update mode's public token: the same Item's
+                    item.access_token = f"access-{ENVIRONMENT}-{uuid.uuid4()}"
+                    self._access_tokens[item.access_token] = item
                 return _ok({"access_token": item.access_token, "item_id": item.item_id})
         return plaid_error(400, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", message)
 
@@ -562,17 +673,7 @@ class PlaidStandIn:
             if refusal:
                 return refusal
             assert item is not None
-            item.error = {
-                "error_type": "ITEM_ERROR",
-                "error_code": "ITEM_LOGIN_REQUIRED",
-                "error_code_reason": None,
-                "error_message": ITEM_LOGIN_REQUIRED_MESSAGE,
-                "display_message": None,
-                "status": 400,
-                "causes": [],
-                "documentation_url": "https://plaid.com/docs/errors/item/#item_login_required",
-                "suggested_action": None,
-            }
+            item.error = _login_required()
         return _ok({"reset_login": True})
 
     def _item_in(self, body: Mapping[str, Any]) -> tuple[_Item | None, Scripted | None]:
@@ -616,6 +717,21 @@ def _update_refusal(update: Any) -> Scripted | None:
         if key in update and not isinstance(update[key], bool):
             return _invalid_request("INVALID_FIELD", f"update.{key} must be a boolean")
     return None
+
+
+def _login_required() -> dict[str, Any]:
+    """The error of an Item whose bank wants the user to log in again."""
+    return {
+        "error_type": "ITEM_ERROR",
+        "error_code": "ITEM_LOGIN_REQUIRED",
+        "error_code_reason": None,
+        "error_message": ITEM_LOGIN_REQUIRED_MESSAGE,
+        "display_message": None,
+        "status": 400,
+        "causes": [],
+        "documentation_url": "https://plaid.com/docs/errors/item/#item_login_required",
+        "suggested_action": None,
+    }
 
 
 def _new_item_id() -> str:

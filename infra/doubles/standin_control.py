@@ -9,11 +9,22 @@ of the stand-in's Sandbox-like behaviour (the same queue as `PlaidStandIn.script
 `DELETE <stand-in URL>/_standin/script` empties the queue,
 `POST <stand-in URL>/_standin/items/<item_id>/repair` plays completing Link in update mode for
 that Item (`PlaidStandIn.repair_item`: its ITEM_LOGIN_REQUIRED error is cleared; 404 for an
-unknown or removed Item), and `GET <stand-in URL>/_standin/requests` lists the Plaid calls
-received so far as `[{"path", "body"}]` (bodies only: the credentials travel in headers, never
-shown, and an `access_token` is shown as "<redacted>"). Answers are 204, or 400/404 with the
-reason; a script or a repair must be sent as `Content-Type: application/json` (415
-otherwise), which no web page can send across sites without a preflight. The stand-in only
+unknown or removed Item), `POST <stand-in URL>/_standin/items/<item_id>/reset_login` plays
+`/sandbox/item/reset_login` for it (ITEM_LOGIN_REQUIRED), `GET <stand-in URL>/_standin/items`
+lists the Items as `[{"item_id", "institution_id", "removed", "error"}]` (no token), and
+`GET <stand-in URL>/_standin/requests` lists the Plaid calls received so far as
+`[{"path", "body"}]` (bodies only: the credentials travel in headers, never shown, and an
+`access_token` is shown as "<redacted>").
+
+`POST <stand-in URL>/_standin/link/complete` with `{"link_token", "outcome"?,
+"link_session_id"?}` finishes that link token's Link session (`PlaidStandIn.complete_link`)
+and answers 200 `{"mode", "public_token", "metadata"}`: what Link gives `onSuccess`, never an
+access token. `outcome` is `"success"` (the default) or `"expired_public_token"`. make serve
+passes its page's requests on to it (infra/gateway/standin_link.py).
+
+Answers are 204 (or 200 with JSON), or 400/404/409/410 with the reason; a script, a repair, a
+reset or a completion must be sent as `Content-Type: application/json` (415 otherwise), which
+no web page can send across sites without a preflight. The stand-in only
 ever listens on loopback and refuses any request naming another Host or carrying a web page's
 Origin (local_guard.py); the Plaid client never calls these paths (it only calls Plaid's own
 routes): a test double's knob.
@@ -25,13 +36,21 @@ import json
 import re
 import sys
 import traceback
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Final
 
-from infra.doubles.plaid_standin import PlaidStandIn, Scripted, _Handler
+from infra.doubles.plaid_standin import LinkSessionRefused, PlaidStandIn, Scripted, _Handler
 
 CONTROL_PATH = "/_standin/script"
 REQUESTS_PATH = "/_standin/requests"
-REPAIR_PATH = re.compile(r"/_standin/items/(?P<item_id>[A-Za-z0-9]+)/repair")
+ITEMS_PATH = "/_standin/items"
+LINK_COMPLETE_PATH = "/_standin/link/complete"
+REPAIR_PATH = re.compile(
+    r"/_standin/items/(?P<item_id>[A-Za-z0-9]+)/(?P<action>repair|reset_login)"
+)
+LINK_OUTCOMES: Final = frozenset({"success", "expired_public_token"})
+_LINK_FIELDS: Final = frozenset({"link_token", "outcome", "link_session_id"})
+_LINK_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _CREDENTIAL_FIELDS = {"client_id", "secret"}
 _REDACTED_FIELDS = {"access_token"}
 _FIELDS = {"status", "body", "headers", "delay", "close"}
@@ -65,6 +84,26 @@ def parse_script(raw: bytes) -> list[Scripted]:
     return answers
 
 
+def parse_link_completion(raw: bytes) -> tuple[str, str, str | None]:
+    """`(link_token, outcome, link_session_id)` of a completion request; ValueError says what
+    is wrong."""
+    doc: Any = json.loads(raw or b"null")
+    if not isinstance(doc, dict) or not set(doc) <= _LINK_FIELDS:
+        raise ValueError(f"send a JSON object with only the fields {sorted(_LINK_FIELDS)}")
+    token = doc.get("link_token")
+    if not isinstance(token, str) or not token or len(token) > 200:
+        raise ValueError("link_token must be the link token Link was opened with")
+    outcome = doc.get("outcome", "success")
+    if outcome not in LINK_OUTCOMES:
+        raise ValueError(f"outcome must be one of {sorted(LINK_OUTCOMES)}")
+    session_id = doc.get("link_session_id")
+    if session_id is not None and (
+        not isinstance(session_id, str) or not _LINK_SESSION_ID.fullmatch(session_id)
+    ):
+        raise ValueError("link_session_id must be 1-100 letters, digits, '-' or '_'")
+    return token, str(outcome), session_id
+
+
 def _without_credentials(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
@@ -85,7 +124,7 @@ class _ControlHandler(_Handler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         repair = REPAIR_PATH.fullmatch(path)
-        if path != CONTROL_PATH and not repair:
+        if path not in {CONTROL_PATH, LINK_COMPLETE_PATH} and not repair:
             super().do_POST()
             return
         media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -95,12 +134,17 @@ class _ControlHandler(_Handler):
             return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if repair:
+            standin = self.server.standin
+            act = standin.repair_item if repair["action"] == "repair" else standin.reset_login_item
             try:
-                self.server.standin.repair_item(repair["item_id"])
+                act(repair["item_id"])
             except LookupError:
                 self._reply(404, b"no such Item, or it was removed")
                 return
             self._reply(204, b"")
+            return
+        if path == LINK_COMPLETE_PATH:
+            self._complete_link(raw)
             return
         try:
             answers = parse_script(raw)
@@ -110,7 +154,28 @@ class _ControlHandler(_Handler):
         self.server.standin.script(*answers)
         self._reply(204, b"")
 
+    def _complete_link(self, raw: bytes) -> None:
+        try:
+            link_token, outcome, session_id = parse_link_completion(raw)
+        except (ValueError, TypeError) as exc:
+            self._reply(400, str(exc).encode())
+            return
+        try:
+            completed = self.server.standin.complete_link(
+                link_token,
+                expired_public_token=outcome == "expired_public_token",
+                link_session_id=session_id,
+            )
+        except LinkSessionRefused as refused:
+            self._reply(refused.status, refused.message.encode())
+            return
+        self._reply(200, json.dumps(completed).encode(), "application/json")
+
     def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] == ITEMS_PATH:
+            listing = [asdict(item) for item in self.server.standin.items()]
+            self._reply(200, json.dumps(listing).encode(), "application/json")
+            return
         if self.path.split("?", 1)[0] != REQUESTS_PATH:
             self._reply(404, b"unknown control path")
             return
