@@ -73,6 +73,7 @@ from infra.gateway.local_guard import (
     RequestGuard,
     authority,
 )
+from infra.gateway.standin_link import COMPLETE_PATH, StandInLink
 from infra.invoke.local_env import ROOT, LocalSetupError, local_backends, may_hold_real_keys
 from linktoken.config import is_loopback_host  # the service's own rules, one source of truth
 
@@ -301,6 +302,8 @@ class LocalApiServer(ThreadingHTTPServer):
         self.log_format = log_format
         self.web_root = web_root
         self.standin_in_use = standin_in_use
+        # The Link stand-in's route (standin_link.py): set only with the stand-in, on loopback.
+        self.standin_link: StandInLink | None = None
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that left mid-exchange is routine; anything else is a bug worth a trace."""
@@ -312,8 +315,10 @@ class LocalApiServer(ThreadingHTTPServer):
         log: dict[str, Any] = {}
         try:
             # API Gateway answers a preflight itself, before routes and the authorizer.
-            response = self.cors.preflight(request) or self.cors.apply(
-                request, self._route(request, log)
+            response = (
+                (self.standin_link and self.standin_link.answer(request))
+                or self.cors.preflight(request)
+                or self.cors.apply(request, self._route(request, log))
             )
         except Exception:  # a bug here must cost one request, not the connection or the server
             traceback.print_exc()
@@ -487,6 +492,8 @@ def _banner(
     if backends.standin is not None:
         lines.append(f"serve: Plaid stand-in: {backends.standin.base_url}")
         lines.append(f"serve: stand-in script: POST {backends.standin.control_url}")
+        if not jwt_key:
+            lines.append(f"serve: Link stand-in completes sessions: POST {url}{COMPLETE_PATH}")
         # With the stand-in's own fake keys: a public token for POST /items, as Link's
         # onSuccess would give one.
         lines.append(
@@ -618,6 +625,11 @@ def _serve(
             say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
             return 1
         stack.callback(server.server_close)
+        if backends.standin and jwt_key is None:  # the stand-in, on loopback
+            marker = (STANDIN_HEADER, "not-plaid; tokens work nowhere")
+            server.standin_link = StandInLink(
+                server.server_address, backends.standin.base_url, marker
+            )
         for pool in pools.values():
             stack.callback(pool.stop)
         _start_all(pools)

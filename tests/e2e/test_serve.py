@@ -390,6 +390,46 @@ def test_the_same_accounts_again_are_refused_as_a_duplicate(server: ServeProcess
     )
 
 
+def complete_link(server: ServeProcess, body: Any, **headers: str) -> Reply:
+    """The Link stand-in's request: make serve's same-origin route to finish a Link session."""
+    sent = {"content-type": "application/json", **headers}
+    return call(server, "POST", "/_standin/link/complete", json.dumps(body), sent)
+
+
+def test_the_link_stand_in_completes_sessions_on_the_pages_own_origin_only(
+    server: ServeProcess,
+) -> None:
+    sub = "link-complete-user"
+    link_token = api(server, "POST", "/link-token", sub, {"platform": "web"}).json()["link_token"]
+    # An origin ALLOWED_ORIGINS lets call the API may not call this route: no CORS here.
+    assert complete_link(server, {"link_token": link_token}, origin=ORIGIN).status == 403
+    preflight = call(
+        server,
+        "OPTIONS",
+        "/_standin/link/complete",
+        headers={"origin": ORIGIN, "access-control-request-method": "POST"},
+    )
+    assert preflight.status == 403
+    assert "access-control-allow-origin" not in preflight.headers
+    plain = complete_link(server, {"link_token": link_token}, **{"content-type": "text/plain"})
+    assert plain.status == 415
+    done = complete_link(server, {"link_token": link_token}, origin=server.url)
+    assert done.status == 200, done.raw
+    assert done.headers["x-plaid-stand-in"].startswith("not-plaid")
+    assert b"access-" not in done.raw
+    completed = done.json()
+    assert completed["mode"] == "new"
+    body = {"public_token": completed["public_token"], "metadata": completed["metadata"]}
+    created = api(server, "POST", "/items", sub, body)
+    assert created.status == 201, created.raw
+    assert complete_link(server, {"link_token": link_token}).status == 409, "one session"
+    # Update mode: the same route repairs the Item; nothing to exchange.
+    item_id = created.json()["item_id"]
+    update = api(server, "POST", "/link-token", sub, {"item_id": item_id}).json()["link_token"]
+    repaired = complete_link(server, {"link_token": update})
+    assert (repaired.status, repaired.json()["mode"]) == (200, "update")
+
+
 def test_each_function_runs_in_workers_of_its_own(server: ServeProcess) -> None:
     pids = {name: {p for p in server.worker_pids(name) if is_running(p)} for name in FUNCTIONS}
     assert FUNCTIONS == ["ItemExchangeFunction", "ItemsFunction", "LinkTokenFunction"]
@@ -695,6 +735,8 @@ def test_given_keys_seed_the_local_secret_and_never_show(plaid: Any) -> None:
         assert reply.status == 200, reply.raw
         assert "x-plaid-stand-in" not in reply.headers, "this Plaid is not the built-in stand-in"
         assert keyed.standin_url is None
+        # No built-in stand-in, no Link stand-in route: API Gateway's 404 like any path.
+        assert complete_link(keyed, {"link_token": "link-sandbox-x"}).status == 404
         assert plaid.requests[-1]["headers"]["PLAID-SECRET"] == SECRET
         assert "PLAID_CLIENT_ID/PLAID_SECRET" in keyed.output()
     assert SECRET not in keyed.output()
