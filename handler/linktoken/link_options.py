@@ -50,7 +50,7 @@ def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOp
     # not silently get a new Item's token (and link the bank a second time).
     item_id = body.get("item_id")
     if "item_id" in body:
-        if not isinstance(item_id, str) or not _ITEM_ID.match(item_id):
+        if not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id):
             raise _invalid("'item_id' must be an item_id from POST /items or GET /items.")
         if "products" in body:
             raise _invalid(

@@ -85,7 +85,7 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
         502,
         "Plaid rejected the service's request",
         False,
-        "Plaid rejected the link token request because of this service's configuration; "
+        "Plaid rejected the service's request because of this service's configuration; "
         "the app cannot fix this. Report the request_id to the service's operators.",
         fix="Plaid refused the service's request: the cause and plaid_error_code say why; quote "
         "plaid_request_id to Plaid support",

@@ -54,7 +54,7 @@ def parse_exchange(body: Mapping[str, Any] | None) -> ExchangeRequest:
     if unknown:
         raise _invalid(f"Unknown field(s) {unknown[:5]}; accepted: {sorted(_FIELDS)}.")
     token = body.get("public_token")
-    match = _PUBLIC_TOKEN.match(token) if isinstance(token, str) else None
+    match = _PUBLIC_TOKEN.fullmatch(token) if isinstance(token, str) else None
     if match is None or not isinstance(token, str):
         raise _invalid("'public_token' must be the public_token Link gave onSuccess.")
     metadata = body.get("metadata")

@@ -191,7 +191,7 @@ class ItemsService:
         key: bytes,
     ) -> tuple[int, dict[str, Any] | None]:
         owner = owner_key(sub, key)
-        record = self.store.get_item(owner, item_id) if ITEM_ID.match(item_id) else None
+        record = self.store.get_item(owner, item_id) if ITEM_ID.fullmatch(item_id) else None
         if record is None:
             raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
         log["item_id"] = item_id

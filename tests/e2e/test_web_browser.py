@@ -115,7 +115,7 @@ def rejected_for_a_product() -> Problem:
     """A 502 for a product Plaid refuses: the problem the operator-hint tests show."""
     return Problem(
         "UPSTREAM_REJECTED",
-        "Plaid rejected the link token request because of this service's configuration.",
+        "Plaid rejected the service's request because of this service's configuration.",
         plaid_request_id="a20988b9f1c73af",
         plaid_error_code="INVALID_PRODUCT",
     )

@@ -79,6 +79,7 @@ def test_repr_never_shows_the_public_token() -> None:
         body(accounts=[{"id": f"a{i}"} for i in range(101)]),
         body(link_session_id=5),
         body(institution={"institution_id": "ins\x00", "name": "Bank"}),
+        {"public_token": TOKEN + "\n", "metadata": body()["metadata"]},  # `$` would pass it
     ],
 )
 def test_what_is_not_link_metadata_is_invalid_request(bad: Any) -> None:

@@ -30,6 +30,7 @@ def test_update_mode_takes_an_item_id_and_no_products() -> None:
         {"item_id": 5},
         {"item_id": "../x"},
         {"item_id": "a" * 101},
+        {"item_id": "abc\n"},  # `$` would pass it
         {"item_id": "abc", "products": ["auth"]},
     ],
 )

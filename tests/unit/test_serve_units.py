@@ -133,7 +133,7 @@ def test_cors_settings_are_read_from_the_template() -> None:
     cors = http_api_cors(load_template(ROOT / "template.yaml"))
     assert cors.allow_methods == ("GET", "POST", "DELETE", "OPTIONS")
     assert cors.allow_headers == ("authorization", "content-type")
-    assert cors.expose_headers == ("retry-after",)
+    assert cors.expose_headers == ("retry-after", "location")
     assert cors.max_age == 600
     assert cors.allow_credentials is False
 

@@ -201,7 +201,7 @@ def test_a_bug_in_the_service_is_an_internal_error_outcome_with_the_exception() 
     [
         (
             plaid_failure(400, "INVALID_INPUT", "INVALID_PRODUCT"),
-            "Plaid rejected the link token request because of this service's configuration; "
+            "Plaid rejected the service's request because of this service's configuration; "
             "the app cannot fix this. Report the request_id to the service's operators.",
         ),
         (

@@ -420,7 +420,10 @@ def test_cors_is_closed_by_default_and_never_a_wildcard() -> None:
         "OPTIONS"
     }
     assert config["AllowHeaders"] == ["authorization", "content-type"]
-    assert config["ExposeHeaders"] == ["retry-after"]
+    assert config["ExposeHeaders"] == [
+        "retry-after",
+        "location",
+    ]  # Retry-After, and POST /items's Location
     assert config["MaxAge"] > 0
     assert config["AllowCredentials"] is False
 
