@@ -34,7 +34,11 @@ EXCHANGE: Final = Route(
 )
 LIST: Final = Route("items_listed", "items_list_failed", "ItemsListed", "ItemsListFailed")
 REMOVE: Final = Route("item_removed", "item_remove_failed", "ItemRemoved", "ItemRemoveFailed")
-_ORPHAN_METRICS: Final = {"removed": "OrphanRemoved", "left": "OrphanLeft"}
+_ORPHAN_METRICS: Final = {
+    "removed": "OrphanRemoved",
+    "left": "OrphanLeft",
+    "unknown": "OrphanUnknown",
+}
 
 
 def handle_exchange(

@@ -21,12 +21,13 @@ from typing import Any, Final, NamedTuple
 from linktoken.config import Config
 from linktoken.identity import keyed_digest, owner_key, user_ref
 from linktoken.plaid_client import PlaidAnswer, PlaidCallError, PlaidClient
+from linktoken.plaid_errors import NO_TIME
 from linktoken.problems import Problem
 from linktoken.secret_store import PlaidCredentials, SecretStore
 from linktoken.service import NO_HMAC_KEY_CAUSE, to_problem
 from plaiditems.link_metadata import ExchangeRequest
 from plaiditems.records import ItemRecord
-from plaiditems.store import Claim, ItemStore
+from plaiditems.store import UNKNOWN, Claim, ItemStore
 from plaiditems.vault import TokenVault
 
 EXCHANGE_PATH: Final = "/item/public_token/exchange"
@@ -39,6 +40,11 @@ EXCHANGE_LOCK_SECONDS: Final = 60
 # seal and store it (KMS, DynamoDB: two attempts of 1 s + 2 s each, and a retry delay of up to
 # 1 s, per call) or remove it at Plaid (one full attempt, 8 s), and answer (0.5 s).
 CLEANUP_RESERVE_S: Final = 2 * (2 * 3.0 + 1.0) + 8.0 + 0.5
+_ANSWER_LOST_CAUSE = (
+    "an earlier exchange of this public_token reached Plaid but its answer never came back: "
+    "Plaid made an Item this service has no access token for (item_id unknown; find it by "
+    "link_session_id in the Plaid Dashboard)"
+)
 # Plaid's codes that mean "this Item is already gone at Plaid": removing it again is done.
 _ALREADY_REMOVED: Final = frozenset({"ITEM_NOT_FOUND"})
 
@@ -140,6 +146,7 @@ class ItemsService:
         owner = owner_key(sub, key)
         digest = keyed_digest("public_token", request.public_token, key)
         log["institution_id"] = request.institution.institution_id
+        log["link_session_id"] = request.link_session_id  # finds a lost Item in the Dashboard
         claim = self.store.claim_exchange(digest, owner, int(self._clock()), EXCHANGE_LOCK_SECONDS)
         if not claim.mine:
             return 201, self._replayed(claim.owner == owner, claim, owner, log)
@@ -153,9 +160,19 @@ class ItemsService:
                 idempotent=False,
             )
         except Problem as problem:
-            if problem.code == "INVALID_PUBLIC_TOKEN":
+            if problem.code == "INVALID_PUBLIC_TOKEN" and claim.status == UNKNOWN:
+                # The earlier exchange of this token did reach Plaid: an Item exists there that
+                # this service has no access token for.
+                log["orphan"] = "left"
+                problem.cause = _ANSWER_LOST_CAUSE
+            elif problem.code == "INVALID_PUBLIC_TOKEN":
                 problem.cause = _public_token_cause(request, self.config.plaid_env)
-            self._release(digest)
+            if log.pop("outcome_unknown", False):
+                log["orphan"] = "unknown"  # Plaid may have made an Item; a retry will tell
+                with suppress(Problem):
+                    self.store.exchange_unknown(digest)
+            else:
+                self._release(digest)
             raise
         access_token, item_id = answer.doc["access_token"], answer.doc["item_id"]
         log["item_id"] = item_id
@@ -250,6 +267,8 @@ class ItemsService:
             )
         except PlaidCallError as exc:
             _spent(log, exc.attempts, exc.latency_ms)
+            if not idempotent and _may_have_acted(exc):
+                log["outcome_unknown"] = True
             raise
         _spent(log, answer.attempts, answer.latency_ms)
         log["plaid_request_id"] = answer.request_id
@@ -316,6 +335,15 @@ class ItemsService:
         if plaid_request_id:
             body["plaid_request_id"] = plaid_request_id
         return body
+
+
+def _may_have_acted(exc: PlaidCallError) -> bool:
+    """Plaid received the request and may have acted on it, but its answer is lost: a read
+    timeout, a connection dropped after sending, an answer that could not be read."""
+    error = exc.error
+    if error.rule is NO_TIME or error.never_connected:
+        return False
+    return error.http_status in {0, 200}
 
 
 def _any(_doc: Mapping[str, Any]) -> bool:

@@ -25,6 +25,7 @@ TTL_ATTRIBUTE: Final = "expires_at"  # the table's TTL attribute (template.yaml)
 EXCHANGE_RECORD_HOURS: Final = 24
 MAX_PAGES: Final = 10  # 10 pages of up to 1 MB: far beyond any one user's Items
 _CONDITION_FAILED: Final = "ConditionalCheckFailedException"
+UNKNOWN: Final = "UNKNOWN"  # an exchange whose answer never came back
 _ITEM_FIELDS: Final = (
     "item_id, institution_id, institution_name, accounts, created_at, health, health_at, "
     "consent_expiration_time, link_session_id, removed_at"
@@ -33,8 +34,9 @@ _ITEM_FIELDS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Who holds an exchange: `mine` (this request may exchange), or another request's
-    record: COMPLETED with its `item_id`, or IN_PROGRESS."""
+    """Who holds an exchange: `mine` (this request may exchange; `status` then says what the
+    record was before, UNKNOWN for an earlier exchange whose answer never came back), or
+    another request's record: COMPLETED with its `item_id`, or IN_PROGRESS."""
 
     mine: bool
     status: str | None = None
@@ -130,18 +132,22 @@ class ItemStore:
             TTL_ATTRIBUTE: to_attribute(now_epoch + EXCHANGE_RECORD_HOURS * 3600),
         }
         try:
-            self._call(
+            answer = self._call(
                 "PutItem",
                 {
                     "TableName": self._table,
                     "Item": item,
+                    # Free, held by a request that died, or left by one whose exchange's
+                    # outcome is unknown (the retry then learns it from Plaid).
                     "ConditionExpression": "attribute_not_exists(pk) OR "
-                    "(#status = :in_progress AND locked_until < :now)",
+                    "(#status = :in_progress AND locked_until < :now) OR #status = :unknown",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
                         ":in_progress": to_attribute("IN_PROGRESS"),
+                        ":unknown": to_attribute(UNKNOWN),
                         ":now": to_attribute(now_epoch),
                     },
+                    "ReturnValues": "ALL_OLD",
                 },
                 handled=True,
             )
@@ -158,7 +164,8 @@ class ItemStore:
                 return Claim(False, "IN_PROGRESS", owner)
             record = from_item(held)
             return Claim(False, record.get("status"), record.get("owner"), record.get("item_id"))
-        return Claim(True)
+        before = from_item(answer.get("Attributes") or {})
+        return Claim(True, before.get("status"), before.get("owner"))
 
     def complete_exchange(self, digest: str, item_id: str) -> None:
         self._call(
@@ -172,6 +179,20 @@ class ItemStore:
                     ":done": to_attribute("COMPLETED"),
                     ":item": to_attribute(item_id),
                 },
+            },
+        )
+
+    def exchange_unknown(self, digest: str) -> None:
+        """The exchange reached Plaid but no answer came back: Plaid may have made an Item. The
+        claim stays, marked, so that a retry with the token can tell what Plaid did."""
+        self._call(
+            "UpdateItem",
+            {
+                "TableName": self._table,
+                "Key": _exchange_key(digest),
+                "UpdateExpression": "SET #status = :unknown",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":unknown": to_attribute(UNKNOWN)},
             },
         )
 

@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from infra.doubles.aws_faults import AwsDrop, AwsError, AwsFaults, AwsPass, AwsSlow
 from infra.doubles.plaid_standin import Scripted
 from linktoken.observability import metrics
-from tests.helpers_items import World, body_of, items_world
+from tests.helpers_items import CLIENT_ID, SECRET, World, body_of, items_world
 
 QUERY, PUT, GET = (
     "DynamoDB_20120810.Query",
@@ -141,3 +142,52 @@ def test_a_missing_table_is_misconfigured_naming_the_variable(
     faults.script(QUERY, AwsError("ResourceNotFoundException"))
     answer = items.list("user-missing")
     assert (answer["statusCode"], body_of(answer)["code"]) == (500, "MISCONFIGURED")
+
+
+def test_an_exchange_whose_answer_is_lost_is_marked_and_its_retry_names_the_orphan(
+    world: tuple[World, AwsFaults], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Plaid exchanged the token but the answer never came back (the connection dropped after
+    the request was sent): the service cannot know the Item, so it says so, and the retry's
+    INVALID_PUBLIC_TOKEN proves Plaid made it."""
+    items, _ = world
+    token = items.public_token("ins_40")
+    # What Plaid did with the first request: the token is spent, an Item exists at Plaid.
+    done = requests.post(
+        items.plaid.base_url + "/item/public_token/exchange",
+        json={"public_token": token},
+        headers={"PLAID-CLIENT-ID": CLIENT_ID, "PLAID-SECRET": SECRET},
+        timeout=5,
+    )
+    assert done.status_code == 200
+    items.plaid.script(Scripted(close=True))  # ... and its answer to the service is lost
+    first = items.exchange("user-lost", token)
+    metrics.flush_metrics()
+    out = capfd.readouterr().out
+    assert (first["statusCode"], body_of(first)["retryable"]) == (503, True)
+    (line,) = logged(out, "item_exchange_failed")
+    assert (line["orphan"], line["link_session_id"]) == ("unknown", "s-1")
+    assert any('"OrphanUnknown"' in x for x in out.splitlines())
+
+    again = items.exchange("user-lost", token)
+    metrics.flush_metrics()
+    out = capfd.readouterr().out
+    assert body_of(again)["code"] == "INVALID_PUBLIC_TOKEN"
+    (line,) = logged(out, "item_exchange_failed")
+    assert line["orphan"] == "left"
+    assert "answer never came back" in str(line["cause"])
+    assert any('"OrphanLeft"' in x for x in out.splitlines())
+
+
+def test_an_exchange_whose_answer_is_lost_before_plaid_acted_succeeds_on_retry(
+    world: tuple[World, AwsFaults],
+) -> None:
+    items, _ = world
+    token = items.public_token("ins_41")
+    items.plaid.script(Scripted(close=True))  # the request never got to exchange anything
+    assert items.exchange("user-retry-lost", token)["statusCode"] == 503
+    answer = items.exchange("user-retry-lost", token)
+    assert answer["statusCode"] == 201
+    assert [i["item_id"] for i in body_of(items.list("user-retry-lost"))["items"]] == [
+        body_of(answer)["item_id"]
+    ]
