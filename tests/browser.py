@@ -259,6 +259,39 @@ class Tab:
     def choose(self, outcome: str) -> None:
         self.link_dialog().get_by_role("button", name=outcome).click()
 
+    def sign_in(self, sub: str) -> None:
+        """Type another development user, as a person would (the page lists that user's
+        banks once the field changes), and wait for that list."""
+        loads = self.list_loads()
+        field = self.page.get_by_label("Development user (the token's sub)")
+        field.fill(sub)
+        field.press("Tab")  # leaving the field is its change event
+        self.wait_list_loaded(loads)
+
+    def list_loads(self) -> int:
+        """How many times the page has shown an answer of GET /items."""
+        return int(self.page.get_attribute("#items", "data-loads") or 0)
+
+    def wait_list_loaded(self, after: int) -> None:
+        """Wait until the page has shown an answer of GET /items after the `after`-th."""
+        self.wait_until(lambda: self.list_loads() > after, f"answer {after + 1} of GET /items")
+
+    def listed_items(self) -> list[dict[str, str]]:
+        """The banks the page lists: [{item_id, health, text}], in page order."""
+        listed: list[dict[str, str]] = self.page.evaluate(
+            "[...document.querySelectorAll('#item-list > li')].map((li) =>"
+            " ({item_id: li.dataset.itemId, health: li.dataset.health, text: li.innerText}))"
+        )
+        return listed
+
+    def wait_listed(self, condition: Callable[[list[dict[str, str]]], bool], what: str) -> None:
+        """Poll the list until `condition(listed_items())` holds."""
+        self.wait_until(lambda: condition(self.listed_items()), what)
+
+    def listed(self, item_id: str) -> Any:
+        """The list entry of one Item."""
+        return self.page.locator(f'#item-list > li[data-item-id="{item_id}"]')
+
     def stored(self) -> Any:
         return self.page.evaluate(f"JSON.parse(sessionStorage.getItem('{STORAGE_KEY}'))")
 

@@ -1,4 +1,5 @@
-// Fetch a link token from POST /link-token and say exactly what went wrong when it fails.
+// Call the service (POST /link-token, POST /items, GET /items, DELETE /items/{item_id}) and
+// say exactly what went wrong when a call fails.
 //
 // Two components can answer: the service (RFC 9457 problem documents with `code`,
 // `retryable`, `request_id`) and API Gateway itself (`{"message": "..."}`, no request id).
@@ -19,34 +20,87 @@ const GATEWAY_RETRYABLE = new Set([429, 503, 504]);
 
 /**
  * One call to the service. Never throws; the result says what happened:
- *   {kind: "token", token: {link_token, expiration, request_id, plaid_request_id}, standIn}
+ *   {kind: "ok", status, body, standIn}   `accept(status, body)` said it is the answer wanted
+ *       (body is null for a 204)
  *   {kind: "problem", status, problem, retryable, retryAfterSeconds, developmentService}
  *       the service's error; `developmentService` (see isDevelopmentService) lets the page
  *       show operator details that end users of a real deployment must not see
  *   {kind: "gateway", status, message, retryable, retryAfterSeconds, apigwRequestId}
  *   {kind: "network", url, crossOrigin}   no answer at all (offline, refused, or CORS)
  *   {kind: "unexpected", status, contentType}   an answer that is none of the above
+ * `body` (JSON) is sent only when given.
  */
-export async function requestLinkToken({ endpoint, bearer, body, fetchImpl = fetch }) {
-  const url = new URL(endpoint, window.location.href);
+export async function callService({ url, method, bearer, body, accept, fetchImpl = fetch }) {
+  const target = new URL(url, window.location.href);
+  const headers = { Authorization: `Bearer ${bearer}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetchImpl(url, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${bearer}`, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
+    response = await fetchImpl(target, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "omit", // the bearer token is the only credential; no cookies
       cache: "no-store",
     });
   } catch {
     // The browser hides why (offline, connection refused, DNS, or a CORS refusal): say what
     // is possible, and mention CORS only when the request was cross-origin.
-    return { kind: "network", url: url.href, crossOrigin: url.origin !== window.location.origin };
+    return { kind: "network", url: target.href, crossOrigin: target.origin !== window.location.origin };
   }
-  return classify(response, url);
+  return classify(response, target, accept);
 }
 
-async function classify(response, url) {
+/**
+ * `POST /link-token`: {kind: "token", token: {link_token, expiration, request_id,
+ * plaid_request_id}, standIn}, or one of callService's failures. `body.item_id` asks for an
+ * update-mode token for that Item.
+ */
+export async function requestLinkToken({ endpoint, bearer, body, fetchImpl = fetch }) {
+  const outcome = await callService({
+    url: endpoint,
+    method: "POST",
+    bearer,
+    body,
+    fetchImpl,
+    accept: (status, doc) => status === 200 && typeof doc?.link_token === "string" && doc.link_token !== "",
+  });
+  return outcome.kind === "ok" ? { kind: "token", token: outcome.body, standIn: outcome.standIn } : outcome;
+}
+
+/** Where the Items routes are: beside the link token endpoint (…/link-token -> …/items). */
+export function itemsUrl(endpoint, itemId) {
+  const base = new URL("items", new URL(endpoint, window.location.href));
+  return itemId === undefined ? base : new URL(`items/${encodeURIComponent(itemId)}`, base);
+}
+
+/** `POST /items` with Link's onSuccess arguments as Link gave them: 201 {item_id, ...}. */
+export function exchangePublicToken({ endpoint, bearer, publicToken, metadata }) {
+  return callService({
+    url: itemsUrl(endpoint),
+    method: "POST",
+    bearer,
+    body: { public_token: publicToken, metadata },
+    accept: (status, doc) => status === 201 && typeof doc?.item_id === "string",
+  });
+}
+
+/** `GET /items`: 200 {items: [...]}. */
+export function listItems({ endpoint, bearer }) {
+  return callService({
+    url: itemsUrl(endpoint),
+    method: "GET",
+    bearer,
+    accept: (status, doc) => status === 200 && Array.isArray(doc?.items),
+  });
+}
+
+/** `DELETE /items/{item_id}`: 204. */
+export function removeItem({ endpoint, bearer, itemId }) {
+  return callService({ url: itemsUrl(endpoint, itemId), method: "DELETE", bearer, accept: (status) => status === 204 });
+}
+
+async function classify(response, url, accept) {
   const status = response.status;
   const contentType = response.headers.get("Content-Type") || "";
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
@@ -54,13 +108,13 @@ async function classify(response, url) {
   try {
     doc = await response.json();
   } catch {
-    doc = null; // not JSON: an HTML error page from a proxy, an empty body...
+    doc = null; // not JSON: an HTML error page from a proxy, an empty body (a 204)...
   }
   // `make serve` marks answers made with the local Plaid stand-in; the page then opens the
   // Link stand-in too (real Link cannot open a stand-in's token).
   const standIn = (response.headers.get("X-Plaid-Stand-In") || "").startsWith("not-plaid");
-  if (status === 200 && doc && typeof doc.link_token === "string" && doc.link_token) {
-    return { kind: "token", token: doc, standIn };
+  if (accept(status, doc)) {
+    return { kind: "ok", status, body: doc, standIn };
   }
   if (doc && typeof doc.code === "string") {
     return {
@@ -123,19 +177,26 @@ export function retryDelayMs(outcome, attempt, policy = RETRY_POLICY, random = M
 }
 
 /**
- * Call the service until it gives a token or a final answer, waiting between retryable
- * answers. `onWait(delayMs, outcome, attempt)` lets the page show the countdown.
+ * Make `call()` until it gives the answer wanted or a final one, waiting between retryable
+ * answers (the same request again: a retried POST /items with the same public_token gets
+ * the first request's answer). `onWait(delayMs, outcome, attempt)` lets the page show the
+ * countdown.
  */
-export async function fetchLinkToken({ endpoint, bearer, body, onWait = () => {}, sleep = defaultSleep, policy = RETRY_POLICY }) {
+export async function withRetries(call, { onWait = () => {}, sleep = defaultSleep, policy = RETRY_POLICY } = {}) {
   for (let attempt = 1; ; attempt += 1) {
-    const outcome = await requestLinkToken({ endpoint, bearer, body });
+    const outcome = await call();
     outcome.attempts = attempt;
-    if (outcome.kind === "token") return outcome;
+    if (outcome.kind === "token" || outcome.kind === "ok") return outcome;
     const delay = retryDelayMs(outcome, attempt, policy);
     if (delay === null) return outcome;
     onWait(delay, outcome, attempt);
     await sleep(delay);
   }
+}
+
+/** POST /link-token with retries (see withRetries). */
+export function fetchLinkToken({ endpoint, bearer, body, onWait, sleep, policy }) {
+  return withRetries(() => requestLinkToken({ endpoint, bearer, body }), { onWait, sleep, policy });
 }
 
 function defaultSleep(ms) {

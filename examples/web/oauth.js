@@ -14,10 +14,14 @@ export function isOAuthReturn(location = window.location) {
   return new URLSearchParams(location.search).has("oauth_state_id");
 }
 
-/** Remember the token for the OAuth return: the token, its expiration, and whether it came
- * from the local Plaid stand-in (which decides the Link script to load again). */
-export function rememberToken({ link_token, expiration }, standIn) {
-  sessionStorage.setItem(KEY, JSON.stringify({ link_token, expiration, stand_in: standIn === true }));
+/** Remember the token for the OAuth return: the token, its expiration, whether it came from
+ * the local Plaid stand-in (which decides the Link script to load again), and the session's
+ * context, so that Link's onSuccess after the return goes where it would have gone without
+ * the redirect: `item_id` (update mode: nothing to exchange), and the form's `sub`, `bearer`
+ * and `endpoint` (the same user and service; kept in this tab only, dropped with the token). */
+export function rememberToken({ link_token, expiration }, standIn, context = {}) {
+  const { item_id = null, sub = "", bearer = "", endpoint = "" } = context;
+  sessionStorage.setItem(KEY, JSON.stringify({ link_token, expiration, stand_in: standIn === true, item_id, sub, bearer, endpoint }));
 }
 
 /**

@@ -20,6 +20,7 @@ from tests.web_fixture_server import (
     WEB_ROOT,
     WebFixtureServer,
     gateway_answer,
+    item_record,
     problem_answer,
 )
 
@@ -70,12 +71,24 @@ def test_happy_path_creates_link_once_with_the_token_after_it_arrived(
     tab.wait_state("success")
     text = tab.status()
     assert "Bank account linked" in text
-    assert "public-standin-" in text
-    assert "/item/public_token/exchange" in text
+    assert (
+        "First Platypus Bank is connected: Plaid Checking ending in 0000, Plaid Saving ending in 1111"
+        in text
+    )
     assert tab.focused_id() == "status-title"
     assert tab.stored() is None, "a used token must not be kept"
     assert len(tab.plaid_calls()) == 1
-    assert len(server.requests) == 1, "the public_token went nowhere"
+    assert len(server.requests) == 1, "one link token"
+    # Link's onSuccess arguments went to POST /items exactly as the Link stand-in gave them.
+    (completed,) = server.completions
+    (exchange,) = [r for r in server.items_requests if r["method"] == "POST"]
+    assert json.loads(exchange["body"]) == {
+        "public_token": completed["public_token"],
+        "metadata": completed["metadata"],
+    }
+    assert exchange["sub"] == "user-0001"
+    (listed,) = tab.listed_items()
+    assert listed["health"] == "healthy" and "First Platypus Bank" in listed["text"]
     screenshot(tab.page, "success")
     tab.assert_clean()
 
@@ -339,3 +352,62 @@ def test_plaid_script_that_cannot_load_is_reported(browser: Any, server: WebFixt
         assert tab.plaid_calls() == []
         assert tab.focused_id() == "status-title"
         tab.assert_clean(net_errors={"ERR_INTERNET_DISCONNECTED"})
+
+
+@pytest.mark.parametrize(
+    ("health", "label", "action"),
+    [
+        ("healthy", "Connected", "Repair connection"),
+        ("login_required", "Needs reconnecting", "Reconnect"),
+        ("pending_expiration", "Access ends soon", "Reconnect"),
+        ("pending_disconnect", "Disconnecting soon", "Reconnect"),
+        ("new_accounts_available", "New accounts found", "Reconnect"),
+        ("revoked", "Disconnected", None),
+        ("something_new", "Status unknown", "Repair connection"),
+    ],
+)
+def test_each_health_is_said_in_words_with_the_button_that_fixes_it(
+    browser: Any, health: str, label: str, action: str | None
+) -> None:
+    with WebFixtureServer() as server, browser_tab(browser, server.base_url) as tab:
+        extra = {"consent_expiration_time": "2027-03-01T00:00:00Z"}
+        server.set_items(item_record("item-1", health, **extra))
+        tab.open()
+        tab.wait_listed(lambda items: len(items) == 1, "the seeded Item")
+        entry = tab.listed("item-1")
+        text = entry.inner_text()
+        assert label in text and "Plaid Checking ending in 0000 (checking)" in text
+        # Words, not the API's value; only a value the page does not know is quoted as is.
+        assert (f"“{health}”" in text) is (health == "something_new")
+        assert "_" not in text.split("Linked ")[0] or health == "something_new"
+        # What is seen ("Remove"), and the accessible name that says which bank ("Remove
+        # First Platypus Bank", a visually hidden part): two Items' buttons are told apart.
+        seen = [b.split("\n")[0].strip() for b in entry.get_by_role("button").all_inner_texts()]
+        assert seen == ([action] if action else []) + ["Remove"]
+        for label_seen in seen:
+            name = f"{label_seen} First Platypus Bank"
+            assert entry.get_by_role("button", name=name, exact=True).count() == 1, name
+        if health == "pending_expiration":
+            assert "2027" in text
+        screenshot(tab.page, f"item-{health}")
+        tab.assert_clean()
+
+
+def test_a_link_token_the_server_did_not_issue_keeps_the_link_stand_in_open_with_why(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    tab.open()
+    tab.page.evaluate(
+        f"sessionStorage.setItem('{STORAGE_KEY}', JSON.stringify("
+        "{link_token: 'link-sandbox-never-issued', expiration: '2099-01-01T00:00:00Z'}))"
+    )
+    tab.page.goto(server.base_url + "/?oauth_state_id=abc")
+    tab.link_dialog().wait_for()
+    tab.choose("Link an account (onSuccess)")
+    alert = tab.link_dialog().get_by_role("alert")
+    alert.wait_for()
+    assert "could not finish this Link session (404)" in alert.inner_text()
+    assert "no such link token" in alert.inner_text()
+    assert tab.link_dialog().get_by_role("button", name="Close (onExit without error)").is_enabled()
+    assert [r for r in server.items_requests if r["method"] == "POST"] == [], "nothing exchanged"
+    tab.assert_clean(statuses={404})

@@ -1,9 +1,15 @@
-"""The web example against the real `make serve` (handler, local authorizer, Plaid stand-in)
-in headless Chromium: the flow a developer sees at http://127.0.0.1:3000/.
+"""The web example against the real `make serve` (handlers, local authorizer, moto's DynamoDB
+and KMS, Plaid stand-in) in headless Chromium: the flow a developer sees at
+http://127.0.0.1:3000/, from the link token to the Item listed, reconnected and removed.
 
 Failures are produced the way they happen for real: a bad bearer token for the local
-authorizer, and Plaid errors scripted into the Plaid stand-in through its control endpoint,
-which the real handler turns into its problem documents.
+authorizer, Plaid errors scripted into the Plaid stand-in through its control endpoint (which
+the real handlers turn into their problem documents), the same bank linked twice, and a public
+token the Link stand-in makes already expired. The service changes an Item's stored health
+only on Plaid's webhooks (not played here), so the reconnect test sets it in moto's table
+itself (the table and moto's endpoint are in the banner's `serve: Items:` line), beside
+`/sandbox/item/reset_login` at the stand-in. Each test that links a bank signs in as a user of
+its own: the server (and its table) is the module's.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import re
 import socket
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,8 +77,96 @@ def plaid_error(status: int, error_type: str, error_code: str, **headers: str) -
     return {"status": status, "body": body, "headers": headers}
 
 
-def test_the_whole_flow_against_make_serve(tab: Tab) -> None:
+def standin_get(served: ServeProcess, path: str) -> Any:
+    """A listing of the Plaid stand-in's control server (loopback only): its requests, Items."""
+    assert served.standin_url and served.standin_url.startswith("http://127.0.0.1:")
+    url = served.standin_url + path
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+def standin_post(served: ServeProcess, path: str) -> None:
+    assert served.standin_url and served.standin_url.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(  # noqa: S310 - the loopback URL checked above
+        served.standin_url + path, data=b"{}", method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        assert response.status == 204
+
+
+def standin_item(served: ServeProcess, item_id: str) -> dict[str, Any]:
+    (item,) = [i for i in standin_get(served, "/_standin/items") if i["item_id"] == item_id]
+    return dict(item)
+
+
+def set_stored_health(served: ServeProcess, item_id: str, health: str) -> None:
+    """What a webhook would do to the Item's record: its stored health, in moto's table."""
+    import botocore.session
+
+    table, endpoint = served.wait_for(
+        r"^serve: Items: table '([^']+)' in moto's DynamoDB, .* at (http://127\.0\.0\.1:\d+) "
+    ).groups()
+    client: Any = botocore.session.get_session().create_client(  # untyped
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # moto's, as make serve gives it
+    )
+    # The key is the owner's keyed pseudonym (made with the run's secret key): find the record
+    # by its sort key instead.
+    found = client.scan(
+        TableName=table,
+        FilterExpression="sk = :sk",
+        ExpressionAttributeValues={":sk": {"S": f"item#{item_id}"}},
+    )["Items"]
+    (record,) = found
+    client.update_item(
+        TableName=table,
+        Key={"pk": record["pk"], "sk": record["sk"]},
+        UpdateExpression="SET health = :health",
+        ExpressionAttributeValues={":health": {"S": health}},
+    )
+
+
+def requests_of(tab: Tab) -> list[Any]:
+    """Every request the page makes from now on (Playwright's Request objects)."""
+    sent: list[Any] = []
+
+    def record(request: Any) -> None:
+        sent.append(request)
+
+    tab.page.on("request", record)
+    return sent
+
+
+def new_user(tab: Tab) -> str:
+    """Sign the page in as a user of this test's own (empty list)."""
+    sub = f"web-{uuid.uuid4().hex[:12]}"
+    tab.sign_in(sub)
+    assert tab.listed_items() == []
+    return sub
+
+
+def link_a_bank(tab: Tab, outcome: str = "Link an account (onSuccess)") -> None:
+    tab.page.locator("#connect").click()
+    tab.link_dialog().wait_for()
+    tab.choose(outcome)
+
+
+def linked_item(tab: Tab) -> str:
+    """Link the stand-in's bank; its item_id once the page lists it."""
+    link_a_bank(tab)
+    tab.wait_state("success")
+    tab.wait_listed(lambda items: len(items) == 1, "the linked bank in the list")
+    return tab.listed_items()[0]["item_id"]
+
+
+def test_the_whole_flow_against_make_serve(tab: Tab, served: ServeProcess) -> None:
     tab.open()
+    sub = new_user(tab)
+    sent = requests_of(tab)
     tab.connect()
     tab.link_dialog().wait_for()
     calls = tab.plaid_calls()
@@ -84,10 +179,45 @@ def test_the_whole_flow_against_make_serve(tab: Tab) -> None:
     assert tab.wait_timeline(2) == ["token-response", "standin-script-request"]
     assert tab.watch.cdn_loads == 0
     screenshot(tab.page, "serve-link-open")
-    tab.choose("Link an account (onSuccess)")
+    with tab.page.expect_response("**/_standin/link/complete") as completion:
+        tab.choose("Link an account (onSuccess)")
+    completed = completion.value.json()
+    assert completed["mode"] == "new" and completed["public_token"].startswith("public-sandbox-")
     tab.wait_state("success")
+    text = tab.status()
+    assert "Bank account linked" in text
+    assert (
+        "First Platypus Bank is connected: Plaid Checking ending in 0000, Plaid Saving ending in 1111"
+        in text
+    )
+    # POST /items got Link's onSuccess arguments exactly as the Link stand-in gave them.
+    tab.wait_until(
+        lambda: any(r.method == "POST" and r.url.endswith("/items") for r in sent), "POST /items"
+    )
+    (exchange,) = [r for r in sent if r.method == "POST" and r.url.endswith("/items")]
+    assert exchange.post_data_json == {
+        "public_token": completed["public_token"],
+        "metadata": completed["metadata"],
+    }
+    assert f'"sub":"{sub}"' in _claims(exchange.headers["authorization"])
+    item_id = re.search(r"item_id\n(\w+)", text)
+    assert item_id, text
+    tab.wait_listed(lambda items: len(items) == 1, "the linked bank in the list")
+    (listed,) = tab.listed_items()
+    assert (listed["item_id"], listed["health"]) == (item_id[1], "healthy")
+    assert "First Platypus Bank" in listed["text"] and "Connected" in listed["text"]
+    assert "Plaid Checking ending in 0000" in listed["text"]
+    assert "Plaid Saving ending in 1111" in listed["text"]
+    assert standin_item(served, item_id[1])["removed"] is False
     screenshot(tab.page, "serve-success")
     tab.assert_clean()
+
+
+def _claims(authorization: str) -> str:
+    import base64
+
+    payload = authorization.split(" ", 1)[1].split(".")[1]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().replace(" ", "")
 
 
 def test_a_bad_bearer_token_gets_the_authorizers_401(tab: Tab) -> None:
@@ -140,6 +270,7 @@ def test_a_rate_limited_service_is_retried_after_retry_after(
 
 def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
     tab.open()
+    sub = new_user(tab)
     tab.connect()
     # Read the token before the page navigates away (its body is gone after that).
     (token,) = tab.wait_tokens(1)
@@ -156,6 +287,9 @@ def test_oauth_return_reopens_link_with_the_stored_token(tab: Tab) -> None:
     tab.choose("Link an account (onSuccess)")
     tab.wait_state("success")
     assert "oauth_state_id" not in tab.page.url
+    # The same user as before the redirect: the session kept it, and the bank is theirs.
+    assert tab.page.input_value("#sub") == sub
+    tab.wait_listed(lambda items: len(items) == 1, "the bank linked after the OAuth return")
     tab.assert_clean()
 
 
@@ -210,3 +344,122 @@ def test_a_page_on_an_origin_not_allowed_gets_a_cors_message(
         )
         unexpected = tab.watch.unexpected_console_errors(net_errors={"ERR_FAILED"})
         assert unexpected and all("CORS policy" in line for line in unexpected), unexpected
+
+
+def test_linking_the_same_bank_again_says_it_is_linked_and_adds_nothing(tab: Tab) -> None:
+    tab.open()
+    new_user(tab)
+    item_id = linked_item(tab)
+    loads = tab.list_loads()
+    link_a_bank(tab)  # the stand-in links the same institution and accounts again
+    tab.wait_state("duplicate")
+    text = tab.status()
+    assert "This bank is already linked" in text
+    assert (
+        "You linked First Platypus Bank before (Plaid Checking ending in 0000, Plaid Saving ending in 1111)"
+        in text
+    )
+    assert "nothing new was added" in text
+    assert f"Existing item_id\n{item_id}" in text
+    assert "DUPLICATE_ITEM" in text
+    assert tab.focused_id() == "status-title"
+    tab.wait_list_loaded(loads)
+    (listed,) = tab.listed_items()
+    assert listed["item_id"] == item_id, "nothing new"
+    assert tab.listed(item_id).get_attribute("aria-current") == "true", "the existing one marked"
+    screenshot(tab.page, "serve-duplicate")
+    tab.assert_clean(statuses={409})
+
+
+def test_an_expired_public_token_says_to_open_link_again(tab: Tab) -> None:
+    tab.open()
+    new_user(tab)
+    link_a_bank(tab, "Link an account with an expired public token (onSuccess)")
+    tab.wait_state("error")
+    text = tab.status()
+    assert "The public token cannot be exchanged" in text  # the problem's title
+    assert "INVALID_PUBLIC_TOKEN" in text
+    assert "Press “Try again” to open Link again" in text
+    assert tab.focused_id() == "status-title"
+    assert tab.listed_items() == []
+    screenshot(tab.page, "serve-invalid-public-token")
+    # Opening Link again gives a new public token, exchanged at once.
+    tab.page.get_by_role("button", name="Try again").click()
+    tab.link_dialog().wait_for()
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("success")
+    tab.wait_listed(lambda items: len(items) == 1, "the bank linked on the second try")
+    tab.assert_clean(statuses={400})
+
+
+def test_reconnect_opens_link_in_update_mode_and_refreshes_the_list(
+    tab: Tab, served: ServeProcess
+) -> None:
+    tab.open()
+    new_user(tab)
+    item_id = linked_item(tab)
+    # The bank wants a new login: at the stand-in (Sandbox's reset_login), and in the stored
+    # health, as the webhook would set it.
+    standin_post(served, f"/_standin/items/{item_id}/reset_login")
+    assert standin_item(served, item_id)["error"] == "ITEM_LOGIN_REQUIRED"
+    set_stored_health(served, item_id, "login_required")
+    loads = tab.list_loads()
+    tab.page.get_by_role("button", name="Refresh the list").click()
+    tab.wait_list_loaded(loads)
+    (listed,) = tab.listed_items()
+    assert listed["health"] == "login_required"
+    assert "Needs reconnecting" in listed["text"]
+    assert "log in again" in listed["text"]
+    screenshot(tab.page, "serve-login-required")
+
+    sent = requests_of(tab)
+    loads = tab.list_loads()
+    tab.listed(item_id).get_by_role("button", name="Reconnect First Platypus Bank").click()
+    tab.link_dialog().wait_for()
+    tokens = tab.wait_tokens(2)
+    assert tab.plaid_calls()[-1]["token"] == tokens[-1] != tokens[0]
+    tab.wait_until(
+        lambda: any(r.url.endswith("/link-token") for r in sent), "the update-mode POST /link-token"
+    )
+    (asked,) = [r for r in sent if r.url.endswith("/link-token")]
+    assert asked.post_data_json == {"platform": "web", "item_id": item_id}
+    # The service asked Plaid for an update-mode token: the Item's access token, no products.
+    plaid_sent = [
+        r["body"]
+        for r in standin_get(served, "/_standin/requests")
+        if r["path"] == "/link/token/create"
+    ][-1]
+    assert plaid_sent["access_token"] == "<redacted>"
+    assert "products" not in plaid_sent
+    screenshot(tab.page, "serve-reconnect-open")
+
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("repaired")
+    text = tab.status()
+    assert "First Platypus Bank reconnected" in text
+    assert "nothing new was linked" in text
+    # Until Plaid's webhook tells the service, its stored health is what it was: said so.
+    assert "still shows “Needs reconnecting”" in text
+    tab.wait_list_loaded(loads)
+    assert [entry["item_id"] for entry in tab.listed_items()] == [item_id]
+    assert not [r for r in sent if r.method == "POST" and r.url.endswith("/items")], (
+        "update mode: nothing to exchange"
+    )
+    assert standin_item(served, item_id)["error"] is None, "the stand-in's Item is repaired"
+    screenshot(tab.page, "serve-reconnected")
+    tab.assert_clean()
+
+
+def test_remove_disconnects_the_bank_and_it_leaves_the_list(tab: Tab, served: ServeProcess) -> None:
+    tab.open()
+    new_user(tab)
+    item_id = linked_item(tab)
+    tab.listed(item_id).get_by_role("button", name="Remove First Platypus Bank").click()
+    tab.wait_state("removed")
+    assert "First Platypus Bank removed" in tab.status()
+    assert tab.focused_id() == "status-title"
+    tab.wait_listed(lambda items: items == [], "the list without the removed bank")
+    assert "No bank linked yet" in tab.page.inner_text("#items-status")
+    assert standin_item(served, item_id)["removed"] is True, "removed at Plaid too"
+    screenshot(tab.page, "serve-removed")
+    tab.assert_clean()
