@@ -193,10 +193,13 @@ class _ControlHandler(_Handler):
         self._reply(204, b"")
 
     def _reply(self, status: int, text: bytes, content_type: str = "text/plain") -> None:
+        # A connection closed after this answer (its body left unread) says so: a keep-alive
+        # client would otherwise send its next request into the closing socket.
+        closing = "Connection: close\r\n" if self.close_connection else ""
         head = (
             f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(text)}\r\n"
-            "X-Stand-In: not-plaid\r\n\r\n"
+            f"X-Stand-In: not-plaid\r\n{closing}\r\n"
         ).encode()
         self.wfile.write(head + text)  # one write: no Nagle delay
 
