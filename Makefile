@@ -21,7 +21,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve deploy clean browser-test web-errors docs
+.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve soak-items deploy clean browser-test web-errors docs
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
@@ -41,6 +41,7 @@ help:
 	@echo "make bench-publish the same, written to docs/performance-results.md"
 	@echo "make soak          20,000 invocations of one warm handler with faults: SOAK_N=20000"
 	@echo "make soak-serve    4,000 concurrent requests through make serve: SOAK_SERVE_N=4000 WORKERS=4"
+	@echo "make soak-items    the Items lifecycle, one warm container per function, with faults: SOAK_ITEMS_N=1500"
 	@echo "make deploy        build and deploy: ENV=dev|prod (needs AWS credentials)"
 
 .tools/bin/uv:
@@ -111,6 +112,10 @@ soak: $(VENV)/.synced
 SOAK_SERVE_N ?= 4000
 soak-serve: $(VENV)/.synced
 	$(PY) -m infra.bench.soak_serve --requests $(SOAK_SERVE_N) --workers $(WORKERS)
+
+SOAK_ITEMS_N ?= 1500
+soak-items: $(VENV)/.synced
+	$(PY) -m infra.bench.soak_items --cycles $(SOAK_ITEMS_N)
 
 deploy:
 	infra/scripts/deploy.sh $(ENV)
