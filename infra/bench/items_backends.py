@@ -290,6 +290,8 @@ class ItemsBackendsProcess:
         try:
             if self._process.is_alive():
                 self.output = self._call("stop")
+        except (EOFError, OSError):  # the child is gone already (Ctrl-C reaches it too)
+            pass
         finally:
             self._end()
 
