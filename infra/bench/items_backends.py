@@ -14,9 +14,10 @@ containers the soak measures. The soak process holds only the containers.
 The child counts, so the soak can bound them: TCP connections the stand-in accepted,
 `GetSecretValue` requests that reached moto, the Plaid calls by path. It watches its own output
 (every line printed in the child) for the forbidden strings, as the soak does in its own
-process. Plaid "acting, then answering 500" (`fail_after_acting`) is played here: the stand-in
-exchanges the public token and answers 500, as Plaid may; the Items so made are kept apart
-(`kept_items`), since the service cannot know them.
+process. Plaid acting and then failing (`fail_after_acting`) is played here: the stand-in
+exchanges the public token, then answers 500 or drops the connection instead of answering, as
+Plaid (or the network) may; the Items so made are kept apart (`kept`): the service never gets
+their access token, so it cannot remove them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from infra.bench.soak import rss_mib_of
 from infra.doubles.aws_faults import AwsAction
@@ -87,28 +88,39 @@ class LineWatch:
         self.leaks += any(word in line for word in self.forbidden)
 
 
+# What the stand-in answers instead, once it has acted: a 500, or no answer at all.
+AFTER_ACTING: Final = {
+    "500": plaid_error(500, "API_ERROR", "INTERNAL_SERVER_ERROR", "an internal error occurred"),
+    "drop": Scripted(close=True),
+}
+
+
 class SoakStandIn(PlaidStandIn):
-    """The stand-in, plus Plaid's worst 5xx: the call acted on, then a 500."""
+    """The stand-in, plus Plaid's worst failures: the call acted on, then a 500 or a dropped
+    connection instead of its answer."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._act_lock = threading.Lock()
-        self._fail_after: list[str] = []  # paths whose next successful answer becomes a 500
-        self.kept: list[str] = []  # item ids exchanged behind a 500: nobody knows them
+        self._fail_after: list[tuple[str, str]] = []  # (path, AFTER_ACTING key), in order
+        self.kept: list[str] = []  # item ids exchanged behind a failure: nobody has their token
 
-    def fail_after_acting(self, path: str) -> None:
+    def fail_after_acting(self, path: str, how: str) -> None:
+        if how not in AFTER_ACTING:
+            raise ValueError(f"how must be one of {sorted(AFTER_ACTING)}")
         with self._act_lock:
-            self._fail_after.append(path)
+            self._fail_after.append((path, how))
 
     def sandbox_answer(self, path: str, headers: Any, raw: bytes) -> Scripted:
         answer = super().sandbox_answer(path, headers, raw)
         with self._act_lock:
-            if answer.status != 200 or path not in self._fail_after:
+            pending = next((entry for entry in self._fail_after if entry[0] == path), None)
+            if answer.status != 200 or pending is None:
                 return answer
-            self._fail_after.remove(path)
+            self._fail_after.remove(pending)
             if isinstance(answer.body, dict) and "item_id" in answer.body:
                 self.kept.append(str(answer.body["item_id"]))
-        return plaid_error(500, "API_ERROR", "INTERNAL_SERVER_ERROR", "an internal error occurred")
+        return AFTER_ACTING[pending[1]]
 
     def live_items(self) -> list[str]:
         """Items exchanged (an access token was issued) and not removed: what Plaid bills."""
@@ -141,8 +153,8 @@ class _Child:
     def plaid_script(self, answers: Sequence[Scripted]) -> None:
         self.standin.script(*answers)
 
-    def fail_after_acting(self, path: str) -> None:
-        self.standin.fail_after_acting(path)
+    def fail_after_acting(self, path: str, how: str) -> None:
+        self.standin.fail_after_acting(path, how)
 
     def aws_script(self, target: str, actions: Sequence[AwsAction]) -> None:
         assert self.backends.faults is not None
@@ -318,8 +330,8 @@ class ItemsBackendsProcess:
     def plaid_script(self, answers: Sequence[Scripted]) -> None:
         self._call("plaid_script", list(answers))
 
-    def fail_after_acting(self, path: str) -> None:
-        self._call("fail_after_acting", path)
+    def fail_after_acting(self, path: str, how: str) -> None:
+        self._call("fail_after_acting", path, how)
 
     def aws_script(self, target: str, actions: Sequence[AwsAction]) -> None:
         self._call("aws_script", target, list(actions))

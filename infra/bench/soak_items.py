@@ -33,9 +33,10 @@ accounts and health), one summary log line of the route's, the Plaid calls it ma
 path. Every `--fault-every`-th cycle gets one fault of FAULTS, in turn: DynamoDB and KMS
 throttled twice (503 STORAGE_UNAVAILABLE, then the app's retry) or once (absorbed by the
 client's second attempt) at each step that calls them, a dropped connection, and Plaid faults:
-a 500 on the exchange, not retried (Plaid may have acted), before or after Plaid acted, a
-connection reset, a 429 (retried: Plaid did not act), a 500 on /item/remove (retried). Each
-fault's row says what the service does, and exactly that is expected. Backoff sleeps are
+a 500 and a dropped connection on the exchange (not retried: Plaid may have acted), each
+before and after Plaid acted, a 429 (retried: Plaid did not act), a 500 on /item/remove
+(retried). Each fault's row says what the service does (answers, Plaid calls, the log line's
+`orphan`), and exactly that is expected. Backoff sleeps are
 skipped (each container's Plaid, DynamoDB and KMS clients are rebuilt with a sleep that returns
 at once): the fault suites measure time; this measures what a long life does to a container.
 
@@ -110,6 +111,7 @@ SUMMARIES: Final = {
     "POST /link-token": ("link_token_created", "link_token_failed"),
 }
 ANY: Final = object()  # a log field that must be there, whatever its value
+ABSENT: Final = object()  # a log field that must not be there
 INJECTIONS: Final = (
     "expectation",
     "unmet-fault",
@@ -159,7 +161,7 @@ class Fault:
     wants: Mapping[str, tuple[Want, ...]]
     aws: tuple[tuple[str, tuple[AwsAction, ...]], ...] = ()
     plaid: tuple[Scripted, ...] = ()
-    plaid_acts_then_500: bool = False
+    plaid_acts_then: str | None = None  # "500" or "drop": Plaid acts, then answers so
     kept: bool = False
     breaks_connection: bool = False
 
@@ -270,41 +272,61 @@ FAULTS: Final = (
         aws=((QUERY, (AwsDrop(), AwsDrop())),),
     ),
     Fault(
+        # A 5xx with Plaid's error body: taken as "nothing made", the claim released.
         "Plaid 500 on the exchange, nothing done: not retried",
         "exchange",
         {
             "exchange": (
-                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,)),
+                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,), {"orphan": ABSENT}),
                 Want(201, plaid=(EXCHANGE,)),  # the app's retry: the claim was released
             )
         },
         plaid=(_PLAID_500,),
     ),
     Fault(
-        # Plaid made the Item and answered 500: the service cannot know it; the app's retry is
-        # refused by Plaid (exchanged already) and the app links again. The Item stays at Plaid.
+        # Plaid made the Item and answered 500: the service takes the 500 as "nothing made"
+        # (no orphan logged, claim released); the app's retry is refused by Plaid (exchanged
+        # already), still with no orphan logged, and the app links again. The Item stays.
         "Plaid 500 on the exchange after acting: not retried, the Item stays at Plaid",
         "exchange",
         {
             "exchange": (
-                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,)),
-                Want(400, "INVALID_PUBLIC_TOKEN", (EXCHANGE,)),
+                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,), {"orphan": ABSENT}),
+                Want(400, "INVALID_PUBLIC_TOKEN", (EXCHANGE,), {"orphan": ABSENT}),
                 Want(201, plaid=(EXCHANGE,), fresh_token=True),
             )
         },
-        plaid_acts_then_500=True,
+        plaid_acts_then="500",
         kept=True,
     ),
     Fault(
-        "Plaid connection reset on the exchange: not retried",
+        # The request reached Plaid, no answer came back: "orphan": "unknown", the claim marked;
+        # the retry's exchange succeeds, so nothing had been made.
+        "Plaid connection dropped on the exchange, nothing done: not retried",
         "exchange",
         {
             "exchange": (
-                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,)),
+                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,), {"orphan": "unknown"}),
                 Want(201, plaid=(EXCHANGE,)),
             )
         },
         plaid=(Scripted(close=True),),
+        breaks_connection=True,
+    ),
+    Fault(
+        # The same after Plaid made the Item: the retry's INVALID_PUBLIC_TOKEN proves it, logged
+        # as "orphan": "left" (OrphanLeft alarms); the app links again. The Item stays.
+        "Plaid connection dropped on the exchange after acting: the retry logs the orphan left",
+        "exchange",
+        {
+            "exchange": (
+                Want(503, "UPSTREAM_UNAVAILABLE", (EXCHANGE,), {"orphan": "unknown"}),
+                Want(400, "INVALID_PUBLIC_TOKEN", (EXCHANGE,), {"orphan": "left"}),
+                Want(201, plaid=(EXCHANGE,), fresh_token=True),
+            )
+        },
+        plaid_acts_then="drop",
+        kept=True,
         breaks_connection=True,
     ),
     Fault(
@@ -517,7 +539,10 @@ class Soak:
         expected = done if isinstance(status, int) and status < 400 else failed
         problems = [] if message == expected else [f"summary {message}, expected {expected}"]
         for key, value in want.log.items():
-            if key not in self.sink.last or (value is not ANY and self.sink.last[key] != value):
+            if value is ABSENT:
+                if key in self.sink.last:
+                    problems.append(f"summary line's {key}: {self.sink.last[key]!r}, expected none")
+            elif key not in self.sink.last or (value is not ANY and self.sink.last[key] != value):
                 problems.append(
                     f"summary line's {key}: {self.sink.last.get(key)!r}, expected {value!r}"
                 )
@@ -601,8 +626,8 @@ class Soak:
             self.backends.aws_script("TrentService.GenerateDataKey", (THROTTLED,))
         if fault.plaid:
             self.backends.plaid_script(fault.plaid)
-        if fault.plaid_acts_then_500:
-            self.backends.fail_after_acting(EXCHANGE)
+        if fault.plaid_acts_then:
+            self.backends.fail_after_acting(EXCHANGE, fault.plaid_acts_then)
 
     def _created_as_sent(
         self, label: str, body: dict[str, Any], institution: dict[str, str], masks: tuple[str, str]
