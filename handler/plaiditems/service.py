@@ -195,7 +195,8 @@ class ItemsService:
             self.store.complete_exchange(digest, item_id)
         except Problem:
             log["exchange_record"] = (
-                "not completed: a retry with this token gets INVALID_PUBLIC_TOKEN"
+                "not completed: a retry with this token gets 409 EXCHANGE_IN_PROGRESS for up to "
+                f"{EXCHANGE_LOCK_SECONDS} s, then 409 DUPLICATE_ITEM naming this Item"
             )
         return 201, self._created(record, answer.request_id)
 
@@ -338,12 +339,13 @@ class ItemsService:
 
 
 def _may_have_acted(exc: PlaidCallError) -> bool:
-    """Plaid received the request and may have acted on it, but its answer is lost: a read
-    timeout, a connection dropped after sending, an answer that could not be read."""
+    """Plaid received the request and may have acted on it, but no answer says what it did: a
+    read timeout, a connection dropped after sending, an answer that could not be read, or a
+    5xx (a server that failed part way may have made the Item before it failed)."""
     error = exc.error
     if error.rule is NO_TIME or error.never_connected:
         return False
-    return error.http_status in {0, 200}
+    return error.http_status in {0, 200} or error.http_status >= 500
 
 
 def _any(_doc: Mapping[str, Any]) -> bool:

@@ -191,3 +191,24 @@ def test_an_exchange_whose_answer_is_lost_before_plaid_acted_succeeds_on_retry(
     assert [i["item_id"] for i in body_of(items.list("user-retry-lost"))["items"]] == [
         body_of(answer)["item_id"]
     ]
+
+
+def test_a_plaid_5xx_on_the_exchange_is_an_unknown_outcome_not_nothing_made(
+    world: tuple[World, AwsFaults], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A server that failed part way may have made the Item: not retried, logged as unknown."""
+    items, _ = world
+    token = items.public_token("ins_42")
+    items.plaid.script(
+        Scripted(
+            500,
+            {"error_type": "API_ERROR", "error_code": "INTERNAL_SERVER_ERROR", "request_id": "r5"},
+        )
+    )
+    answer = items.exchange("user-5xx", token)
+    assert (answer["statusCode"], body_of(answer)["code"]) == (503, "UPSTREAM_UNAVAILABLE")
+    (line,) = logged(capfd.readouterr().out, "item_exchange_failed")
+    assert (line["orphan"], line["attempts"]) == ("unknown", 1)
+    assert (
+        items.exchange("user-5xx", token)["statusCode"] == 201
+    )  # nothing was made: the retry exchanges
