@@ -16,6 +16,7 @@ import botocore.session
 import pytest
 
 from infra.doctor.__main__ import main
+from infra.gateway.cfn_template import load_template, table_definition
 from tests.conftest import CLIENT_ID, FORBIDDEN, HMAC_KEY, SECRET, SECRET_ID
 
 # Every variable doctor or the clients it builds could read from the machine's environment.
@@ -130,18 +131,7 @@ def create_items_table(
 ) -> None:
     """The Items table as the stack makes it (keys pk/sk, on demand), PITR and TTL as asked."""
     dynamodb = client("dynamodb")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(TableName=name, **table_definition(load_template()))
     if pitr:
         dynamodb.update_continuous_backups(
             TableName=name,

@@ -30,7 +30,7 @@ from infra.doubles.aws_faults import AwsFaults
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.moto_server import WsgiApp, moto_server
 from infra.doubles.plaid_standin import PlaidStandIn
-from infra.gateway.cfn_template import function_timeout_seconds, load_template
+from infra.gateway.cfn_template import function_timeout_seconds, load_template, table_definition
 from linktoken.container import build_container
 from linktoken.endpoint import handle
 from plaiditems.container import ItemsContainer, build_items_container
@@ -134,16 +134,7 @@ def items_backends(
             ),
         )
         moto_client(endpoint, "dynamodb").create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
+            TableName=table, **table_definition(load_template())
         )
         key_id = moto_client(endpoint, "kms").create_key()["KeyMetadata"]["Arn"]
         yield ItemsBackends(endpoint, standin, faults, table, secret_id, key_id)

@@ -165,3 +165,10 @@ def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
     if repeated:
         raise ValueError(f"routes served by more than one event: {repeated}")
     return routes
+
+
+def table_definition(template: dict[str, Any], logical_id: str = "ItemsTable") -> dict[str, Any]:
+    """A DynamoDB table's keys and billing as the stack creates it (`CreateTable`'s
+    KeySchema, AttributeDefinitions and BillingMode), for the local tables that play it."""
+    props = template["Resources"][logical_id]["Properties"]
+    return {key: props[key] for key in ("KeySchema", "AttributeDefinitions", "BillingMode")}

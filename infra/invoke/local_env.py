@@ -40,7 +40,7 @@ from typing import Any
 
 from infra.doubles.moto_server import moto_server
 from infra.doubles.standin_control import ScriptablePlaidStandIn
-from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION
+from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION, load_template, table_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 # Only what makes the function runnable on a laptop; the rest is infra/env.json.
@@ -259,18 +259,7 @@ def _create_secret(
 
 def _create_table(client: Any, table: str) -> None:
     """The Items table as the stack makes it (keys pk/sk), empty."""
-    spec = {
-        "TableName": table,
-        "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
+    spec = {"TableName": table, **table_definition(load_template())}
     try:
         client.create_table(**spec)
     except client.exceptions.ResourceInUseException:  # a second run in one process (tests)

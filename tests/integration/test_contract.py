@@ -40,7 +40,7 @@ from referencing.jsonschema import DRAFT202012
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.moto_server import moto_server
 from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
-from infra.gateway.cfn_template import function_timeout_seconds, load_template
+from infra.gateway.cfn_template import function_timeout_seconds, load_template, table_definition
 from linktoken.aws_clients import DYNAMODB, KMS, json_client
 from linktoken.config import load_config
 from linktoken.identity import owner_key
@@ -602,18 +602,7 @@ class ItemsHarness:
         secrets = self.aws("secretsmanager")
         secrets.create_secret(Name=secret_id, SecretString=secret_json(user_id_hmac_key=HMAC_KEY))
         secrets.create_secret(Name=self.secret_without_hmac_key, SecretString=secret_json())
-        self.aws("dynamodb").create_table(
-            TableName=self.table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.aws("dynamodb").create_table(TableName=self.table, **table_definition(load_template()))
         self.key_id: str = self.aws("kms").create_key()["KeyMetadata"]["Arn"]
         self.env = {
             "AWS_DEFAULT_REGION": "us-east-1",

@@ -94,3 +94,19 @@ def test_timeouts_are_read_per_function_the_link_token_one_by_default() -> None:
 def test_a_timeout_of_something_that_is_not_a_function_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         function_timeout_seconds(template(), name)
+
+
+def test_the_local_tables_are_created_as_the_stack_creates_the_items_table() -> None:
+    from infra.gateway.cfn_template import load_template, table_definition
+
+    assert table_definition(load_template()) == {
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
