@@ -59,10 +59,10 @@ def _item_opener(config: Config, aws_span: Span) -> ItemOpener | None:
     table, key_id = config.items_table, config.items_key_id
 
     def open_item(owner: str, item_id: str) -> tuple[str, bool]:
-        from plaiditems.access import lazy_item_access  # noqa: PLC0415 - update mode only
-
         if not opener:
-            opener.append(lazy_item_access(table, key_id, aws_span))
+            from plaiditems.access import item_access  # noqa: PLC0415 - update mode only
+
+            opener.append(item_access(table, key_id, aws_span))
         return opener[0](owner, item_id)
 
     opener: list[ItemOpener] = []

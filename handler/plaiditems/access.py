@@ -2,8 +2,6 @@
 Items code (and its DynamoDB and KMS clients) only when a request names an `item_id`, so the
 cold start of a new Item's link token does not change."""
 
-from collections.abc import Callable
-
 from linktoken.aws_clients import DYNAMODB, KMS, json_client
 from linktoken.problems import Problem
 from linktoken.xray import Span, no_span
@@ -27,20 +25,10 @@ class ItemAccess:
         return token, record.health == "new_accounts_available"
 
 
-def lazy_item_access(
-    table: str, key_id: str, span: Span = no_span
-) -> Callable[[str, str], tuple[str, bool]]:
-    """An opener that builds its clients at its first call (then keeps them)."""
-    built: list[ItemAccess] = []
-
-    def open_item(owner: str, item_id: str) -> tuple[str, bool]:
-        if not built:
-            built.append(
-                ItemAccess(
-                    ItemStore(json_client(DYNAMODB), table, span=span),
-                    TokenVault(json_client(KMS), key_id, span=span),
-                )
-            )
-        return built[0](owner, item_id)
-
-    return open_item
+def item_access(table: str, key_id: str, span: Span = no_span) -> ItemAccess:
+    """The opener with its own table and key clients (the link-token container builds it at
+    the first update-mode request)."""
+    return ItemAccess(
+        ItemStore(json_client(DYNAMODB), table, span=span),
+        TokenVault(json_client(KMS), key_id, span=span),
+    )
