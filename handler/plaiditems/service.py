@@ -261,11 +261,13 @@ class ItemsService:
         log: dict[str, Any],
         idempotent: bool,
     ) -> PlaidAnswer:
-        accept = _is_exchange if path == EXCHANGE_PATH else _any
         try:
-            answer = self.plaid.call(
-                path, body, credentials, remaining, accept=accept, idempotent=idempotent
-            )
+            if path == EXCHANGE_PATH:
+                answer = self.plaid.call(
+                    path, body, credentials, remaining, accept=_is_exchange, idempotent=idempotent
+                )
+            else:  # any JSON object is the answer (/item/remove's is a request id)
+                answer = self.plaid.call(path, body, credentials, remaining, idempotent=idempotent)
         except PlaidCallError as exc:
             _spent(log, exc.attempts, exc.latency_ms)
             if not idempotent and _may_have_acted(exc):
@@ -346,10 +348,6 @@ def _may_have_acted(exc: PlaidCallError) -> bool:
     if error.rule is NO_TIME or error.never_connected:
         return False
     return error.http_status in {0, 200} or error.http_status >= 500
-
-
-def _any(_doc: Mapping[str, Any]) -> bool:
-    return True
 
 
 def _spent(log: dict[str, Any], attempts: int, latency_ms: float) -> None:
