@@ -205,3 +205,27 @@ def test_an_exchange_with_too_little_time_left_to_store_or_remove_its_item_is_no
     after = [r for r in world.plaid.requests if r.get("path") == "/item/public_token/exchange"]
     assert after == exchanges  # Plaid never saw it
     assert world.exchange("user-late", token)["statusCode"] == 201  # the claim was released
+
+
+def test_update_mode_offers_account_selection_when_the_item_has_new_accounts(
+    world: World,
+) -> None:
+    item_id = body_of(world.exchange("user-accounts", world.public_token("ins_31")))["item_id"]
+    dynamodb = world.client("dynamodb")
+    (stored,) = [
+        i
+        for i in dynamodb.scan(TableName=world.table)["Items"]
+        if i["sk"]["S"] == f"item#{item_id}"
+    ]
+    sent = []
+    for health in ("healthy", "new_accounts_available"):
+        dynamodb.update_item(
+            TableName=world.table,
+            Key={"pk": stored["pk"], "sk": stored["sk"]},
+            UpdateExpression="SET health = :h",
+            ExpressionAttributeValues={":h": {"S": health}},
+        )
+        assert world.update_token("user-accounts", item_id)["statusCode"] == 200
+        (request,) = [r for r in world.plaid.requests if r.get("path") == "/link/token/create"][-1:]
+        sent.append(json.loads(request["body"]).get("update"))
+    assert sent == [None, {"account_selection_enabled": True}]
