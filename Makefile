@@ -21,13 +21,14 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 ENV ?= dev
 
-.PHONY: help test test-unit lint check invoke serve doctor requirements sam-checks static-checks bench bench-publish soak soak-serve soak-items deploy clean browser-test web-errors docs
+.PHONY: help test test-unit lint check invoke serve simulate doctor requirements sam-checks static-checks bench bench-publish soak soak-serve soak-items deploy clean browser-test web-errors docs
 
 help:
 	@echo "make test          create .venv (Python 3.13, from uv.lock) and run every test"
 	@echo "make test-unit     the unit tests alone (tests/unit/), in seconds"
 	@echo "make invoke        run the handler locally: EVENT=$(EVENT)"
 	@echo "make serve         serve the API on http://$(HOST):$(PORT) (PORT, HOST, WORKERS, ALLOWED_ORIGINS)"
+	@echo "make simulate      one Item's life (link, reset login, webhook, repair, remove) through make serve"
 	@echo "make doctor        name what is wrong: ARGS=\"--live | --function NAME | --stack NAME | --json\""
 	@echo "make browser-test  the web example in headless Chromium (screenshots in .artifacts/web/)"
 	@echo "make docs          regenerate the error tables of docs/ and examples/web/errors.json"
@@ -83,6 +84,11 @@ invoke: $(VENV)/.synced
 serve: $(VENV)/.synced
 	@HOST='$(HOST)' PORT='$(PORT)' WORKERS='$(WORKERS)' ALLOWED_ORIGINS='$(ALLOWED_ORIGINS)' \
 		exec $(PY) -m infra.gateway
+
+# One Item's lifecycle through make serve (started and stopped here), its health after each
+# step; ARGS="--url URL --jwt TOKEN --standin URL" for a make serve already running.
+simulate: $(VENV)/.synced
+	@$(PY) -m infra.simulate $(ARGS)
 
 # Configuration and secret checks; --live calls Plaid once; --function/--stack read AWS
 # (docs/troubleshooting.md).

@@ -1,6 +1,6 @@
 """AWS Lambda entry point of ItemsFunction (`Handler: items_app.lambda_handler`, the routes
-GET /items and DELETE /items/{item_id}): wiring only, as `app.py` is for the link-token
-function.
+GET /items, POST /items/{item_id}/refresh and DELETE /items/{item_id}): wiring only, as
+`app.py` is for the link-token function.
 
 Init (once per container): validate configuration and build the Items service. Per request:
 Powertools' logging context and metrics flush, the X-Ray subsegment when sampled, then

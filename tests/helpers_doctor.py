@@ -1,5 +1,5 @@
 """Shared pieces of the doctor tests: a moto server (Secrets Manager, Lambda, CloudWatch Logs,
-CloudFormation, DynamoDB, KMS) on a loopback port, and running `make doctor`'s entry point
+CloudFormation, DynamoDB, KMS, SQS) on a loopback port, and running `make doctor`'s entry point
 in-process."""
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ _CLEARED = (
     "PLAID_ANDROID_PACKAGE_NAME", "PLAID_WEBHOOK_URL", "PLAID_BASE_URL",
     "PLAID_SECRET_TTL_SECONDS", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-    "AWS_PROFILE", "ITEMS_TABLE", "ITEMS_KEY_ID",
+    "AWS_PROFILE", "ITEMS_TABLE", "ITEMS_KEY_ID", "WEBHOOK_QUEUE_URL", "PLAID_WEBHOOK_PATH",
+    "AWS_ENDPOINT_URL_SQS",
 )  # fmt: skip
 # The Items table and key a complete configuration names (the stack sets both).
 ITEMS_TABLE = "plaid-link-items-test"
 ITEMS_KEY_ID = "arn:aws:kms:us-east-1:123456789012:key/0b4c7e1a-2f3d-4e5f-8a9b-1c2d3e4f5a6b"
+WEBHOOK_PATH = "/webhooks/plaid"
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,8 @@ def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("PLAID_CLIENT_NAME", "Test App")
     monkeypatch.setenv("ITEMS_TABLE", ITEMS_TABLE)
     monkeypatch.setenv("ITEMS_KEY_ID", ITEMS_KEY_ID)
+    # Link tokens carry the stack's receiver, as the stack configures them.
+    monkeypatch.setenv("PLAID_WEBHOOK_PATH", WEBHOOK_PATH)
     yield moto_url
 
 

@@ -1,6 +1,7 @@
-"""The Items flow's test world: moto's server (Secrets Manager, DynamoDB, KMS), the Plaid
+"""The Items flow's test world: moto's server (Secrets Manager, DynamoDB, KMS, SQS), the Plaid
 stand-in, and the real handlers built on them (exchange_app's, items_app's and app's
-containers), with one call per route. Built in infra/doubles/items_world.py, which
+containers, and the webhook receiver's and processor's), with one call per route and a drain
+of the webhook queue into the processor. Built in infra/doubles/items_world.py, which
 `make soak-items` uses too: one copy of the set-up."""
 
 from infra.doubles.items_world import (
@@ -16,6 +17,7 @@ from infra.doubles.items_world import (
     exchange_context,
     items_backends,
     items_world,
+    webhook_event,
 )
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "exchange_context",
     "items_backends",
     "items_world",
+    "webhook_event",
 ]

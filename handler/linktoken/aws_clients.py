@@ -1,4 +1,4 @@
-"""A JSON-protocol client for one AWS service (DynamoDB, KMS, ...), the way `secret_store`
+"""A JSON-protocol client for one AWS service (DynamoDB, KMS, SQS), the way `secret_store`
 gets its Secrets Manager client: signed here and sent with `requests` when Lambda provides the
 credentials (`aws_json`), botocore's client otherwise (a profile, SSO), imported only then.
 
@@ -53,6 +53,8 @@ class ServiceSpec:
 
 
 DYNAMODB = ServiceSpec("dynamodb", "DynamoDB_20120810", "1.0", "DYNAMODB", "dynamodb", "dynamodb")
+# SQS over its JSON protocol (X-Amz-Target AmazonSQS.<Operation>).
+SQS = ServiceSpec("sqs", "AmazonSQS", "1.0", "SQS", "sqs", "sqs")
 KMS = ServiceSpec(
     "kms",
     "TrentService",

@@ -45,6 +45,8 @@ class Config:
     secret_ttl_seconds: int = DEFAULT_SECRET_TTL_SECONDS
     items_table: str | None = None
     items_key_id: str | None = None
+    webhook_queue_url: str | None = None
+    webhook_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +260,26 @@ def _items_key_id(raw: str | None, _values: Mapping[str, object]) -> str | None:
     return raw
 
 
+_WEBHOOK_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+){1,8}$")
+
+
+def _webhook_queue_url(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    host = (parts.hostname or "").lower()
+    https = parts.scheme == "https" and bool(host)
+    if "@" in raw or not (https or (parts.scheme == "http" and is_loopback_host(host))):
+        raise ConfigError("WEBHOOK_QUEUE_URL must be the queue's https URL (the stack sets it)")
+    return raw
+
+
+def _webhook_path(raw: str | None, _values: Mapping[str, object]) -> str | None:
+    if raw is not None and not _WEBHOOK_PATH.match(raw):
+        raise ConfigError("PLAID_WEBHOOK_PATH must be an absolute URL path like /webhooks/plaid")
+    return raw
+
+
 def _ttl(raw: str | None, _values: Mapping[str, object]) -> int:
     if raw is None:
         return DEFAULT_SECRET_TTL_SECONDS
@@ -351,5 +373,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "ITEMS_KEY_ID",
         _items_key_id,
         "set ITEMS_KEY_ID to the access-token key's ARN (the stack sets it from ItemsKey)",
+    ),
+    Setting(
+        "webhook_queue_url",
+        "WEBHOOK_QUEUE_URL",
+        _webhook_queue_url,
+        "set WEBHOOK_QUEUE_URL to the webhook queue's URL (the stack sets it from WebhookQueue)",
+    ),
+    Setting(
+        "webhook_path",
+        "PLAID_WEBHOOK_PATH",
+        _webhook_path,
+        "set PLAID_WEBHOOK_PATH to the receiver's route, /webhooks/plaid (the stack sets it)",
     ),
 )

@@ -4,6 +4,7 @@ Every outcome is mapped here, in one place: a `Problem` becomes its RFC 9457 res
 other exception becomes INTERNAL_ERROR with the stack trace in the log and none in the body.
 """
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from linktoken import observability as obs
@@ -11,6 +12,7 @@ from linktoken.container import Container
 from linktoken.http_event import parse_event, request_id_of, respond
 from linktoken.link_options import parse_link_options
 from linktoken.plaid_client import LinkToken
+from linktoken.plaid_request import stack_webhook_url
 from linktoken.problems import Problem
 from linktoken.service import Outcome
 
@@ -35,6 +37,7 @@ def handle(event: Any, invocation: Invocation, container: Container) -> dict[str
         request = parse_event(event)
         sub = request.sub
         options = parse_link_options(request.body, service.config)
+        options = replace(options, stack_webhook=stack_webhook_url(request.domain, service.config))
         log.update(platform=options.platform, products=list(options.products))
         outcome = service.create(
             request.sub, options, lambda: invocation.get_remaining_time_in_millis() / 1000

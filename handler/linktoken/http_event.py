@@ -8,6 +8,7 @@ import base64
 import binascii
 import codecs
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,6 +20,8 @@ MAX_BODY_BYTES: Final = 16 * 1024
 _MAX_ENCODED = (MAX_BODY_BYTES + 2) // 3 * 4  # base64 length of the largest accepted body
 _JSON_TYPES: Final = frozenset({"application/json"})
 _NO_BODY: Final = frozenset({"GET", "DELETE"})
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+_HOST_NAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL}){{1,10}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class HttpRequest:
 
     sub: str
     body: dict[str, Any] | None  # decoded JSON object, None for an empty body
+    # The API's domain the request came to (requestContext.domainName), when it is a host name.
+    domain: str | None = None
 
 
 def request_id_of(event: Any) -> str | None:
@@ -55,11 +60,12 @@ def parse_event(event: Any, method: str = "POST") -> HttpRequest:
         raise Problem("INVALID_REQUEST", f"This route takes {method} only.")
 
     sub = _sub(context)
+    domain = _domain(context)
     if method in _NO_BODY:
-        return HttpRequest(sub, None)
+        return HttpRequest(sub, None, domain)
     raw = _body_bytes(event)
     if not raw.strip():
-        return HttpRequest(sub, None)
+        return HttpRequest(sub, None, domain)
     charset = _charset(_header(event, "content-type"))
     try:
         body = json.loads(raw.decode(charset), object_pairs_hook=_unique_keys)
@@ -71,7 +77,7 @@ def parse_event(event: Any, method: str = "POST") -> HttpRequest:
         raise Problem("INVALID_REQUEST", "The body's JSON is nested too deeply.") from None
     if not isinstance(body, dict):  # `null` included: only "no body" means "all defaults"
         raise Problem("INVALID_REQUEST", "The body must be a JSON object.")
-    return HttpRequest(sub, body)
+    return HttpRequest(sub, body, domain)
 
 
 def path_parameter(event: Mapping[str, Any], name: str) -> str | None:
@@ -79,6 +85,17 @@ def path_parameter(event: Mapping[str, Any], name: str) -> str | None:
     params = event.get("pathParameters")
     value = params.get(name) if isinstance(params, Mapping) else None
     return value if isinstance(value, str) else None
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
+    """The body's bytes as the client sent them (base64 decoded); 413 past MAX_BODY_BYTES,
+    checked before the body is decoded in full."""
+    return _body_bytes(event)
+
+
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """A request header by lowercase name."""
+    return _header(event, name)
 
 
 def method_of(event: Any) -> str | None:
@@ -121,6 +138,15 @@ def _sub(context: Mapping[str, Any]) -> str:
     except UnicodeEncodeError:
         raise Problem("UNAUTHENTICATED", "The JWT 'sub' claim is not valid text.") from None
     return sub
+
+
+def _domain(context: Mapping[str, Any]) -> str | None:
+    domain = context.get("domainName")
+    if not isinstance(domain, str) or len(domain) > 253 or not _HOST_NAME.fullmatch(domain):
+        return None
+    if domain.replace(".", "").isdigit():  # an address (a local run), not the API's name
+        return None
+    return domain.lower()
 
 
 def _body_bytes(event: Mapping[str, Any]) -> bytes:

@@ -22,6 +22,8 @@ class LinkOptions:
     language: str
     # Update mode: the caller's Item to repair or extend (no products: Plaid keeps the Item's).
     item_id: str | None = None
+    # The stack's own receiver on the domain the request came to (PLAID_WEBHOOK_URL wins).
+    stack_webhook: str | None = None
 
 
 def parse_link_options(body: Mapping[str, Any] | None, config: Config) -> LinkOptions:

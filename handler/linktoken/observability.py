@@ -101,6 +101,11 @@ def count_release_regression() -> None:
     _count_by("ReleaseRegression", FunctionName=FUNCTION_NAME, FunctionVersion=FUNCTION_VERSION)
 
 
+def count_by(name: str, dimension: str, value: str) -> None:
+    """`name` with one dimension of a bounded set of values (a rejection's reason, ...)."""
+    _count_by(name, dimension, value)
+
+
 def _count_by(name: str, dimension: str | None = None, value: str = "", **more: str) -> None:
     """A count of 1 in a document of its own, so its dimensions split no other metric."""
     dimensions = {dimension: value, **more} if dimension else more

@@ -57,9 +57,19 @@ def build_update_link_token_request(
     return _with_platform(body, config, options)
 
 
+def stack_webhook_url(domain: str | None, config: Config) -> str | None:
+    """The stack's receiver on the API domain the app called (`https://<domain><path>`): None
+    without a domain or without PLAID_WEBHOOK_PATH. A custom domain whose API mapping has a
+    base path needs PLAID_WEBHOOK_URL instead."""
+    if not domain or not config.webhook_path:
+        return None
+    return f"https://{domain}{config.webhook_path}"
+
+
 def _with_platform(body: dict[str, Any], config: Config, options: LinkOptions) -> dict[str, Any]:
-    if config.webhook_url:
-        body["webhook"] = config.webhook_url
+    webhook = config.webhook_url or options.stack_webhook
+    if webhook:
+        body["webhook"] = webhook
     if options.platform == "android":
         body["android_package_name"] = config.android_package_name
     elif config.redirect_uri:

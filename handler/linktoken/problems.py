@@ -43,6 +43,16 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
     "UNAUTHENTICATED": ProblemType(
         401, "No usable identity", False, "The request carries no usable identity."
     ),
+    "WEBHOOK_UNVERIFIED": ProblemType(
+        401,
+        "The webhook is not signed by Plaid",
+        False,
+        "The Plaid-Verification signature of this webhook was not accepted.",
+        fix="a webhook failed verification: the log line's reason says which check (unknown_key "
+        "or expired_key for a key Plaid does not give, body_hash for a body changed on the way, "
+        "stale for an old delivery or a skewed clock); a steady stream that is Plaid's own "
+        "means a proxy in front of the API rewrites requests",
+    ),
     "PAYLOAD_TOO_LARGE": ProblemType(
         413, "The request body is too large", False, "The request body is too large."
     ),
@@ -112,8 +122,9 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {
         "Item storage is unavailable",
         True,
         "The service could not reach its Item storage right now; retry shortly.",
-        fix="DynamoDB or KMS throttled or was unreachable from the function: the cause names the "
-        "service and error code; check the network path (VPC endpoints) and service quotas",
+        fix="DynamoDB, KMS or SQS throttled or was unreachable from the function: the cause "
+        "names the service and error code; check the network path (VPC endpoints) and service "
+        "quotas",
     ),
     "MISCONFIGURED": ProblemType(
         500,

@@ -1,4 +1,4 @@
-"""One DynamoDB or KMS call: traced like the secret read, and its failure as our problem.
+"""One DynamoDB, KMS or SQS call: traced like the secret read, and its failure as our problem.
 
 Throttling, AWS's own 5xx and an unreachable endpoint are STORAGE_UNAVAILABLE (retryable: the
 client already made its two attempts); what only an operator can fix (a table or key that does
@@ -26,8 +26,14 @@ _MISCONFIGURED: Final[dict[str, str]] = {
     "InvalidKeyUsageException": "is not a symmetric ENCRYPT_DECRYPT key (check {variable})",
     "UnrecognizedClientException": "refused the function's AWS credentials",
     "ValidationException": "refused the request as invalid (check {variable})",
+    "QueueDoesNotExist": "does not exist in this region (check {variable})",
+    "AWS.SimpleQueueService.NonExistentQueue": "does not exist in this region (check {variable})",
 }
-_NAMES: Final = {"dynamodb": ("the Items table", "ITEMS_TABLE"), "kms": ("the key", "ITEMS_KEY_ID")}
+_NAMES: Final = {
+    "dynamodb": ("the Items table", "ITEMS_TABLE"),
+    "kms": ("the key", "ITEMS_KEY_ID"),
+    "sqs": ("the webhook queue", "WEBHOOK_QUEUE_URL"),
+}
 _NO_SETUP: Final = frozenset({"NoCredentialsError", "NoRegionError", "PartialCredentialsError"})
 
 
@@ -52,7 +58,7 @@ def aws_call(
 
 
 def storage_problem(service: str, operation: str, exc: Exception) -> Problem:
-    """Our problem for a DynamoDB or KMS failure the caller does not handle itself."""
+    """Our problem for a DynamoDB, KMS or SQS failure the caller does not handle itself."""
     what, variable = _NAMES.get(service, (service, service))
     code = exc.code if isinstance(exc, AwsServiceError) else type(exc).__name__
     if isinstance(exc, AwsServiceError) and code in _MISCONFIGURED:

@@ -1,4 +1,5 @@
-"""`POST /items`, `GET /items`, `DELETE /items/{item_id}`: one request in, one response and one
+"""`POST /items`, `GET /items`, `POST /items/{item_id}/refresh`, `DELETE /items/{item_id}`:
+one request in, one response and one
 summary log line out, as `linktoken.endpoint` does for `POST /link-token`.
 
 Every outcome is mapped here: a `Problem` becomes its RFC 9457 response, any other exception
@@ -34,6 +35,11 @@ EXCHANGE: Final = Route(
 )
 LIST: Final = Route("items_listed", "items_list_failed", "ItemsListed", "ItemsListFailed")
 REMOVE: Final = Route("item_removed", "item_remove_failed", "ItemRemoved", "ItemRemoveFailed")
+# The function serves three routes; the refresh is told from a wrongly routed POST by its key.
+REFRESH_ROUTE: Final = "POST /items/{item_id}/refresh"
+REFRESH: Final = Route(
+    "item_refreshed", "item_refresh_failed", "ItemRefreshed", "ItemRefreshFailed"
+)
 _ORPHAN_METRICS: Final = {
     "removed": "OrphanRemoved",
     "left": "OrphanLeft",
@@ -54,7 +60,16 @@ def handle_exchange(
 
 
 def handle_items(event: Any, invocation: Invocation, container: ItemsContainer) -> dict[str, Any]:
-    """`GET /items` and `DELETE /items/{item_id}`, told apart by method; never raises."""
+    """`GET /items`, `POST /items/{item_id}/refresh` and `DELETE /items/{item_id}`, told apart
+    by method; never raises."""
+    if method_of(event) == "POST" and _route_of(event) == REFRESH_ROUTE:
+
+        def refresh(service: ItemsService) -> ItemsOutcome:
+            sub = parse_event(event, "POST").sub
+            item_id = path_parameter(event, "item_id") or ""
+            return service.refresh(sub, item_id, _remaining(invocation))
+
+        return _handle(REFRESH, event, invocation, container, refresh)
     if method_of(event) == "DELETE":
 
         def remove(service: ItemsService) -> ItemsOutcome:
@@ -68,6 +83,11 @@ def handle_items(event: Any, invocation: Invocation, container: ItemsContainer) 
         return service.list_items(parse_event(event, "GET").sub)
 
     return _handle(LIST, event, invocation, container, list_items)
+
+
+def _route_of(event: Any) -> str | None:
+    route = event.get("routeKey") if isinstance(event, dict) else None
+    return route if isinstance(route, str) else None
 
 
 def _remaining(invocation: Invocation) -> Callable[[], float]:

@@ -1,9 +1,11 @@
 """What the service keeps of an Item, and what an app is shown of it.
 
 `health` is the app-facing state of the Item's connection: `healthy`, `login_required`,
-`pending_disconnect`, `pending_expiration` (with `consent_expiration_time`),
-`new_accounts_available` or `revoked`. Webhooks and `/item/get` move it; the exchange starts it
-at `healthy`.
+`pending_disconnect` (with `disconnect_time`), `pending_expiration` (with
+`consent_expiration_time`), `new_accounts_available` or `revoked`. The exchange starts it at
+`healthy`; Plaid's webhooks (plaidhooks) and `/item/get` after update mode move it.
+`health_signed_at` (Unix seconds) is when the information behind it was true: a webhook's
+signing time, or the moment of an `/item/get`. Older information never overwrites newer.
 """
 
 from dataclasses import dataclass, field
@@ -62,6 +64,8 @@ class ItemRecord:
     health: str = "healthy"
     health_at: str | None = None
     consent_expiration_time: str | None = None
+    disconnect_time: str | None = None
+    health_signed_at: int | None = None
     link_session_id: str | None = None
     sealed_token: str | None = field(default=None, repr=False)
     removed_at: str | None = None
@@ -85,6 +89,8 @@ class ItemRecord:
         }
         if self.consent_expiration_time:
             doc["consent_expiration_time"] = self.consent_expiration_time
+        if self.disconnect_time:
+            doc["disconnect_time"] = self.disconnect_time
         return doc
 
     def fields(self) -> dict[str, Any]:
@@ -98,6 +104,8 @@ class ItemRecord:
             "health": self.health,
             "health_at": self.health_at,
             "consent_expiration_time": self.consent_expiration_time,
+            "disconnect_time": self.disconnect_time,
+            "health_signed_at": self.health_signed_at,
             "link_session_id": self.link_session_id,
             "sealed_token": self.sealed_token,
             "removed_at": self.removed_at,
@@ -124,7 +132,17 @@ class ItemRecord:
             health=str(doc.get("health") or "healthy"),
             health_at=doc.get("health_at"),
             consent_expiration_time=doc.get("consent_expiration_time"),
+            disconnect_time=doc.get("disconnect_time"),
+            health_signed_at=_whole(doc.get("health_signed_at")),
             link_session_id=doc.get("link_session_id"),
             sealed_token=doc.get("sealed_token"),
             removed_at=doc.get("removed_at"),
         )
+
+
+def _whole(value: Any) -> int | None:
+    """A stored number (DynamoDB gives Decimal or int) as int; anything else None."""
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None

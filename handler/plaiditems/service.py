@@ -1,4 +1,5 @@
-"""The Items flow for one user: exchange, list, remove. Knows nothing about Lambda or HTTP.
+"""The Items flow for one user: exchange, list, refresh, remove. Knows nothing about Lambda or
+HTTP.
 
 Every method returns an `ItemsOutcome`: the status and body for the app, or the problem, and
 what the endpoint logs (the Item, Plaid's request id and what the calls cost).
@@ -25,6 +26,7 @@ from linktoken.plaid_errors import NO_TIME
 from linktoken.problems import Problem
 from linktoken.secret_store import PlaidCredentials, SecretStore
 from linktoken.service import NO_HMAC_KEY_CAUSE, to_problem
+from plaiditems.item_status import health_from_item, is_item_answer
 from plaiditems.link_metadata import ExchangeRequest
 from plaiditems.records import ItemRecord
 from plaiditems.store import UNKNOWN, Claim, ItemStore
@@ -33,6 +35,7 @@ from plaiditems.vault import TokenVault
 EXCHANGE_PATH: Final = "/item/public_token/exchange"
 ITEM_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # Plaid's item_id: letters and digits
 REMOVE_PATH: Final = "/item/remove"
+ITEM_GET_PATH: Final = "/item/get"
 # Longer than any function's timeout: a claim outlives the request that made it only when that
 # request died, and then a retry may take it over.
 EXCHANGE_LOCK_SECONDS: Final = 60
@@ -99,6 +102,10 @@ class ItemsService:
 
     def remove(self, sub: str, item_id: str, remaining: Callable[[], float]) -> ItemsOutcome:
         return self._run(sub, lambda log, key: self._remove(sub, item_id, remaining, log, key))
+
+    def refresh(self, sub: str, item_id: str, remaining: Callable[[], float]) -> ItemsOutcome:
+        """The Item's health as Plaid's `/item/get` has it now (after update mode), stored."""
+        return self._run(sub, lambda log, key: self._refresh(sub, item_id, remaining, log, key))
 
     def reset(self) -> None:
         """Forget credentials and connections (SnapStart after-restore hook)."""
@@ -226,6 +233,43 @@ class ItemsService:
         now = self._clock()
         self.store.tombstone(owner, item_id, _now_text(now), int(now))
         return 204, None
+
+    def _refresh(
+        self,
+        sub: str,
+        item_id: str,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+        key: bytes,
+    ) -> tuple[int, dict[str, Any] | None]:
+        owner = owner_key(sub, key)
+        record = self.store.get_item(owner, item_id) if ITEM_ID.fullmatch(item_id) else None
+        if record is None or record.removed or not record.sealed_token:
+            raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
+        log["item_id"] = item_id
+        access_token = self.vault.open(record.sealed_token, item_id, owner)
+        # Taken before the call: what Plaid answers is true at least from this moment on.
+        observed = int(self._clock())
+        answer = self._plaid(ITEM_GET_PATH, {"access_token": access_token}, remaining, log)
+        if not is_item_answer(answer.doc):
+            raise Problem("UPSTREAM_REJECTED", cause="/item/get answered without an item")
+        health = health_from_item(answer.doc)
+        log.update(previous_health=record.health, health=health)
+        if health is not None and self.store.set_health(
+            owner, item_id, health, observed, {}, _now_text(observed)
+        ):
+            record = replace(
+                record,
+                health=health,
+                health_at=_now_text(observed),
+                health_signed_at=observed,
+                consent_expiration_time=None,
+                disconnect_time=None,
+            )
+        else:
+            record = self.store.get_item(owner, item_id) or record
+        log["stored_health"] = record.health
+        return 200, {"item": record.view()}
 
     # ----------------------------------------------------------------- helpers ---------------
     def _plaid(

@@ -1,7 +1,8 @@
 """The Items table: each owner's Items, and one record per public token being exchanged.
 
-Keys (one table, no index): an Item is `pk = owner#<owner>`, `sk = item#<item_id>`; an
-exchange is `pk = exchange#<keyed digest of the public token>`, `sk = exchange`. A removed Item
+Keys: an Item is `pk = owner#<owner>`, `sk = item#<item_id>`; an exchange is
+`pk = exchange#<keyed digest of the public token>`, `sk = exchange`. The index `ByItemId`
+(keys only) finds an Item's owner from its `item_id`, which is all a webhook names. A removed Item
 stays as a tombstone (no sealed token, `removed_at`, expiring through the table's TTL after 30
 days), so that repeating a DELETE is a 204 while an unknown `item_id` stays a 404.
 
@@ -28,8 +29,11 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 UNKNOWN: Final = "UNKNOWN"  # an exchange whose answer never came back
 _ITEM_FIELDS: Final = (
     "item_id, institution_id, institution_name, accounts, created_at, health, health_at, "
-    "consent_expiration_time, link_session_id, removed_at"
+    "consent_expiration_time, disconnect_time, health_signed_at, link_session_id, removed_at"
 )
+BY_ITEM_ID: Final = "ByItemId"  # the table's index on item_id (template.yaml)
+# The health's time fields: the one that goes with the new health is set, the others removed.
+HEALTH_TIMES: Final = ("consent_expiration_time", "disconnect_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,75 @@ class ItemStore:
                 },
             },
         )
+
+    def find_owner(self, item_id: str) -> str | None:
+        """The owner key of the Item `item_id` (removed or not), from the index; None if no
+        Item has that id (yet: the index is eventually consistent)."""
+        answer = self._call(
+            "Query",
+            {
+                "TableName": self._table,
+                "IndexName": BY_ITEM_ID,
+                "KeyConditionExpression": "item_id = :item",
+                "ExpressionAttributeValues": {":item": to_attribute(item_id)},
+            },
+        )
+        for key in answer.get("Items", []):
+            found = from_item(key)
+            pk, sk = str(found.get("pk", "")), str(found.get("sk", ""))
+            if sk == f"item#{item_id}" and pk.startswith("owner#"):
+                return pk.removeprefix("owner#")
+        return None
+
+    def set_health(
+        self,
+        owner: str,
+        item_id: str,
+        health: str,
+        signed_at: int,
+        times: dict[str, str],
+        health_at: str,
+    ) -> bool:
+        """Store the Item's health as of `signed_at`; False (nothing written) when the Item is
+        removed, revoked, or already holds newer information."""
+        names = {"#health": "health"}
+        values: dict[str, Any] = {
+            ":health": to_attribute(health),
+            ":at": to_attribute(health_at),
+            ":signed": to_attribute(signed_at),
+            ":revoked": to_attribute("revoked"),
+        }
+        sets = ["#health = :health", "health_at = :at", "health_signed_at = :signed"]
+        removes = []
+        for name in HEALTH_TIMES:
+            if name in times:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = to_attribute(times[name])
+            else:
+                removes.append(name)
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._call(
+                "UpdateItem",
+                {
+                    "TableName": self._table,
+                    "Key": _item_key(owner, item_id),
+                    "UpdateExpression": update,
+                    # Equal times: a redelivery of the same webhook, which writes the same.
+                    "ConditionExpression": "attribute_exists(pk) AND "
+                    "attribute_not_exists(removed_at) AND "
+                    "(attribute_not_exists(health_signed_at) OR health_signed_at <= :signed) "
+                    "AND (attribute_not_exists(#health) OR #health <> :revoked)",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                },
+                handled=True,
+            )
+        except AwsServiceError as exc:
+            if exc.code != _CONDITION_FAILED:
+                raise storage_problem("dynamodb", "UpdateItem", exc) from None
+            return False
+        return True
 
     # ------------------------------------------------------------ exchanges --------------
     def claim_exchange(

@@ -27,6 +27,7 @@ from infra.doctor.deployed import (
     orphan_findings,
     orphans,
     parse_since,
+    queues_of_stack,
     read_function,
     summarise,
 )
@@ -34,11 +35,29 @@ from infra.doctor.findings import Finding, Report
 from infra.doctor.live import GROUP as PLAID
 from infra.doctor.live import check_link_tokens
 from infra.doctor.network import check_network
-from infra.doctor.roles import ITEM_EXCHANGE, LINK_TOKEN, ROLES, Role, role_of
+from infra.doctor.queue_checks import GROUP as QUEUES
+from infra.doctor.queue_checks import QueueState, check_dead_letters, check_queue
+from infra.doctor.roles import (
+    ITEM_EXCHANGE,
+    LINK_TOKEN,
+    ROLES,
+    WEBHOOK_APPLIED,
+    WEBHOOK_PROCESSOR,
+    WEBHOOK_RECEIVER,
+    WEBHOOK_REJECTED,
+    Role,
+    role_of,
+)
 from infra.doctor.secret_checks import GROUP as SECRET
 from infra.doctor.secret_checks import check_secret, keys_environment_unknown
 from infra.doctor.storage_checks import GROUP as STORAGE
 from infra.doctor.storage_checks import check_key, check_table
+from infra.doctor.webhook_logs import (
+    outcome_findings,
+    outcome_rows,
+    rejection_findings,
+    rejection_rows,
+)
 from linktoken.config import SETTINGS, check_environment, raw_value
 from linktoken.secret_store import PlaidCredentials
 
@@ -77,6 +96,9 @@ def diagnose(
     function's; `shared`: what earlier functions of the report (`label` is this one) checked."""
     config, findings = check_configuration(environ, role)
     report.add(*findings)
+    if role is not None and not role.uses_plaid:
+        report.add(Finding(SECRET, "readable", "skip", f"not read: {role.title} does not use it"))
+        return
     secret_id = (environ.get("PLAID_SECRET_ID") or "").strip()
     credentials: PlaidCredentials | None = None
     earlier = _earlier(shared, ("secret", secret_id))
@@ -142,6 +164,8 @@ def _deployed(report: Report, args: argparse.Namespace, since_ms: int) -> int:
     for function in functions:
         with report.about(function.label):
             _check_function(report, function, args, since_ms, shared)
+    if args.stack:
+        _stack_queues(report, args.stack, functions, shared)
     return _finish(report, args, title)
 
 
@@ -158,6 +182,8 @@ def _check_function(
     label = function.label or function.name
     diagnose(report, function.environment, args.live, role=role, shared=shared, label=label)
     _items_storage(report, function.environment, role, shared, label)
+    if role is WEBHOOK_RECEIVER:
+        _receiver_queue(report, function.environment, shared, label)
     _recent_failures(report, function, role, since_ms, args.since)
 
 
@@ -187,20 +213,96 @@ def _items_storage(
     """The table and key the function names (valid names only: a wrong one is named above)."""
     values, _errors = check_environment(environ)
     table, key_id = values.get("items_table"), values.get("items_key_id")
-    if isinstance(table, str):
+    if isinstance(table, str) and role.uses_table:
         earlier = _earlier(shared, ("table", table))
         if earlier is not None:
             report.add(_same(STORAGE, "table", "table", table, earlier[0]))
         else:
             _remember(shared, ("table", table), label, None)
             report.add(*check_table(table))
-    if isinstance(key_id, str):
+    if isinstance(key_id, str) and role.kms_operation:
         earlier = _earlier(shared, ("key", key_id))
         if earlier is not None:
             report.add(_same(STORAGE, "key", "key", key_id, earlier[0]))
         else:
             _remember(shared, ("key", key_id), label, None)
             report.add(*check_key(key_id, role.kms_operation))
+
+
+def _receiver_queue(report: Report, environ: Mapping[str, str], shared: Shared, label: str) -> None:
+    """The queue the receiver sends to (a valid URL only: a wrong one is named above)."""
+    values, _errors = check_environment(environ)
+    url = values.get("webhook_queue_url")
+    if not isinstance(url, str):
+        return
+    state = check_queue(url)
+    _remember(shared, ("queue", url), label, state)
+    report.add(*state.findings)
+
+
+def _stack_queues(
+    report: Report, stack: str, functions: list[DeployedFunction], shared: Shared
+) -> None:
+    """The stack's webhook queue and dead-letter queue (its outputs), for a stack that has
+    webhooks: the queue the processor consumes, and the webhooks that failed five times."""
+    webhooks = [f for f in functions if role_of(f.handler) in (WEBHOOK_RECEIVER, WEBHOOK_PROCESSOR)]
+    try:
+        urls = queues_of_stack(stack, _client("cloudformation"))
+    except Unreadable as exc:
+        if webhooks:
+            report.add(Finding(QUEUES, "queues", "skip", f"could not read them: {exc}"))
+        return
+    if not urls and not webhooks:
+        return  # a stack from before webhooks
+    queue_url, dead_url = urls.get("WebhookQueueUrl"), urls.get("WebhookDeadLetterQueueUrl")
+    queue: QueueState | None = None
+    if queue_url:
+        queue = _stack_queue(report, queue_url, functions, shared)
+    if dead_url:
+        dead = check_dead_letters(dead_url, queue.arn if queue else None, stack)
+        report.extra["dead_letters"] = dead.messages
+        report.add(*dead.findings)
+    for output, url in (("WebhookQueueUrl", queue_url), ("WebhookDeadLetterQueueUrl", dead_url)):
+        if not url:
+            report.add(
+                Finding(
+                    QUEUES,
+                    output,
+                    "skip",
+                    f"the stack has no output {output}: that queue is not checked",
+                    "deploy the stack's template again (template.yaml has the output)",
+                )
+            )
+
+
+def _stack_queue(
+    report: Report, url: str, functions: list[DeployedFunction], shared: Shared
+) -> QueueState:
+    """The stack's queue, once: the receiver's, when it sends to it; a problem when it
+    sends elsewhere (the processor consumes the stack's queue)."""
+    receivers = [f for f in functions if role_of(f.handler) is WEBHOOK_RECEIVER]
+    for function in receivers:
+        sent_to = (function.environment.get("WEBHOOK_QUEUE_URL") or "").strip()
+        if sent_to and sent_to != url:
+            report.add(
+                Finding(
+                    QUEUES,
+                    "receiver's queue",
+                    "problem",
+                    f"{function.label or function.name} sends webhooks to {sent_to}, not to the "
+                    f"stack's WebhookQueue {url}, which the processor consumes: they are never "
+                    "applied",
+                    "deploy the stack again (it sets WEBHOOK_QUEUE_URL from WebhookQueue)",
+                )
+            )
+    earlier = _earlier(shared, ("queue", url))
+    if earlier is not None:
+        report.add(_same(QUEUES, "queue", "queue", url, earlier[0]))
+        state: QueueState = earlier[1]
+        return state
+    state = check_queue(url)
+    report.add(*state.findings)
+    return state
 
 
 def _earlier(shared: Shared | None, key: tuple[Hashable, ...]) -> tuple[str, Any] | None:
@@ -249,14 +351,20 @@ def _recent_failures(
     report: Report, function: DeployedFunction, role: Role, since_ms: int, since: str
 ) -> None:
     """The function's failure lines (each role writes its own), by code and cause; for the
-    exchange, what became of the Items it could not store."""
+    exchange, what became of the Items it could not store; for the webhook functions, the
+    receiver's rejections by reason and the processor's outcomes."""
     log_group = function.log_group
     start = int(time.time() * 1000) - since_ms
     lines: list[dict[str, Any]] = []
+    # The receiver's rejections and the processor's outcomes: not failures, but counted.
+    counted = {WEBHOOK_RECEIVER: WEBHOOK_REJECTED, WEBHOOK_PROCESSOR: WEBHOOK_APPLIED}.get(role)
+    tallied: list[dict[str, Any]] = []
     try:
         logs = _client("logs")
         for message in role.failures:
             lines.extend(failure_events(log_group, start, logs, message))
+        if counted:
+            tallied.extend(failure_events(log_group, start, logs, counted))
     except Unreadable as exc:
         report.add(
             Finding(
@@ -278,6 +386,18 @@ def _recent_failures(
     rows = summarise(lines)
     report.extra.setdefault("failures", []).extend({**row, "function": named} for row in rows)
     report.add(*failure_findings(rows, log_group, window, role.failures))
+    if role is WEBHOOK_RECEIVER:
+        rejected = rejection_rows(tallied)
+        report.extra.setdefault("rejections", []).extend(
+            {**row, "function": named} for row in rejected
+        )
+        report.add(*rejection_findings(rejected, window))
+    elif role is WEBHOOK_PROCESSOR:
+        outcomes = outcome_rows(tallied)
+        report.extra.setdefault("outcomes", []).extend(
+            {**row, "function": named} for row in outcomes
+        )
+        report.add(*outcome_findings(outcomes, window))
 
 
 def _finish(report: Report, args: argparse.Namespace, title: str) -> int:
@@ -305,8 +425,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="make doctor",
         description="Name the cause of 'Unable to fetch link_token' and of the Items routes' "
-        "failures: configuration, secret, Plaid (--live) and a deployed function's Items table "
-        "and key and recent failures (--function/--stack).",
+        "and webhooks' failures: configuration, secret, Plaid (--live) and a deployed "
+        "function's Items table and key, webhook queues and recent failures "
+        "(--function/--stack).",
     )
     parser.add_argument("--live", action="store_true", help="one real call to Plaid")
     target = parser.add_mutually_exclusive_group()

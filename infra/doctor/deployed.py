@@ -4,7 +4,8 @@ Uses the caller's standard AWS configuration (profile, region, `AWS_ENDPOINT_URL
 stand-in). What cannot be read (no permission, no log group) becomes a `skip` finding saying
 so, never a crash. A stack's functions are found by their logical ids. Failures are counted
 from the function's own failure lines (`link_token_failed`, `item_exchange_failed`,
-`items_list_failed`, `item_remove_failed`: `roles`), by code and cause, and each group's fix
+`items_list_failed`, `item_remove_failed`, `item_refresh_failed`, `webhook_receive_failed`,
+`webhook_failed`: `roles`), by code and cause, and each group's fix
 comes from the service's error table: the rule whose cause the line names (`plaid_errors`),
 else the setting the cause names (`config`), else the problem code's fix (`problems`). The
 exchange's lines also say what became of an Item Plaid made but the function could not store
@@ -33,6 +34,19 @@ _FIRST_LINE = LINK_TOKEN.failures[0]
 GROUP_FUNCTION = "function"
 GROUP_LOGS = "recent failures"
 MAX_EVENTS = 10_000  # enough to rank causes; a larger window is summarised from its start
+# The stack's outputs naming the webhook queues, and the queues' logical ids (template.yaml).
+QUEUE_OUTPUTS = {
+    "WebhookQueueUrl": "WebhookQueue",
+    "WebhookDeadLetterQueueUrl": "WebhookDeadLetterQueue",
+}
+
+
+# Codes a log line can carry that are no answer's (not in the error contract), and their fixes.
+_LINE_FIXES = {
+    "POISON_MESSAGE": "a queue message that is no webhook the receiver queued (the cause says "
+    "what it lacks): something else sends to the webhook queue; after five tries it waits in "
+    "the dead-letter queue: look at it there and delete it rather than redrive it",
+}
 
 
 class Unreadable(Exception):
@@ -67,18 +81,7 @@ def functions_of_stack(stack: str, cfn_client: Any) -> list[tuple[str, str]]:
     """(logical id, function name) of each AWS::Lambda::Function of the stack, in the stack's
     order; without any, the stack's outputs that name functions (`FunctionName`,
     `ItemExchangeFunctionName`...), by output key."""
-    try:
-        described = cfn_client.describe_stacks(StackName=stack)["Stacks"][0]
-        resources: list[dict[str, Any]] = []
-        kwargs = {"StackName": stack}
-        while True:
-            page = cfn_client.list_stack_resources(**kwargs)
-            resources.extend(page.get("StackResourceSummaries") or [])
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    except (ClientError, BotoCoreError) as exc:
-        raise Unreadable(f"stack {stack}: {_reason(exc)}") from None
+    described, resources = _stack(stack, cfn_client)
     functions = [
         (str(r["LogicalResourceId"]), str(r["PhysicalResourceId"]))
         for r in resources
@@ -93,6 +96,46 @@ def functions_of_stack(stack: str, cfn_client: Any) -> list[tuple[str, str]]:
     if not functions:
         raise Unreadable(f"stack {stack} has no Lambda function; use --function")
     return functions
+
+
+def queues_of_stack(stack: str, cfn_client: Any) -> dict[str, str]:
+    """The webhook queues' URLs by output key (`WebhookQueueUrl`, `WebhookDeadLetterQueueUrl`),
+    from the stack's outputs, else from its queue resources of the template's logical ids; empty
+    for a stack without webhooks."""
+    described, resources = _stack(stack, cfn_client)
+    outputs = {
+        str(o.get("OutputKey")): str(o["OutputValue"])
+        for o in described.get("Outputs") or []
+        if o.get("OutputValue")
+    }
+    by_id = {
+        str(r.get("LogicalResourceId")): str(r["PhysicalResourceId"])
+        for r in resources
+        if r.get("ResourceType") == "AWS::SQS::Queue" and r.get("PhysicalResourceId")
+    }
+    found = {}
+    for output, logical_id in QUEUE_OUTPUTS.items():
+        url = outputs.get(output) or by_id.get(logical_id)
+        if url:
+            found[output] = url
+    return found
+
+
+def _stack(stack: str, cfn_client: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """DescribeStacks and every page of ListStackResources."""
+    try:
+        described: dict[str, Any] = cfn_client.describe_stacks(StackName=stack)["Stacks"][0]
+        resources: list[dict[str, Any]] = []
+        kwargs = {"StackName": stack}
+        while True:
+            page = cfn_client.list_stack_resources(**kwargs)
+            resources.extend(page.get("StackResourceSummaries") or [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    except (ClientError, BotoCoreError) as exc:
+        raise Unreadable(f"stack {stack}: {_reason(exc)}") from None
+    return described, resources
 
 
 def failure_events(
@@ -145,6 +188,7 @@ def summarise(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 last_seen=_iso(line["_timestamp"]),
                 request_id=line.get("correlation_id"),
                 plaid_request_id=line.get("plaid_request_id"),
+                message_id=line.get("message_id"),  # the processor's lines: an SQS message
                 cause=key[3],
                 fix=fix_for(line),
                 _timestamp=line["_timestamp"],
@@ -170,8 +214,9 @@ def fix_for(line: dict[str, Any]) -> str:
     setting = setting_of_cause(str(line.get("cause") or ""))
     if setting is not None:
         return setting.fix
-    kind = PROBLEM_TYPES.get(str(line.get("error_code", "")))
-    return kind.fix if kind else APP_SIDE_FIX
+    code = str(line.get("error_code", ""))
+    kind = PROBLEM_TYPES.get(code)
+    return kind.fix if kind else _LINE_FIXES.get(code, APP_SIDE_FIX)
 
 
 def setting_of_cause(cause: str) -> Setting | None:
@@ -216,15 +261,18 @@ def failure_findings(
         kind = PROBLEM_TYPES.get(row["error_code"])
         # Only what a release or the operator caused is a problem; the rest heals or is the app's.
         verdict: Status = "problem" if kind and kind.release_regression else "warn"
-        ids = f"request_id {row['request_id']}"
-        if row["plaid_request_id"]:
-            ids += f", plaid_request_id {row['plaid_request_id']}"
+        ids = ", ".join(
+            f"{name} {row[name]}"
+            for name in ("request_id", "message_id", "plaid_request_id")
+            if row.get(name)
+        )
+        last = f"last {row['last_seen']}" + (f" ({ids})" if ids else "")
         findings.append(
             Finding(
                 GROUP_LOGS,
                 code,
                 verdict,
-                f"{row['count']} in {since}, last {row['last_seen']} ({ids}): {row['cause']}",
+                f"{row['count']} in {since}, {last}: {row['cause']}",
                 row["fix"],
             )
         )

@@ -4,42 +4,32 @@ caller's AWS configuration through the service's own client (`linktoken.aws_clie
 the words its log line uses (`storage_problem`).
 
 - the table (DescribeTable, DescribeContinuousBackups, DescribeTimeToLive): it exists and is
-  usable, point-in-time recovery is on, TTL is on `expires_at` (tombstones and exchange records
-  carry it);
+  usable, has the index `ByItemId` the webhook processor finds Items by, point-in-time recovery
+  is on, TTL is on `expires_at` (tombstones and exchange records carry it);
 - the key (DescribeKey, GetKeyRotationStatus): enabled, a symmetric ENCRYPT_DECRYPT key,
   rotation on.
 
-What the caller may not read (no permission, an unreachable endpoint) is a `skip` saying so:
-the function's role is another principal. Nothing read here is secret: names, states, ARNs.
+What the caller may not read (no permission, an unreachable endpoint) is a `skip` saying so
+(`aws_reads`). Nothing read here is secret: names, states, ARNs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from infra.doctor import aws_reads
+from infra.doctor.aws_reads import ClientFactory, Missing, Skip, default_client
 from infra.doctor.findings import Finding
-from linktoken.aws_clients import DYNAMODB, KMS, JsonCall, ServiceSpec, json_client
+from linktoken.aws_clients import DYNAMODB, KMS, JsonCall
 from linktoken.aws_json import AwsServiceError
 from linktoken.config import SETTINGS, Setting
-from linktoken.problems import Problem
-from linktoken.xray import no_span
-from plaiditems.aws_calls import aws_call, storage_problem
-from plaiditems.store import EXCHANGE_RECORD_HOURS, TOMBSTONE_DAYS, TTL_ATTRIBUTE
+from plaiditems.aws_calls import storage_problem
+from plaiditems.store import BY_ITEM_ID, EXCHANGE_RECORD_HOURS, TOMBSTONE_DAYS, TTL_ATTRIBUTE
 
 GROUP = "items storage"
-# Answers about the caller's own credentials or permissions, not the function's: not checked.
-_CALLERS: Final = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
-        "IncompleteSignature",
-    }
-)
 _USABLE_TABLE: Final = frozenset({"ACTIVE", "UPDATING"})
+_INVALID: Final = "ValidationException"  # DynamoDB's answer to a Query of an index it lacks
 # A key's state and what the function's Encrypt/Decrypt answer then (its log line's code).
 _KEY_STATE_CODES: Final = {
     "Disabled": "DisabledException",
@@ -51,8 +41,6 @@ _KEY_STATE_CODES: Final = {
     "Updating": "KMSInvalidStateException",
 }
 
-ClientFactory = Callable[[ServiceSpec], JsonCall]
-
 
 def _setting(field: str) -> Setting:
     return next(s for s in SETTINGS if s.field == field)
@@ -62,37 +50,16 @@ TABLE_SETTING: Final = _setting("items_table")
 KEY_SETTING: Final = _setting("items_key_id")
 
 
-def default_client(spec: ServiceSpec) -> JsonCall:
-    """The service's client for `spec`, on the caller's environment (profile, region,
-    AWS_ENDPOINT_URL)."""
-    return json_client(spec)
-
-
-def _client(factory: ClientFactory, spec: ServiceSpec, check: str, operation: str) -> JsonCall:
-    try:
-        return factory(spec)
-    except Exception as exc:  # botocore's client without a region, a malformed endpoint...
-        raise _Skip(_not_read(check, f"{type(exc).__name__}: {exc}", operation)) from None
-
-
-class _Skip(Exception):
-    """The caller could not read it; the finding says why."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.detail)
-        self.finding = finding
-
-
 def check_table(table: str, client_factory: ClientFactory = default_client) -> list[Finding]:
-    """The table exists and is usable, PITR is on, TTL is on `expires_at`."""
+    """The table exists and is usable, has its index, PITR is on, TTL is on `expires_at`."""
     try:
-        client = _client(client_factory, DYNAMODB, "table", "DescribeTable")
-    except _Skip as skip:
+        call = aws_reads.client(client_factory, DYNAMODB, GROUP, "table", "DescribeTable")
+    except Skip as skip:
         return [skip.finding]
     try:
-        return _table_findings(client, table)
+        return _table_findings(call, table)
     finally:
-        client.close()
+        call.close()
 
 
 def check_key(
@@ -101,41 +68,44 @@ def check_key(
     """The key is enabled, symmetric ENCRYPT_DECRYPT, with rotation on. `kms_operation` is
     what the function asks of it (Encrypt, Decrypt), for the words its log line would use."""
     try:
-        client = _client(client_factory, KMS, "key", "DescribeKey")
-    except _Skip as skip:
+        call = aws_reads.client(client_factory, KMS, GROUP, "key", "DescribeKey")
+    except Skip as skip:
         return [skip.finding]
     try:
-        return _key_findings(client, key_id, kms_operation)
+        return _key_findings(call, key_id, kms_operation)
     finally:
-        client.close()
+        call.close()
 
 
 def _table_findings(client: JsonCall, table: str) -> list[Finding]:
     try:
-        described = _read(client, "dynamodb", "DescribeTable", {"TableName": table}, "table")
-    except _Skip as skip:
+        described = aws_reads.read(
+            client, "dynamodb", "DescribeTable", {"TableName": table}, GROUP, "table"
+        )
+    except Skip as skip:
         return [skip.finding]
-    except _Missing as missing:
+    except Missing as missing:
         return [Finding(GROUP, "table", "problem", missing.cause, TABLE_SETTING.fix)]
     findings = [_table_status(table, described.get("Table") or {})]
     if findings[0].status == "problem":
         return findings
+    findings.append(_index(table, described.get("Table") or {}))
     for check in (_pitr, _ttl):
         try:
             findings.append(check(client, table))
-        except _Skip as skip:
+        except Skip as skip:
             findings.append(skip.finding)
-        except _Missing as missing:  # deleted between two calls
+        except Missing as missing:  # deleted between two calls
             findings.append(Finding(GROUP, "table", "problem", missing.cause, TABLE_SETTING.fix))
     return findings
 
 
 def _key_findings(client: JsonCall, key_id: str, kms_operation: str) -> list[Finding]:
     try:
-        described = _read(client, "kms", "DescribeKey", {"KeyId": key_id}, "key")
-    except _Skip as skip:
+        described = aws_reads.read(client, "kms", "DescribeKey", {"KeyId": key_id}, GROUP, "key")
+    except Skip as skip:
         return [skip.finding]
-    except _Missing as missing:
+    except Missing as missing:
         return [Finding(GROUP, "key", "problem", missing.cause, KEY_SETTING.fix)]
     meta: dict[str, Any] = described.get("KeyMetadata") or {}
     arn = str(meta.get("Arn") or key_id)
@@ -184,9 +154,46 @@ def _table_status(table: str, described: dict[str, Any]) -> Finding:
     )
 
 
+def _index(table: str, described: dict[str, Any]) -> Finding:
+    """The webhook processor finds an Item by its item_id through `ByItemId` (keys only)."""
+    indexes = {str(i.get("IndexName")): i for i in described.get("GlobalSecondaryIndexes") or []}
+    index = indexes.get(BY_ITEM_ID)
+    hash_keys = [
+        k.get("AttributeName")
+        for k in (index or {}).get("KeySchema") or []
+        if k.get("KeyType") == "HASH"
+    ]
+    status = str((index or {}).get("IndexStatus") or "?")
+    fix = "deploy the stack again (its ItemsTable has the index), or point ITEMS_TABLE at it"
+    if index is None or hash_keys != ["item_id"]:
+        seen = "has no index ByItemId" if index is None else f"ByItemId is keyed on {hash_keys}"
+        said = _function_cause("Query", _INVALID, "dynamodb")
+        return Finding(
+            GROUP,
+            "table index",
+            "problem",
+            f"{table} {seen} (hash key item_id): the webhook processor cannot find the Item a "
+            f"webhook names, and every webhook fails ({said})",
+            fix,
+        )
+    if status == "CREATING":
+        return Finding(
+            GROUP,
+            "table index",
+            "warn",
+            f"{table}: ByItemId is still CREATING (backfilling): webhooks fail until it is ACTIVE",
+            "wait for the index to become ACTIVE",
+        )
+    if status not in _USABLE_TABLE:
+        return Finding(
+            GROUP, "table index", "problem", f"{table}: ByItemId is {status}: webhooks fail", fix
+        )
+    return Finding(GROUP, "table index", "ok", f"ByItemId on item_id for {table} ({status})")
+
+
 def _pitr(client: JsonCall, table: str) -> Finding:
-    answer = _read(
-        client, "dynamodb", "DescribeContinuousBackups", {"TableName": table}, "table PITR"
+    answer = aws_reads.read(
+        client, "dynamodb", "DescribeContinuousBackups", {"TableName": table}, GROUP, "table PITR"
     )
     backups = answer.get("ContinuousBackupsDescription") or {}
     status = (backups.get("PointInTimeRecoveryDescription") or {}).get("PointInTimeRecoveryStatus")
@@ -206,7 +213,9 @@ def _pitr(client: JsonCall, table: str) -> Finding:
 
 
 def _ttl(client: JsonCall, table: str) -> Finding:
-    answer = _read(client, "dynamodb", "DescribeTimeToLive", {"TableName": table}, "table TTL")
+    answer = aws_reads.read(
+        client, "dynamodb", "DescribeTimeToLive", {"TableName": table}, GROUP, "table TTL"
+    )
     described = answer.get("TimeToLiveDescription") or {}
     status = described.get("TimeToLiveStatus") or "DISABLED"
     attribute = described.get("AttributeName")
@@ -229,10 +238,12 @@ def _ttl(client: JsonCall, table: str) -> Finding:
 # ------------------------------------------------------------------------------ the key ----
 def _rotation(client: JsonCall, arn: str) -> Finding:
     try:
-        rotation = _read(client, "kms", "GetKeyRotationStatus", {"KeyId": arn}, "key rotation")
-    except _Skip as skip:
+        rotation = aws_reads.read(
+            client, "kms", "GetKeyRotationStatus", {"KeyId": arn}, GROUP, "key rotation"
+        )
+    except Skip as skip:
         return skip.finding
-    except _Missing as missing:
+    except Missing as missing:
         return Finding(GROUP, "key rotation", "problem", missing.cause, KEY_SETTING.fix)
     if rotation.get("KeyRotationEnabled") is True:
         return Finding(GROUP, "key rotation", "ok", f"on for {arn}")
@@ -266,50 +277,11 @@ def _unusable_key(
     return Finding(GROUP, "key", "problem", detail, fix)
 
 
-# ---------------------------------------------------------------------------- reading ------
-class _Missing(Exception):
-    """AWS says it is not there (or not usable as named); `cause` in the function's words."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(cause)
-        self.cause = cause
-
-
-def _read(
-    client: JsonCall, service: str, operation: str, params: dict[str, Any], check: str
-) -> dict[str, Any]:
-    """One read through the service's call; raises `_Skip` for what the caller may not read,
-    `_Missing` (with the cause the function's log line would give) for the rest."""
-    try:
-        return aws_call(client, no_span, service, operation, params)
-    except AwsServiceError as exc:
-        if exc.code in _CALLERS:
-            raise _Skip(_not_read(check, f"{service} {operation}: {exc.code}", operation)) from None
-        problem = storage_problem(service, operation, exc)
-        cause = problem.cause or f"{service} {operation}: {exc.code}"
-        if problem.code != "MISCONFIGURED":  # throttled, AWS's own 5xx: try again later
-            raise _Skip(_not_read(check, cause, operation)) from None
-        raise _Missing(cause) from None
-    except Problem as problem:  # unreachable, no credentials or region: the caller's setup
-        raise _Skip(_not_read(check, problem.cause or problem.code, operation)) from None
-
-
-def _not_read(check: str, why: str, operation: str) -> Finding:
-    service = "dynamodb" if check.startswith("table") else "kms"
-    return Finding(
-        GROUP,
-        check,
-        "skip",
-        f"could not read it: {why} (read with your AWS profile and region, not the "
-        "function's role)",
-        f"grant {service}:{operation} to the caller, or check the region and network",
-    )
-
-
-def _function_cause(operation: str, code: str) -> str:
-    """The cause the function's log line gives when KMS answers `code` to `operation`."""
+# ----------------------------------------------------------------------------- helpers -----
+def _function_cause(operation: str, code: str, service: str = "kms") -> str:
+    """The cause the function's log line gives when `service` answers `code` to `operation`."""
     error = AwsServiceError({"Error": {"Code": code}, "ResponseMetadata": {}})
-    return storage_problem("kms", operation, error).cause or code
+    return storage_problem(service, operation, error).cause or code
 
 
 def _iso(epoch: float) -> str:

@@ -1,4 +1,4 @@
-"""A loopback stand-in for Plaid's Link token and Item endpoints. It is NOT Plaid.
+"""A loopback stand-in for Plaid's Link token, Item and webhook endpoints. It is NOT Plaid.
 
 It answers the way Plaid Sandbox does (tokens `link-sandbox-<uuid>`, `public-sandbox-<uuid>`,
 `access-sandbox-<uuid>`, Plaid-shaped error objects for bad keys, missing fields and bad
@@ -7,15 +7,36 @@ test and the benchmark use it. Every answer carries `X-Stand-In: not-plaid`.
 
 It plays, each behind the PLAID-CLIENT-ID / PLAID-SECRET check:
 
-- `/link/token/create`: a new-Item token (4 hours), or with `access_token` an update-mode token
-  (30 minutes; `products` must then be absent; `update.account_selection_enabled` accepted);
-- `/sandbox/public_token/create`: an Item at an institution (`ins_<digits>`) with its products;
+- `/link/token/create`: a new-Item token (4 hours; its `webhook` becomes the Item's), or with
+  `access_token` an update-mode token (30 minutes; `products` must then be absent;
+  `update.account_selection_enabled` accepted; a `webhook` has no effect, as at Plaid);
+- `/sandbox/public_token/create`: an Item at an institution (`ins_<digits>`) with its products
+  (and `options.webhook`);
 - `/item/public_token/exchange`: once per public token, within 30 minutes of its creation
   (the clock is the `clock` callable, `time.time` by default, so tests can age a token);
 - `/item/get`, `/item/remove` (afterwards every call with that access token gets Plaid's
   ITEM_NOT_FOUND; an access token never issued gets INVALID_ACCESS_TOKEN),
   `/sandbox/item/reset_login` (the Item is then in ITEM_LOGIN_REQUIRED until `repair`, which
-  plays completing Link in update mode; no webhook is sent).
+  plays completing Link in update mode; the ITEM ERROR webhook is sent);
+- `/sandbox/item/fire_webhook`: sends the ITEM webhook asked for (`webhook_type` ITEM, the
+  default, with NEW_ACCOUNTS_AVAILABLE, PENDING_DISCONNECT, USER_PERMISSION_REVOKED,
+  USER_ACCOUNT_REVOKED, LOGIN_REPAIRED or ERROR: ITEM_LOGIN_REQUIRED) and changes nothing of
+  the Item; Plaid's other types and codes, which it does not play, are refused (INVALID_FIELD),
+  and an Item without a webhook URL gets Sandbox's SANDBOX_WEBHOOK_INVALID;
+- `/webhook_verification_key/get`: the JWK of a key it signed webhooks with, by `key_id`
+  (`expired_at` set once `rotate_key` replaced it); an unknown one gets
+  INVALID_WEBHOOK_VERIFICATION_KEY_ID.
+
+Webhooks are Plaid's ITEM bodies (item_webhooks.schema.json; PENDING_* moments 7 days ahead of
+the clock), signed with the stand-in's own `SigningKey` (webhook_signer.py, `iat` from the
+clock) and posted to the Item's webhook URL by standin_webhooks.py: off the request's thread,
+in order, a few quick retries, and only to a loopback address (any other URL is recorded as
+refused, never sent; `webhook_tls` verifies an https receiver). `deliveries()` /
+`wait_deliveries(n)` tell what became of each; `fire_item_webhook` sends any of them by item
+id, PENDING_EXPIRATION too (Plaid's fire_webhook cannot). Finishing update mode on an Item in
+error (`repair`, or `complete_link`) sends LOGIN_REPAIRED. Two liberties, so a local run shows
+every health change: Plaid documents LOGIN_REPAIRED for a repair made outside the app's own
+update mode, and fire_webhook's ERROR as an Assets webhook.
 
 It also plays Link's side, which a browser's Link would: it remembers every link token it
 issued (a new Item's, with its products; an update-mode one, with its Item), and
@@ -60,6 +81,8 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar, Final
 
+from infra.doubles.standin_webhooks import Delivery, WebhookSender
+from infra.doubles.webhook_signer import SigningKey
 from infra.gateway.local_guard import GuardedHandler
 
 REQUIRED = ("client_name", "language", "country_codes", "user")
@@ -115,6 +138,8 @@ _FIELDS: Final = {  # what each Item endpoint's request may hold (Plaid refuses 
     "/item/get": _CREDENTIALS | {"access_token"},
     "/item/remove": _CREDENTIALS | {"access_token", "reason_code", "reason_note"},
     "/sandbox/item/reset_login": _CREDENTIALS | {"access_token"},
+    "/sandbox/item/fire_webhook": _CREDENTIALS | {"access_token", "webhook_type", "webhook_code"},
+    "/webhook_verification_key/get": _CREDENTIALS | {"key_id"},
 }
 _SANDBOX_OPTIONS: Final = frozenset(
     {"webhook", "override_username", "override_password", "transactions", "statements",
@@ -123,6 +148,24 @@ _SANDBOX_OPTIONS: Final = frozenset(
 _UPDATE_OPTIONS: Final = frozenset(
     {"account_selection_enabled", "reauthorization_enabled", "user", "item_ids"}
 )
+# /sandbox/item/fire_webhook's enums in Plaid's API, and the ITEM webhooks the stand-in sends.
+FIRE_WEBHOOK_TYPES: Final = frozenset(
+    {"AUTH", "HOLDINGS", "INVESTMENTS_TRANSACTIONS", "ITEM", "LIABILITIES", "TRANSACTIONS",
+     "ASSETS"}
+)  # fmt: skip
+FIRE_WEBHOOK_CODES: Final = frozenset(
+    {"DEFAULT_UPDATE", "NEW_ACCOUNTS_AVAILABLE", "SMS_MICRODEPOSITS_VERIFICATION",
+     "AUTHORIZATION_GRANTED", "USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED",
+     "PENDING_DISCONNECT", "RECURRING_TRANSACTIONS_UPDATE", "LOGIN_REPAIRED",
+     "SYNC_UPDATES_AVAILABLE", "PRODUCT_READY", "ERROR"}
+)  # fmt: skip
+ITEM_WEBHOOK_CODES: Final = frozenset(
+    {"ERROR", "LOGIN_REPAIRED", "NEW_ACCOUNTS_AVAILABLE", "PENDING_DISCONNECT",
+     "PENDING_EXPIRATION", "USER_ACCOUNT_REVOKED", "USER_PERMISSION_REVOKED"}
+)  # fmt: skip
+# Plaid's fire_webhook has no PENDING_EXPIRATION: only the control route sends that one.
+FIREABLE_ITEM_CODES: Final = ITEM_WEBHOOK_CODES & FIRE_WEBHOOK_CODES
+NOTICE_PERIOD: Final = 7 * 24 * 3600  # how far ahead a PENDING_* webhook puts its moment
 
 ITEM_LOGIN_REQUIRED_MESSAGE: Final = (
     "the login details of this item have changed (credentials, MFA, or required user action)"
@@ -133,6 +176,13 @@ ITEM_LOGIN_REQUIRED_MESSAGE: Final = (
 ITEM_NOT_FOUND_MESSAGE: Final = (
     "The Item you requested cannot be found. This Item does not exist, has been previously"
     " removed via /item/remove, or has had access removed by the user."
+)
+USER_PERMISSION_REVOKED_MESSAGE: Final = (
+    "the holder of this account has revoked their permission for your application to access it"
+)
+SANDBOX_WEBHOOK_INVALID_MESSAGE: Final = (
+    "Webhook for this item is either not set up, or invalid. Please update the item's webhook"
+    " and try again."
 )
 _UNKNOWN_PUBLIC: Final = "could not find matching public token"
 _UNKNOWN_ACCESS: Final = "could not find matching access token"
@@ -210,6 +260,7 @@ class _LinkSession:
     products: tuple[str, ...] = ()
     item: _Item | None = None
     completed: bool = False
+    webhook: str | None = None  # a new Item's (update mode takes none)
 
 
 class LinkSessionRefused(Exception):
@@ -360,6 +411,7 @@ class PlaidStandIn:
         tls: ssl.SSLContext | None = None,
         compress: str | None = None,
         clock: Callable[[], float] = time.time,
+        webhook_tls: ssl.SSLContext | None = None,
     ) -> None:
         if compress not in {None, *_COMPRESSORS}:
             raise ValueError(f"compress must be one of {sorted(_COMPRESSORS)} or None")
@@ -378,6 +430,11 @@ class PlaidStandIn:
         self._public_tokens: dict[str, _PublicToken] = {}
         self._access_tokens: dict[str, _Item] = {}
         self._link_sessions: OrderedDict[str, _LinkSession] = OrderedDict()
+        # Every key it signed webhooks with, by kid: a rotated-out one keeps answering.
+        self._keys_lock = threading.Lock()
+        self._key = SigningKey.new(created_at=int(clock()))
+        self._keys: dict[str, SigningKey] = {self._key.kid: self._key}
+        self._webhooks = WebhookSender(self._sign, tls=webhook_tls)
 
     @property
     def server(self) -> _Server:
@@ -415,9 +472,60 @@ class PlaidStandIn:
                 for item in self._items.values()
             )
 
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key webhooks are signed with now."""
+        with self._keys_lock:
+            return self._key
+
+    def rotate_key(self) -> SigningKey:
+        """A new signing key from now on; the old one stays known with `expired_at` now."""
+        with self._keys_lock:
+            now = int(self.clock())
+            self._key.expired_at = now
+            self._key = SigningKey.new(created_at=now)
+            self._keys[self._key.kid] = self._key
+            return self._key
+
+    def _sign(self, body: bytes) -> str:
+        """`Plaid-Verification` for `body`, signed at the stand-in's clock (on the sender's
+        thread, at each attempt)."""
+        with self._keys_lock:
+            key = self._key
+        return key.sign(body, iat=int(self.clock()))
+
+    def deliveries(self) -> tuple[Delivery, ...]:
+        """Every webhook sent so far and what became of it, oldest first (standin_webhooks)."""
+        return self._webhooks.deliveries()
+
+    def wait_deliveries(self, n: int, timeout: float = 5.0) -> tuple[Delivery, ...]:
+        """`deliveries()` once `n` webhooks are done; TimeoutError after `timeout` seconds."""
+        return self._webhooks.wait_deliveries(n, timeout)
+
+    def fire_item_webhook(self, item_id: str, webhook_code: str) -> None:
+        """Send the Item `item_id` the ITEM webhook `webhook_code` (any of ITEM_WEBHOOK_CODES,
+        PENDING_EXPIRATION too), changing nothing of the Item. LookupError for an unknown or
+        removed Item; ValueError for another code or an Item without a webhook URL."""
+        if webhook_code not in ITEM_WEBHOOK_CODES:
+            raise ValueError(f"webhook_code must be one of {', '.join(sorted(ITEM_WEBHOOK_CODES))}")
+        with self._items_lock:
+            item = self._items.get(item_id)
+            if item is None or item.removed or item.access_token is None:
+                raise LookupError("no such Item, or it was removed")
+            if item.webhook is None:
+                raise ValueError("the Item has no webhook URL")
+            self._send(item, webhook_code)
+
+    def _send(self, item: _Item, webhook_code: str) -> None:
+        """Queue the ITEM webhook `webhook_code` for `item`'s webhook URL, if it has one (it is
+        delivered off this thread). Hold the lock."""
+        if item.webhook is not None:
+            self._webhooks.send(item.webhook, _item_webhook(webhook_code, item, self.clock()))
+
     def repair(self, access_token: str) -> None:
-        """What completing Link in update mode does: the Item's error is cleared.
-        LookupError if no Item, or only a removed one, has this access token."""
+        """What completing Link in update mode does: the Item's error is cleared (and, if it had
+        one, a LOGIN_REPAIRED webhook sent). LookupError if no Item, or only a removed one, has
+        this access token."""
         with self._items_lock:
             self._repair(self._access_tokens.get(access_token))
 
@@ -428,18 +536,25 @@ class PlaidStandIn:
 
     def reset_login_item(self, item_id: str) -> None:
         """`/sandbox/item/reset_login` for the Item `item_id`: ITEM_LOGIN_REQUIRED until
-        repaired. LookupError as for `repair_item`."""
+        repaired, and its ERROR webhook. LookupError as for `repair_item`."""
         with self._items_lock:
             item = self._items.get(item_id)
             if item is None or item.removed or item.access_token is None:
                 raise LookupError("no such Item, or it was removed")
-            item.error = _login_required()
+            self._reset_login_of(item)
 
-    @staticmethod
-    def _repair(item: _Item | None) -> None:
+    def _reset_login_of(self, item: _Item) -> None:
+        """What /sandbox/item/reset_login does to a live Item. Hold the lock."""
+        item.error = _login_required()
+        self._send(item, "ERROR")
+
+    def _repair(self, item: _Item | None) -> None:
+        """What finishing update mode does to the Item. Hold the lock."""
         if item is None or item.removed or item.access_token is None:
             raise LookupError("no such Item, or it was removed")  # never names the token
-        item.error = None
+        if item.error is not None:
+            item.error = None
+            self._send(item, "LOGIN_REPAIRED")
 
     def complete_link(
         self,
@@ -470,10 +585,12 @@ class PlaidStandIn:
                 item = session.item
                 if item.removed or item.access_token is None:
                     raise LinkSessionRefused(404, "the Item of this link token was removed")
-                item.error = None  # what finishing update mode does
+                self._repair(item)
                 created = now
             else:
-                item = self._new_item(LINK_INSTITUTION["institution_id"], session.products, None)
+                item = self._new_item(
+                    LINK_INSTITUTION["institution_id"], session.products, session.webhook
+                )
                 created = now - PUBLIC_TOKEN_LIFETIME - 1 if expired_public_token else now
             session.completed = True
             public_token = f"public-{ENVIRONMENT}-{uuid.uuid4()}"
@@ -516,6 +633,7 @@ class PlaidStandIn:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self._webhooks.close()
 
     def sandbox_answer(self, path: str, headers: Any, raw: bytes) -> Scripted:  # noqa: PLR0911
         """What Plaid Sandbox would say to this request (the parts this service relies on)."""
@@ -555,6 +673,9 @@ class PlaidStandIn:
             if not body.get("products"):
                 return _invalid_request("INVALID_FIELD", "products must be a non-empty list")
             lifetime = LINK_TOKEN_LIFETIME
+            webhook = body.get("webhook")
+            if webhook is not None and (not isinstance(webhook, str) or not webhook):
+                return _not_a_string("webhook")
         else:  # update mode, for the Item of access_token
             if not isinstance(access_token, str) or not access_token:
                 return _not_a_string("access_token")
@@ -567,6 +688,7 @@ class PlaidStandIn:
             if refusal := _update_refusal(body.get("update")):
                 return refusal
             lifetime = UPDATE_LINK_TOKEN_LIFETIME
+            webhook = None  # update mode leaves the Item's webhook (/item/webhook/update sets it)
         if body.get("redirect_uri") and body.get("android_package_name"):
             return plaid_error(
                 400,
@@ -583,7 +705,9 @@ class PlaidStandIn:
                     return refusal
             now = self.clock()
             products = tuple(body.get("products") or ())
-            self._link_sessions[link_token] = _LinkSession(now + lifetime, products, item)
+            self._link_sessions[link_token] = _LinkSession(
+                now + lifetime, products, item, webhook=webhook
+            )
             while len(self._link_sessions) > MAX_LINK_SESSIONS:
                 self._link_sessions.popitem(last=False)
         return _ok({"link_token": link_token, "expiration": _timestamp(now + lifetime)})
@@ -673,8 +797,60 @@ class PlaidStandIn:
             if refusal:
                 return refusal
             assert item is not None
-            item.error = _login_required()
+            self._reset_login_of(item)
         return _ok({"reset_login": True})
+
+    def _fire_webhook(self, body: dict[str, Any]) -> Scripted:  # noqa: PLR0911
+        missing = [key for key in ("access_token", "webhook_code") if body.get(key) is None]
+        if missing:
+            return _missing(*missing)
+        code = body["webhook_code"]
+        webhook_type = body.get("webhook_type")
+        if webhook_type is None:  # absent (or null): the code's own type, ITEM for ours
+            webhook_type = "ITEM"
+        if not isinstance(code, str) or not code:
+            return _not_a_string("webhook_code")
+        if not isinstance(webhook_type, str):
+            return _not_a_string("webhook_type")
+        if code not in FIRE_WEBHOOK_CODES:
+            return _one_of("webhook_code", FIRE_WEBHOOK_CODES)
+        if webhook_type not in FIRE_WEBHOOK_TYPES:
+            return _one_of("webhook_type", FIRE_WEBHOOK_TYPES)
+        if webhook_type != "ITEM" or code not in FIREABLE_ITEM_CODES:
+            return _invalid_request(
+                "INVALID_FIELD",
+                f"the stand-in fires ITEM webhooks only ({', '.join(sorted(FIREABLE_ITEM_CODES))})"
+                f", not {webhook_type} {code}",
+            )
+        with self._items_lock:
+            item, refusal = self._item_in(body)
+            if refusal:
+                return refusal
+            assert item is not None
+            if item.webhook is None:
+                return plaid_error(
+                    400, "SANDBOX_ERROR", "SANDBOX_WEBHOOK_INVALID", SANDBOX_WEBHOOK_INVALID_MESSAGE
+                )
+            self._send(item, code)  # to a URL that is not loopback it is refused, not sent
+        return _ok({"webhook_fired": True})
+
+    def _webhook_verification_key_get(self, body: dict[str, Any]) -> Scripted:
+        key_id = body.get("key_id")
+        if key_id is None:
+            return _missing("key_id")
+        if not isinstance(key_id, str) or not key_id:
+            return _not_a_string("key_id")
+        with self._keys_lock:
+            key = self._keys.get(key_id)
+            jwk = key.jwk() if key else None
+        if jwk is None:
+            return plaid_error(
+                400,
+                "INVALID_INPUT",
+                "INVALID_WEBHOOK_VERIFICATION_KEY_ID",
+                "invalid key_id provided",
+            )
+        return _ok({"key": jwk})
 
     def _item_in(self, body: Mapping[str, Any]) -> tuple[_Item | None, Scripted | None]:
         """The live Item whose access token the body names, or Plaid's refusal. Hold the lock."""
@@ -702,6 +878,8 @@ class PlaidStandIn:
         "/item/get": _item_get,
         "/item/remove": _item_remove,
         "/sandbox/item/reset_login": _reset_login,
+        "/sandbox/item/fire_webhook": _fire_webhook,
+        "/webhook_verification_key/get": _webhook_verification_key_get,
     }
 
 
@@ -719,19 +897,48 @@ def _update_refusal(update: Any) -> Scripted | None:
     return None
 
 
-def _login_required() -> dict[str, Any]:
-    """The error of an Item whose bank wants the user to log in again."""
+def _one_of(name: str, allowed: Iterable[str]) -> Scripted:
+    return _invalid_request("INVALID_FIELD", f"{name} must be one of {', '.join(sorted(allowed))}")
+
+
+def _item_error(code: str, message: str) -> dict[str, Any]:
+    """Plaid's error object for the ITEM_ERROR `code`, as an Item (and its webhooks) carry it."""
     return {
         "error_type": "ITEM_ERROR",
-        "error_code": "ITEM_LOGIN_REQUIRED",
+        "error_code": code,
         "error_code_reason": None,
-        "error_message": ITEM_LOGIN_REQUIRED_MESSAGE,
+        "error_message": message,
         "display_message": None,
         "status": 400,
         "causes": [],
-        "documentation_url": "https://plaid.com/docs/errors/item/#item_login_required",
+        "documentation_url": f"https://plaid.com/docs/errors/item/#{code.lower()}",
         "suggested_action": None,
     }
+
+
+def _login_required() -> dict[str, Any]:
+    """The error of an Item whose bank wants the user to log in again."""
+    return _item_error("ITEM_LOGIN_REQUIRED", ITEM_LOGIN_REQUIRED_MESSAGE)
+
+
+def _item_webhook(code: str, item: _Item, now: float) -> dict[str, Any]:
+    """The body of Plaid's ITEM webhook `code` about `item` (item_webhooks.schema.json)."""
+    body: dict[str, Any] = {"webhook_type": "ITEM", "webhook_code": code, "item_id": item.item_id}
+    if code == "ERROR":
+        body["error"] = _login_required()
+    elif code == "USER_PERMISSION_REVOKED":
+        body["error"] = _item_error("USER_PERMISSION_REVOKED", USER_PERMISSION_REVOKED_MESSAGE)
+    elif code == "NEW_ACCOUNTS_AVAILABLE":
+        body["error"] = None
+    elif code == "PENDING_EXPIRATION":
+        body["consent_expiration_time"] = _timestamp(now + NOTICE_PERIOD)
+    elif code == "PENDING_DISCONNECT":
+        body["reason"] = "INSTITUTION_MIGRATION"
+        body["disconnect_time"] = _timestamp(now + NOTICE_PERIOD)
+    elif code == "USER_ACCOUNT_REVOKED":
+        body["account_id"] = item.accounts[0]["id"]
+    body["environment"] = ENVIRONMENT
+    return body
 
 
 def _new_item_id() -> str:

@@ -16,14 +16,27 @@ lists the Items as `[{"item_id", "institution_id", "removed", "error"}]` (no tok
 `[{"path", "body"}]` (bodies only: the credentials travel in headers, never shown, and an
 `access_token` is shown as "<redacted>").
 
+Webhooks (plaid_standin.py, standin_webhooks.py): `GET <stand-in URL>/_standin/webhooks` lists
+every webhook sent so far, oldest first, as `[{"url", "webhook", "attempts", "status",
+"error"}]` (`webhook` is the body sent: an item id, never a token; `attempts` 0 and an `error`
+"refused: ..." for a URL that is not loopback); `POST <stand-in URL>/_standin/webhook_key/rotate`
+signs with a new key from then on (the old one answers with `expired_at` set) and answers 200
+`{"key_id"}`, the new kid; `POST <stand-in URL>/_standin/items/<item_id>/fire_webhook` with
+`{"webhook_code"}` sends that Item that ITEM webhook (`PlaidStandIn.fire_item_webhook`: one of
+ERROR, LOGIN_REPAIRED, NEW_ACCOUNTS_AVAILABLE, PENDING_DISCONNECT, PENDING_EXPIRATION,
+USER_ACCOUNT_REVOKED, USER_PERMISSION_REVOKED; 400 for another code or an Item without a webhook
+URL, 404 for an unknown or removed Item). A reset_login sends the ERROR webhook and a repair of
+an Item in error LOGIN_REPAIRED, as their Plaid and Link counterparts do.
+
 `POST <stand-in URL>/_standin/link/complete` with `{"link_token", "outcome"?,
 "link_session_id"?}` finishes that link token's Link session (`PlaidStandIn.complete_link`)
 and answers 200 `{"mode", "public_token", "metadata"}`: what Link gives `onSuccess`, never an
 access token. `outcome` is `"success"` (the default) or `"expired_public_token"`. make serve
 passes its page's requests on to it (infra/gateway/standin_link.py).
 
-Answers are 204 (or 200 with JSON), or 400/404/409/410 with the reason; a script, a repair, a
-reset or a completion must be sent as `Content-Type: application/json` (415 otherwise), which
+Answers are 204 (or 200 with JSON), or 400/404/409/410 with the reason; every POST (a script,
+a repair, a reset, a webhook, a rotation, a completion) must be sent as
+`Content-Type: application/json` (415 otherwise), which
 no web page can send across sites without a preflight. The stand-in only
 ever listens on loopback and refuses any request naming another Host or carrying a web page's
 Origin (local_guard.py); the Plaid client never calls these paths (it only calls Plaid's own
@@ -45,8 +58,10 @@ CONTROL_PATH = "/_standin/script"
 REQUESTS_PATH = "/_standin/requests"
 ITEMS_PATH = "/_standin/items"
 LINK_COMPLETE_PATH = "/_standin/link/complete"
+WEBHOOKS_PATH = "/_standin/webhooks"
+ROTATE_KEY_PATH = "/_standin/webhook_key/rotate"
 REPAIR_PATH = re.compile(
-    r"/_standin/items/(?P<item_id>[A-Za-z0-9]+)/(?P<action>repair|reset_login)"
+    r"/_standin/items/(?P<item_id>[A-Za-z0-9]+)/(?P<action>repair|reset_login|fire_webhook)"
 )
 LINK_OUTCOMES: Final = frozenset({"success", "expired_public_token"})
 _LINK_FIELDS: Final = frozenset({"link_token", "outcome", "link_session_id"})
@@ -104,6 +119,16 @@ def parse_link_completion(raw: bytes) -> tuple[str, str, str | None]:
     return token, str(outcome), session_id
 
 
+def parse_webhook_code(raw: bytes) -> str:
+    """The `webhook_code` of a fire_webhook control request; ValueError says what is wrong."""
+    doc: Any = json.loads(raw or b"null")
+    if not isinstance(doc, dict) or set(doc) != {"webhook_code"}:
+        raise ValueError('send a JSON object {"webhook_code": ...}')
+    if not isinstance(doc["webhook_code"], str):
+        raise ValueError("webhook_code must be a string")
+    return doc["webhook_code"]
+
+
 def _without_credentials(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
@@ -124,7 +149,7 @@ class _ControlHandler(_Handler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         repair = REPAIR_PATH.fullmatch(path)
-        if path not in {CONTROL_PATH, LINK_COMPLETE_PATH} and not repair:
+        if path not in {CONTROL_PATH, LINK_COMPLETE_PATH, ROTATE_KEY_PATH} and not repair:
             super().do_POST()
             return
         media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -134,14 +159,11 @@ class _ControlHandler(_Handler):
             return
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if repair:
-            standin = self.server.standin
-            act = standin.repair_item if repair["action"] == "repair" else standin.reset_login_item
-            try:
-                act(repair["item_id"])
-            except LookupError:
-                self._reply(404, b"no such Item, or it was removed")
-                return
-            self._reply(204, b"")
+            self._act_on_item(repair["item_id"], repair["action"], raw)
+            return
+        if path == ROTATE_KEY_PATH:
+            kid = self.server.standin.rotate_key().kid
+            self._reply(200, json.dumps({"key_id": kid}).encode(), "application/json")
             return
         if path == LINK_COMPLETE_PATH:
             self._complete_link(raw)
@@ -152,6 +174,23 @@ class _ControlHandler(_Handler):
             self._reply(400, str(exc).encode())
             return
         self.server.standin.script(*answers)
+        self._reply(204, b"")
+
+    def _act_on_item(self, item_id: str, action: str, raw: bytes) -> None:
+        standin = self.server.standin
+        try:
+            if action == "fire_webhook":
+                standin.fire_item_webhook(item_id, parse_webhook_code(raw))
+            elif action == "repair":
+                standin.repair_item(item_id)
+            else:
+                standin.reset_login_item(item_id)
+        except LookupError:
+            self._reply(404, b"no such Item, or it was removed")
+            return
+        except (ValueError, TypeError) as exc:
+            self._reply(400, str(exc).encode())
+            return
         self._reply(204, b"")
 
     def _complete_link(self, raw: bytes) -> None:
@@ -175,6 +214,10 @@ class _ControlHandler(_Handler):
         if self.path.split("?", 1)[0] == ITEMS_PATH:
             listing = [asdict(item) for item in self.server.standin.items()]
             self._reply(200, json.dumps(listing).encode(), "application/json")
+            return
+        if self.path.split("?", 1)[0] == WEBHOOKS_PATH:
+            sent = [asdict(delivery) for delivery in self.server.standin.deliveries()]
+            self._reply(200, json.dumps(sent).encode(), "application/json")
             return
         if self.path.split("?", 1)[0] != REQUESTS_PATH:
             self._reply(404, b"unknown control path")

@@ -100,13 +100,14 @@ def is_text(content_type: str | None) -> bool:
 
 def build_event(
     request: IncomingRequest,
-    claims: Mapping[str, str],
+    claims: Mapping[str, str] | None,
     route_key: str | None = None,
     path_parameters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The payload 2.0 event API Gateway sends the function for this request, selected by the
     route `route_key` ("DELETE /items/{item_id}") with these path parameters. Without a
-    route key, the route is the request's own method and path (a route without variables)."""
+    route key, the route is the request's own method and path (a route without variables).
+    `claims` None: a route without an authorizer, whose requestContext has no `authorizer`."""
     route_key = route_key or f"{request.method} {request.raw_path}"
     headers: dict[str, str] = {}
     cookies: list[str] = []
@@ -136,10 +137,12 @@ def build_event(
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     host = re.sub(r":\d+$", "", headers.get("host", "127.0.0.1"))  # a domain name: no port
+    jwt = {"claims": dict(claims or {}), "scopes": None}
+    authorizer = {} if claims is None else {"authorizer": {"jwt": jwt}}
     event["requestContext"] = {
         "accountId": ACCOUNT_ID,
         "apiId": API_ID,
-        "authorizer": {"jwt": {"claims": dict(claims), "scopes": None}},
+        **authorizer,
         "domainName": host,
         "domainPrefix": host.split(".", 1)[0],
         "http": {

@@ -6,7 +6,10 @@ CloudFormation's short-form tags (!Ref, !If, !Split, ...) become their long form
     template = load_template(ROOT / "template.yaml")
     cors = http_api_cors(template)          # methods, headers, expose headers, max age
     log_format = access_log_format(template)
-    routes = function_routes(template)      # (method, path) -> function, Handler, Timeout
+    routes = function_routes(template)      # (method, path) -> function, Handler, Timeout, auth
+    functions = invoked_functions(template) # every function a route or a queue invokes
+    sources = sqs_event_sources(template)   # queue -> function, BatchSize, partial failures
+    queue = queue_definition(template, "WebhookQueue")   # CreateQueue's attributes
 """
 
 from __future__ import annotations
@@ -129,11 +132,36 @@ class FunctionRoute:
     function: str  # the function's logical id
     handler: str  # its Handler: "module.function", relative to its CodeUri
     timeout_seconds: int
+    # API Gateway runs the JWT authorizer first (the API's DefaultAuthorizer); False for a
+    # route whose event says `Auth: {Authorizer: NONE}` (or an API without a default).
+    authorized: bool = True
 
     @property
     def route_key(self) -> str:
         """API Gateway's routeKey (payload 2.0): "DELETE /items/{item_id}"."""
         return f"{self.method} {self.path}"
+
+
+def _api_default_authorizers(template: dict[str, Any]) -> dict[str, str | None]:
+    """Each HttpApi's DefaultAuthorizer (None without one), by logical id."""
+    defaults: dict[str, str | None] = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::Serverless::HttpApi":
+            auth = (resource.get("Properties") or {}).get("Auth") or {}
+            default = auth.get("DefaultAuthorizer")
+            defaults[logical_id] = str(default) if default else None
+    return defaults
+
+
+def _route_is_authorized(spec: dict[str, Any], defaults: dict[str, str | None]) -> bool:
+    """SAM's rule: the event's Auth.Authorizer if it names one ("NONE": none), else the
+    DefaultAuthorizer of the API its ApiId refers to (SAM's implicit API has none)."""
+    named = (spec.get("Auth") or {}).get("Authorizer")
+    if named is not None:
+        return str(named) != "NONE"
+    api = spec.get("ApiId")
+    api_id = api.get("Ref") if isinstance(api, dict) else None
+    return defaults.get(str(api_id)) is not None
 
 
 def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
@@ -142,6 +170,7 @@ def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
     Raises ValueError for a route two events claim, or a function without a literal Timeout
     and Handler (a local server must know both).
     """
+    defaults = _api_default_authorizers(template)
     routes: list[FunctionRoute] = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -158,6 +187,7 @@ def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
                     function=logical_id,
                     handler=str(props["Handler"]),
                     timeout_seconds=int(props["Timeout"]),
+                    authorized=_route_is_authorized(spec, defaults),
                 )
             )
     keys = [route.route_key for route in routes]
@@ -167,8 +197,182 @@ def function_routes(template: dict[str, Any]) -> list[FunctionRoute]:
     return routes
 
 
+@dataclass(frozen=True)
+class LambdaFunction:
+    """A function as a local runner starts it: its Handler in its CodeUri, its Timeout."""
+
+    function: str  # the logical id
+    handler: str
+    timeout_seconds: int
+    code_uri: str
+
+
+# The event types local tools play: API Gateway's routes and the SQS event source mapping.
+PLAYED_EVENT_TYPES = frozenset({"HttpApi", "SQS"})
+
+
+def invoked_functions(template: dict[str, Any]) -> list[LambdaFunction]:
+    """Every function an HttpApi route or an SQS queue invokes, in template order.
+
+    Raises ValueError for a CodeUri that is not a local folder (an S3 location)."""
+    functions = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        events = (props.get("Events") or {}).values()
+        if not any(event.get("Type") in PLAYED_EVENT_TYPES for event in events):
+            continue
+        code_uri = props.get("CodeUri", "handler/")
+        if not isinstance(code_uri, str):
+            raise ValueError(f"{logical_id}: CodeUri {code_uri!r} is not a local folder")
+        functions.append(
+            LambdaFunction(logical_id, str(props["Handler"]), int(props["Timeout"]), code_uri)
+        )
+    return functions
+
+
+@dataclass(frozen=True)
+class SqsEventSource:
+    """An SQS event of a function: Lambda's event source mapping polls `queue` (a logical id)
+    and invokes `function` with batches of up to `batch_size` messages."""
+
+    function: str
+    queue: str
+    batch_size: int
+    # FunctionResponseTypes [ReportBatchItemFailures]: the answer's batchItemFailures are
+    # left in the queue, the rest deleted; without it a successful answer deletes the batch.
+    report_batch_item_failures: bool
+
+
+def _logical_id_of_arn(value: Any) -> str:
+    """`!GetAtt Queue.Arn` as the long form has it: the queue's logical id."""
+    get_att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+    if not (isinstance(get_att, list) and len(get_att) == 2 and get_att[1] == "Arn"):
+        raise ValueError(f"an SQS event's Queue {value!r} is not !GetAtt <queue>.Arn")
+    return str(get_att[0])
+
+
+def sqs_event_sources(template: dict[str, Any]) -> list[SqsEventSource]:
+    """Every function's SQS events, in template order (BatchSize 10 when absent, as SAM)."""
+    sources = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource.get("Properties", {}).get("Events") or {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            spec = event.get("Properties", {})
+            sources.append(
+                SqsEventSource(
+                    function=logical_id,
+                    queue=_logical_id_of_arn(spec.get("Queue")),
+                    batch_size=int(spec.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in (spec.get("FunctionResponseTypes") or ()),
+                )
+            )
+    return sources
+
+
+# AWS::SQS::Queue properties that are CreateQueue attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "SqsManagedSseEnabled",
+)
+
+
+@dataclass(frozen=True)
+class QueueDefinition:
+    """A queue as the stack creates it: CreateQueue's attributes (strings, as SQS takes them,
+    without RedrivePolicy) and its redrive policy: the dead-letter queue's logical id and
+    maxReceiveCount (None, None without one)."""
+
+    attributes: dict[str, str]
+    dead_letter_queue: str | None
+    max_receive_count: int | None
+
+
+def _attribute_text(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    raise ValueError(f"queue property {name}: {value!r} is not a literal value")
+
+
+def queue_definition(template: dict[str, Any], logical_id: str) -> QueueDefinition:
+    """The AWS::SQS::Queue `logical_id`'s attributes and redrive policy (QueueName, Tags and
+    anything else are the local run's own). ValueError for an attribute that is not literal."""
+    resource = template["Resources"].get(logical_id)
+    if not resource or resource.get("Type") != "AWS::SQS::Queue":
+        raise ValueError(f"no AWS::SQS::Queue {logical_id} in the template")
+    props = resource.get("Properties", {})
+    attributes = {
+        name: _attribute_text(name, props[name]) for name in _QUEUE_ATTRIBUTES if name in props
+    }
+    redrive = props.get("RedrivePolicy")
+    if not redrive:
+        return QueueDefinition(attributes, None, None)
+    return QueueDefinition(
+        attributes,
+        _logical_id_of_arn(redrive.get("deadLetterTargetArn")),
+        int(redrive["maxReceiveCount"]),
+    )
+
+
+def queue_url_variables(template: dict[str, Any]) -> dict[str, str]:
+    """The environment variable the functions are told each queue's URL in (`WEBHOOK_QUEUE_URL:
+    !Ref WebhookQueue`), by the queue's logical id, in template order."""
+    queues = {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::SQS::Queue"
+    }
+    found: dict[str, str] = {}
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        environment = (resource.get("Properties", {}).get("Environment") or {}).get("Variables")
+        for name, value in (environment or {}).items():
+            ref = value.get("Ref") if isinstance(value, dict) else None
+            if ref in queues:
+                found.setdefault(str(ref), str(name))
+    return found
+
+
+# What CreateTable takes of an AWS::DynamoDB::Table's properties, as the stack passes them:
+# the keys, the billing and the secondary indexes (a local Query on an index needs it).
+_TABLE_PROPERTIES = (
+    "KeySchema",
+    "AttributeDefinitions",
+    "BillingMode",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+)
+_INDEX_FIELDS = frozenset(
+    {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput"}
+)
+
+
 def table_definition(template: dict[str, Any], logical_id: str = "ItemsTable") -> dict[str, Any]:
-    """A DynamoDB table's keys and billing as the stack creates it (`CreateTable`'s
-    KeySchema, AttributeDefinitions and BillingMode), for the local tables that play it."""
+    """A DynamoDB table as the stack creates it (`CreateTable`'s KeySchema,
+    AttributeDefinitions, BillingMode and secondary indexes), for the local tables that play
+    it."""
     props = template["Resources"][logical_id]["Properties"]
-    return {key: props[key] for key in ("KeySchema", "AttributeDefinitions", "BillingMode")}
+    definition = {key: props[key] for key in _TABLE_PROPERTIES if key in props}
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in definition:  # CloudFormation's index-only settings are no CreateTable field
+            definition[key] = [
+                {name: value for name, value in index.items() if name in _INDEX_FIELDS}
+                for index in definition[key]
+            ]
+    return definition

@@ -9,14 +9,20 @@ DynamoDB, KMS and Plaid are local stand-ins unless configured (local_env.py, sha
 API Gateway matches them, apigw_routes.py: `DELETE /items/{item_id}` to ItemsFunction's
 Handler with its path parameter; an unrouted method or path is API Gateway's 404), each
 function's Handler, CodeUri and Timeout, the CORS settings and the access-log format. The JWT
-authorizer guards every route.
+authorizer guards every route but those whose event says `Auth: {Authorizer: NONE}` (POST
+/webhooks/plaid: Plaid signs its webhooks instead), which get no Authorization check and no
+claims. Each SQS event of a function (the webhook queue's processor) is played by a poller
+thread (sqs_poller.py) on the queue local_env.py created, invoking that function's workers with
+Lambda's SQS event. With the Plaid stand-in, the functions' PLAID_WEBHOOK_URL is this server's
+own receiver, so the stand-in's webhooks arrive here; Plaid Sandbox cannot reach a laptop.
 
 Settings (environment): HOST (127.0.0.1; anything else is opt-in and said loudly), PORT
 (3000; 0 = a free port), WORKERS (4, per function), ALLOWED_ORIGINS (comma-separated; empty =
 no CORS, as deployed), WEB_ROOT (examples/web: static files served on GET when the folder
-exists), and everything `make invoke` reads. The banner (stderr) starts with a line a program
-can parse, `serve: listening on http://HOST:PORT`, and ends with `serve: ready ...`;
-infra/gateway/serve_process.py starts the server the way `make serve` does and reads it.
+exists), SERVE_LOG_LEVEL (INFO; DEBUG adds a line per queue batch), and everything `make
+invoke` reads. The banner (stderr) starts with a line a program can parse, `serve: listening
+on http://HOST:PORT`, and ends with `serve: ready ...`; infra/gateway/serve_process.py starts
+the server the way `make serve` does and reads it.
 
 It sits beside the developer's browser, often with real Sandbox keys, so it is stricter than
 the deployed API where a web page could abuse it: a request naming another Host (DNS
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import mimetypes
 import os
 import re
@@ -40,7 +47,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -62,6 +69,7 @@ from infra.gateway.cfn_template import (
     access_log_format,
     function_routes,
     http_api_cors,
+    invoked_functions,
     load_template,
 )
 from infra.gateway.lambda_workers import Failed, WorkerPool, say
@@ -73,8 +81,15 @@ from infra.gateway.local_guard import (
     RequestGuard,
     authority,
 )
+from infra.gateway.queue_sources import describe_source, queue_pollers
 from infra.gateway.standin_link import COMPLETE_PATH, StandInLink
-from infra.invoke.local_env import ROOT, LocalSetupError, local_backends, may_hold_real_keys
+from infra.invoke.local_env import (
+    ROOT,
+    Backends,
+    LocalSetupError,
+    local_backends,
+    may_hold_real_keys,
+)
 from linktoken.config import is_loopback_host  # the service's own rules, one source of truth
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
@@ -341,13 +356,16 @@ class LocalApiServer(ThreadingHTTPServer):
     def _api(
         self, request: IncomingRequest, match: RouteMatch, log: dict[str, Any]
     ) -> HttpResponse:
-        # Every route is behind the JWT authorizer, as in the template.
-        claims = jwt_local.authorize(request.header("authorization"), key=self.jwt_key)
-        if isinstance(claims, jwt_local.Refusal):
-            log.update({"authorizer.error": claims.reason, "error.message": "Unauthorized"})
-            return gateway_response(
-                401, "Unauthorized", {"www-authenticate": claims.www_authenticate}
-            )
+        # The JWT authorizer, as the template puts it before each route (not the webhook's).
+        claims: dict[str, str] | None = None
+        if match.route.authorized:
+            verdict = jwt_local.authorize(request.header("authorization"), key=self.jwt_key)
+            if isinstance(verdict, jwt_local.Refusal):
+                log.update({"authorizer.error": verdict.reason, "error.message": "Unauthorized"})
+                return gateway_response(
+                    401, "Unauthorized", {"www-authenticate": verdict.www_authenticate}
+                )
+            claims = verdict
         event = build_event(request, claims, match.route.route_key, match.path_parameters)
         # JSON escaping at most sextuples a byte: only a large body can pass Lambda's limit.
         if len(request.body) * 6 > LAMBDA_MAX_EVENT_BYTES - 64 * 1024 and (
@@ -450,11 +468,12 @@ def static_file(web_root: Path, raw_path: str) -> HttpResponse | None:
 def _banner(
     url: str,
     host: str,
-    backends: Any,
+    backends: Backends,
     cors: Cors,
     web_root: Path | None,
     jwt_key: bytes | None,
     routes: RouteTable,
+    queue_lines: list[str],
 ) -> str:
     token = jwt_local.dev_token(key=jwt_key)
     lines = [f"serve: listening on {url}"]
@@ -477,12 +496,15 @@ def _banner(
         f"  {route.function} ({route.handler}, timeout {route.timeout_seconds} s)"
         for route in routes.routes
     ]
+    open_routes = [route.route_key for route in routes.routes if not route.authorized]
     lines += [
         f"serve: workers: {os.environ['WORKERS']} per function, each its own execution"
-        " environment (the real handlers; every route behind the JWT authorizer)",
+        " environment (the real handlers; every route behind the JWT authorizer"
+        + (f" but {', '.join(open_routes)}: Auth NONE in the template)" if open_routes else ")"),
         f"serve: Plaid: {backends.plaid}",
         f"serve: Secret: {backends.secrets}",
         f"serve: Items: {backends.items}",
+        *(f"serve: {line}" for line in queue_lines),
         f"serve: CORS origins: {', '.join(cors.origins) or 'none (set ALLOWED_ORIGINS)'}"
         " (requests from any other web page are refused)",
         f"serve: try: curl -s -X POST {url}/link-token -H 'authorization: Bearer {token}'"
@@ -509,26 +531,68 @@ def _banner(
     return "\n".join(lines)
 
 
-def function_pools(
-    template: dict[str, Any], routes: RouteTable, size: int
-) -> dict[str, WorkerPool]:
-    """One worker pool per function behind the routes: its Handler in its CodeUri, its own
-    Timeout (a function's routes share them)."""
-    pools = {}
-    for route in routes.routes:
-        if route.function in pools:
-            continue
-        code_uri = template["Resources"][route.function]["Properties"].get("CodeUri", "handler/")
-        if not isinstance(code_uri, str):
-            raise ValueError(f"{route.function}: CodeUri {code_uri!r} is not a local folder")
-        pools[route.function] = WorkerPool(
+def function_pools(template: dict[str, Any], size: int) -> dict[str, WorkerPool]:
+    """One worker pool per function a route or a queue invokes: its Handler in its CodeUri,
+    its own Timeout."""
+    return {
+        function.function: WorkerPool(
             size,
-            route.timeout_seconds,
-            ROOT / code_uri,
-            handler=route.handler,
-            name=route.function,
+            function.timeout_seconds,
+            ROOT / function.code_uri,
+            handler=function.handler,
+            name=function.function,
         )
-    return pools
+        for function in invoked_functions(template)
+    }
+
+
+def webhook_url(host: str, port: int, path: str) -> str | None:
+    """This server's own receiver as the Plaid stand-in can post to it (it delivers to
+    loopback only): the loopback host itself, 127.0.0.1 or ::1 for a wildcard; None for an
+    address of the network."""
+    if is_loopback_host(host):
+        return f"http://{authority(host, port)}{path}"
+    if host in {"0.0.0.0", ""}:  # noqa: S104 - naming the wildcard, not binding it
+        return f"http://127.0.0.1:{port}{path}"
+    if host == "::":
+        return f"http://[::1]:{port}{path}"
+    return None
+
+
+def configure_webhook_url(
+    environ: MutableMapping[str, str], standin_in_use: bool, host: str, port: int
+) -> str:
+    """Set PLAID_WEBHOOK_URL for the workers (before they start) to this server's receiver when
+    the stand-in plays Plaid; what the banner says of webhooks either way."""
+    if environ.get("PLAID_WEBHOOK_URL"):
+        return f"Plaid is told {environ['PLAID_WEBHOOK_URL']} (PLAID_WEBHOOK_URL, yours)"
+    if not standin_in_use:
+        return (
+            "Plaid cannot reach this machine, so its webhooks will not arrive; an Item's health"
+            " comes from POST /items/{item_id}/refresh"
+        )
+    if environ.get("PLAID_ENV", "sandbox") != "sandbox":
+        # The service takes an http:// webhook URL in sandbox only (linktoken.config).
+        return f"none: PLAID_ENV={environ['PLAID_ENV']} takes no http:// webhook URL"
+    url = webhook_url(host, port, environ.get("PLAID_WEBHOOK_PATH") or "/webhooks/plaid")
+    if url is None:
+        return f"none arrive: the stand-in posts to loopback only, and {host} is not"
+    environ["PLAID_WEBHOOK_URL"] = url
+    return f"the stand-in posts them to {url} (PLAID_WEBHOOK_URL of new Items' link tokens)"
+
+
+def _configure_logging(level_name: str | None) -> None:
+    """The tools' own log lines (a queue batch is DEBUG) to stderr, one write each."""
+    level = logging.getLevelNamesMapping().get((level_name or "INFO").upper(), logging.INFO)
+
+    class _Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(self.format(record))
+
+    logger = logging.getLogger("infra.gateway")
+    logger.setLevel(level)
+    logger.addHandler(_Say())
+    logger.propagate = False
 
 
 def _start_all(pools: Mapping[str, WorkerPool]) -> None:
@@ -558,6 +622,7 @@ def main() -> int:
     web_root = web_root_setting if web_root_setting.is_dir() else None
     template = load_template()
     stop = threading.Event()
+    _configure_logging(os.environ.get("SERVE_LOG_LEVEL"))
 
     def on_signal(signum: int, frame: object) -> None:
         # Once serving, stop in order; before that (imports, cold starts) unwind at once.
@@ -599,14 +664,16 @@ def _serve(
     serving: threading.Event,
     stop: threading.Event,
 ) -> int:
-    with contextlib.ExitStack() as stack, local_backends(os.environ) as backends:
+    with contextlib.ExitStack() as stack:
+        # Entered first, left last: the server and the workers stop before what they call.
+        backends = stack.enter_context(local_backends(os.environ))
         cors = Cors(
             http_api_cors(template),
             parse_origins(os.environ.get("ALLOWED_ORIGINS")),
             extra_expose=(STANDIN_HEADER,) if backends.standin else (),
         )
         routes = RouteTable(function_routes(template))
-        pools = function_pools(template, routes, int(workers))
+        pools = function_pools(template, int(workers))
         # Beyond loopback, tokens must be signed with a key only this run (and its banner's
         # token) knows; it is never printed.
         jwt_key = None if is_loopback_host(host) else secrets.token_bytes(32)
@@ -625,21 +692,34 @@ def _serve(
             say(f"serve: cannot listen on {host}:{port}: {exc.strerror} (choose another PORT/HOST)")
             return 1
         stack.callback(server.server_close)
+        bound_port = server.server_address[1]
+        # The workers read it at their start: set now that the port is known.
+        webhooks = configure_webhook_url(os.environ, bool(backends.standin), host, bound_port)
         if backends.standin and jwt_key is None:  # the stand-in, on loopback
             marker = (STANDIN_HEADER, "not-plaid; tokens work nowhere")
             server.standin_link = StandInLink(
                 server.server_address, backends.standin.base_url, marker
             )
+        pollers = queue_pollers(template, backends, pools, os.environ)
+        for poller in pollers:  # joined once the workers are stopped (which ends a batch)
+            stack.callback(poller.join)
         for pool in pools.values():
             stack.callback(pool.stop)
         _start_all(pools)
+        for poller in pollers:
+            poller.start()
+            stack.callback(poller.request_stop)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
         thread.daemon = True
         thread.start()
         stack.callback(server.shutdown)
-        bound_port = server.server_address[1]
         url = f"http://{authority(host, bound_port)}"
-        say(_banner(url, host, backends, cors, web_root, jwt_key, routes))
+        queue_lines = [
+            f"Queue: {backends.webhooks}",
+            *(f"Queue poller: {describe_source(poller.source)}" for poller in pollers),
+            f"Webhooks: {webhooks}",
+        ]
+        say(_banner(url, host, backends, cors, web_root, jwt_key, routes, queue_lines))
         serving.set()
         stop.wait()
         say("serve: stopping")

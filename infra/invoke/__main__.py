@@ -2,15 +2,19 @@
 
 The function is the one API Gateway would invoke for the event: its `routeKey` (else its method
 and path) is matched against the template's routes (`POST /items` is ItemExchangeFunction's
-exchange_app.lambda_handler, `GET /items` and `DELETE /items/{item_id}` ItemsFunction's
-items_app.lambda_handler, `POST /link-token` and anything unrouted, such as a payload 1.0
-event, LinkTokenFunction's app.lambda_handler), with that function's Timeout as the time left.
+exchange_app.lambda_handler, `GET /items`, `DELETE /items/{item_id}` and
+`POST /items/{item_id}/refresh` ItemsFunction's items_app.lambda_handler, `POST /webhooks/plaid`
+WebhookReceiverFunction's webhook_app.lambda_handler, `POST /link-token` and anything unrouted,
+such as a payload 1.0 event, LinkTokenFunction's app.lambda_handler), with that function's
+Timeout as the time left.
 
-Secrets Manager, DynamoDB and KMS are moto (on loopback). Plaid is the loopback stand-in
-(which is not Plaid), unless PLAID_CLIENT_ID and PLAID_SECRET are set: then the call goes to
-Plaid Sandbox for real. Every default (local_env.py, shared with `make serve`) gives way to a
-variable already set. Items events are prepared first (items_setup.py: a fresh public token, an
-Item stored for the event's user), each step said on stderr.
+Secrets Manager, DynamoDB, KMS and SQS (the webhook queue) are moto (on loopback). Plaid is the
+loopback stand-in (which is not Plaid), unless PLAID_CLIENT_ID and PLAID_SECRET are set: then
+the call goes to Plaid Sandbox for real. Every default (local_env.py, shared with `make serve`)
+gives way to a variable already set. Items events are prepared first (items_setup.py: a fresh
+public token, an Item stored for the event's user, a webhook signed with the stand-in's key),
+each step said on stderr. A webhook the receiver accepts stays in the queue: nothing consumes
+it here (make serve's poller runs the processor).
 
     make invoke                          # infra/events/ok.json
     make invoke EVENT=infra/events/platform-ios.json
@@ -35,7 +39,7 @@ from infra.gateway.cfn_template import (
     function_routes,
     load_template,
 )
-from infra.invoke.items_setup import load_handler, needs_items, prepare
+from infra.invoke.items_setup import load_handler, needs_items, needs_setup, prepare
 from infra.invoke.local_env import ROOT, LocalSetupError, local_backends, missing_items_message
 
 EVENTS = ROOT / "infra/events"
@@ -94,11 +98,11 @@ def main() -> int:
         with local_backends(os.environ, route.function) as backends:
             say(
                 f"Plaid: {backends.plaid}\nSecret: {backends.secrets}\nItems: {backends.items}\n"
-                f"Event: {event_path}\n"
+                f"Queue: {backends.webhooks}\nEvent: {event_path}\n"
                 f"Function: {route.function} ({route.handler}), route {route.route_key}"
             )
-            if isinstance(event, dict) and needs_items(route, event):
-                if backends.items_missing:
+            if isinstance(event, dict) and needs_setup(route, event):
+                if needs_items(route, event) and backends.items_missing:
                     raise LocalSetupError(missing_items_message(backends.items_missing))
                 say("--- setup (before the event) ---")
                 setup = prepare(event, route, routes, backends)

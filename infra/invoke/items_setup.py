@@ -6,10 +6,16 @@ names an Item, or a public token, would only ever get a 404 or a 400. Before the
 - an exchange (`POST /items` with a `public_token`) gets a fresh public token, created through
   the Plaid in use with `/sandbox/public_token/create` (the stand-in, or Sandbox with your keys)
   for the institution of the event's metadata;
-- an event about the caller's Items (`GET /items`, `DELETE /items/{item_id}`, and
-  `POST /link-token` with an `item_id`: update mode) gets an Item of its user stored first,
-  through the real exchange handler (ItemExchangeFunction's, with infra/events/items/
-  items-exchange.json and a fresh public token), and that Item's id in place of the event's.
+- an event about the caller's Items (`GET /items`, `DELETE /items/{item_id}`,
+  `POST /items/{item_id}/refresh`, and `POST /link-token` with an `item_id`: update mode) gets
+  an Item of its user stored first, through the real exchange handler (ItemExchangeFunction's,
+  with infra/events/items/items-exchange.json and a fresh public token), and that Item's id in
+  place of the event's;
+- a webhook (`POST /webhooks/plaid`) whose `plaid-verification` header is SIGN_MARKER is signed
+  as Plaid signs it, with the stand-in's own key (which the receiver then looks up at the
+  stand-in's `/webhook_verification_key/get`), over the event's body as it is; with Plaid
+  itself no key of Plaid's is here, so the marker stays and the receiver refuses it (401). A
+  webhook needs no Items table: the receiver only verifies and enqueues.
 
 Only where the run owns that state: a table and a key of yours (AWS_ENDPOINT_URL_DYNAMODB,
 real AWS...) are left alone and the event is sent as written. Each step says what it did
@@ -41,8 +47,14 @@ LINK_TOKEN_ROUTE = "POST /link-token"  # noqa: S105 - a route, not a credential
 EXCHANGE_EVENT = ROOT / "infra/events/items/items-exchange.json"
 DEFAULT_INSTITUTION = "ins_109508"
 DEFAULT_PRODUCTS = ("transactions",)
+WEBHOOK_ROUTE = "POST /webhooks/plaid"
+# What an event's plaid-verification header says to have it signed at invoke time.
+SIGN_MARKER = "SIGNED-AT-INVOKE-WITH-THE-STAND-IN-KEY"
+VERIFICATION_HEADER = "plaid-verification"
 # Routes about the caller's stored Items (update mode is POST /link-token with an item_id).
-_READS_ITEMS = {"GET /items", "DELETE /items/{item_id}"}
+_READS_ITEMS = {"GET /items", "DELETE /items/{item_id}", "POST /items/{item_id}/refresh"}
+# Routes whose function uses neither the Items table nor the key.
+_NO_ITEMS = {LINK_TOKEN_ROUTE, WEBHOOK_ROUTE}
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -80,8 +92,14 @@ def with_body(event: dict[str, Any], body: Any) -> None:
 
 
 def needs_items(route: FunctionRoute, event: dict[str, Any]) -> bool:
-    """The invocation uses the Items table and key: every route but a new-Item link token."""
-    return route.route_key != LINK_TOKEN_ROUTE or needs_an_item(route, event)
+    """The invocation uses the Items table and key: every route but a new-Item link token and
+    a webhook."""
+    return route.route_key not in _NO_ITEMS or needs_an_item(route, event)
+
+
+def needs_setup(route: FunctionRoute, event: dict[str, Any]) -> bool:
+    """The event is prepared before it is sent: it needs the Items, or a signature."""
+    return needs_items(route, event) or route.route_key == WEBHOOK_ROUTE
 
 
 def needs_an_item(route: FunctionRoute, event: dict[str, Any]) -> bool:
@@ -97,6 +115,9 @@ def prepare(
 ) -> Setup:
     """The event to send and the notes of what was done (see the module docstring)."""
     setup = Setup(copy.deepcopy(event))
+    if route.route_key == WEBHOOK_ROUTE:
+        _sign_webhook(setup, backends)
+        return setup
     body = body_of(setup.event)
     if route.route_key == EXCHANGE_ROUTE and isinstance(body, dict) and "public_token" in body:
         if backends.public_token is None:
@@ -151,6 +172,33 @@ def store_item(
             f" {code or ''} (its log lines are above)"
         )
     return str(created["item_id"])
+
+
+def _sign_webhook(setup: Setup, backends: Backends) -> None:
+    """Sign the webhook's body with the stand-in's key where the event asks for it."""
+    headers = setup.event.get("headers") or {}
+    if headers.get(VERIFICATION_HEADER) != SIGN_MARKER:
+        setup.notes.append(
+            "the webhook is sent with its own plaid-verification header, as written"
+            if VERIFICATION_HEADER in headers
+            else "the webhook is sent unsigned, as written (no plaid-verification header)"
+        )
+        return
+    if backends.standin is None:
+        setup.notes.append(
+            "the webhook is NOT signed: only the stand-in's key is here, not Plaid's, so the"
+            " receiver will refuse it (401 WEBHOOK_UNVERIFIED)"
+        )
+        return
+    raw = setup.event.get("body") or ""
+    body = base64.b64decode(raw) if setup.event.get("isBase64Encoded") is True else raw.encode()
+    key = backends.standin.signing_key
+    headers[VERIFICATION_HEADER] = key.sign(body)
+    setup.notes.append(
+        f"signed the webhook's body as Plaid does, with the stand-in's key {key.kid} (ES256):"
+        " the receiver looks that key up at the stand-in; a webhook it accepts stays in the"
+        " queue (make serve's poller would give it to the processor)"
+    )
 
 
 def load_handler(handler: str) -> Handler:

@@ -18,6 +18,13 @@ setting is absent.
   Otherwise the same moto server plays both: the table (pk/sk, as the stack makes it) named
   ITEMS_TABLE, and a new key whose ARN becomes ITEMS_KEY_ID (an `alias/...` ITEMS_KEY_ID of the
   user's is given to that key instead), both empty at the start of every run.
+- SQS (the webhook queue, WEBHOOK_QUEUE_URL): `AWS_ENDPOINT_URL_SQS` if set (WEBHOOK_QUEUE_URL
+  names the queue there); in real AWS WEBHOOK_QUEUE_URL must be the stack's (its
+  WebhookQueueUrl output), and no local consumer polls it (the stack's own mapping does);
+  otherwise moto again: every queue the template's functions are told about, created from its
+  AWS::SQS::Queue definition with its dead-letter queue (infra/gateway/local_queues.py), named
+  as WEBHOOK_QUEUE_URL's last segment says, empty at every start; WEBHOOK_QUEUE_URL becomes its
+  URL. `Backends.queues` are the queues a local poller may consume (make serve's).
 - Plaid: Plaid Sandbox when `PLAID_CLIENT_ID` and `PLAID_SECRET` are set; `PLAID_BASE_URL` if
   set; otherwise the loopback stand-in, which is NOT Plaid.
 
@@ -40,7 +47,13 @@ from typing import Any
 
 from infra.doubles.moto_server import moto_server
 from infra.doubles.standin_control import ScriptablePlaidStandIn
-from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION, load_template, table_definition
+from infra.gateway.cfn_template import (
+    LINK_TOKEN_FUNCTION,
+    load_template,
+    queue_url_variables,
+    table_definition,
+)
+from infra.gateway.local_queues import create_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 # Only what makes the function runnable on a laptop; the rest is infra/env.json.
@@ -58,12 +71,25 @@ ITEMS_SETTINGS = {
     "ITEMS_KEY_ID": "AWS_ENDPOINT_URL_KMS",
 }
 _STACK_OUTPUTS = {"ITEMS_TABLE": "ItemsTableName", "ITEMS_KEY_ID": "ItemsKeyArn"}
+SQS_ENDPOINT = "AWS_ENDPOINT_URL_SQS"
+# The queues' URL settings and the stack's outputs that hold them (real AWS).
+_QUEUE_OUTPUTS = {"WEBHOOK_QUEUE_URL": "WebhookQueueUrl"}
 
 PublicTokenMaker = Callable[[str, Sequence[str]], str]
 
 
 class LocalSetupError(Exception):
     """A local run cannot start as configured; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class QueueTarget:
+    """A queue a local poller can consume: its URL, the SQS endpoint that holds it, and its
+    ARN (None when the SQS is the user's: the poller asks for it)."""
+
+    url: str
+    endpoint: str
+    arn: str | None = None
 
 
 @dataclass
@@ -82,6 +108,10 @@ class Backends:
     # the Plaid in use with the keys this run knows; None where it cannot be (no known keys,
     # or not Sandbox).
     public_token: PublicTokenMaker | None = field(default=None, repr=False, compare=False)
+    # The webhook queue, for a person; and the queues a local poller may consume, by the
+    # template's logical id (none in real AWS: the stack's own event source mapping does).
+    webhooks: str = ""
+    queues: dict[str, QueueTarget] = field(default_factory=dict)
 
 
 def function_environment(function: str = LINK_TOKEN_FUNCTION) -> dict[str, str]:
@@ -140,6 +170,11 @@ def local_backends(
     stand-ins its settings leave missing."""
     real_aws = uses_real_aws(environ)
     missing = items_missing_in_real_aws(environ)
+    # infra/env.json's queue URL is no stack's either: real AWS takes the user's only.
+    unset_queues = tuple(
+        name for name in _QUEUE_OUTPUTS if real_aws and not environ.get(SQS_ENDPOINT)
+    )
+    sqs_moto = not real_aws and not environ.get(SQS_ENDPOINT)
     dynamodb_moto = not real_aws and not environ.get(ITEMS_SETTINGS["ITEMS_TABLE"])
     kms_moto = not real_aws and not environ.get(ITEMS_SETTINGS["ITEMS_KEY_ID"])
     users_key = environ.get("ITEMS_KEY_ID") or None
@@ -152,7 +187,7 @@ def local_backends(
     defaults = {**function_environment(function), **LOCAL_ONLY, **({} if real_aws else LOCAL_AWS)}
     for key, value in defaults.items():
         # infra/env.json's table and key names are no stack's: real AWS takes the user's only.
-        if key not in missing:
+        if key not in missing and key not in unset_queues:
             environ.setdefault(key, value)
 
     with contextlib.ExitStack() as stack:
@@ -175,7 +210,8 @@ def local_backends(
 
         secret_id = environ["PLAID_SECRET_ID"]
         sm_moto = not environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") and not real_aws
-        moto = stack.enter_context(moto_server()) if sm_moto or dynamodb_moto or kms_moto else ""
+        wanted = sm_moto or dynamodb_moto or kms_moto or sqs_moto
+        moto = stack.enter_context(moto_server()) if wanted else ""
         if environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER"):
             secrets = f"{secret_id!r} at {environ['AWS_ENDPOINT_URL_SECRETS_MANAGER']}"
         elif real_aws:
@@ -191,6 +227,7 @@ def local_backends(
             items = _items_backends(
                 environ, moto if dynamodb_moto else "", moto if kms_moto else "", users_key
             )
+        webhooks, queues = _queue_backends(environ, moto if sqs_moto else "", real_aws)
         # The keys the function will use are known unless they are in a secret of the user's.
         known_keys = all(keys) or sm_moto
         yield Backends(
@@ -201,6 +238,8 @@ def local_backends(
             items_missing=missing,
             items_local=dynamodb_moto and kms_moto,
             public_token=_public_token_maker(environ, client_id, secret) if known_keys else None,
+            webhooks=webhooks,
+            queues=queues,
         )
 
 
@@ -228,6 +267,47 @@ def _items_backends(
         where_key = f"key {key} at {environ.get('AWS_ENDPOINT_URL_KMS') or 'AWS'}"
     moto = dynamodb_moto or kms_moto
     return f"{where_table}, {where_key}" + (f" at {moto} (new, empty)" if moto else "")
+
+
+def _queue_backends(
+    environ: MutableMapping[str, str], sqs_moto: str, real_aws: bool
+) -> tuple[str, dict[str, QueueTarget]]:
+    """Create the queues moto plays (empty) and point the functions at them; describe where
+    the webhook queue is, and the queues a local poller may consume."""
+    variables = queue_url_variables(load_template())
+    if real_aws and not environ.get(SQS_ENDPOINT):
+        unset = [name for name in variables.values() if not environ.get(name)]
+        if unset:
+            wanted = ", ".join(
+                f"{n} (the stack's {_QUEUE_OUTPUTS.get(n, n)} output)" for n in unset
+            )
+            return f"NOT configured: with real AWS set {wanted}", {}
+        where = ", ".join(environ[name] for name in variables.values())
+        return f"{where} in AWS (the stack's event source mapping consumes it, not make serve)", {}
+    if not sqs_moto:
+        endpoint = environ[SQS_ENDPOINT]
+        queues = {
+            queue: QueueTarget(environ[name], endpoint)
+            for queue, name in variables.items()
+            if environ.get(name)
+        }
+        return ", ".join(f"{q.url} at {endpoint}" for q in queues.values()), queues
+    environ[SQS_ENDPOINT] = sqs_moto
+    client = _client("sqs", sqs_moto, environ)
+    template = load_template()
+    queues, described = {}, []
+    for queue, name in variables.items():
+        local_name = (environ.get(name) or queue).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            created = create_queue(client, template, queue, local_name)
+        except client.exceptions.ClientError as exc:
+            raise LocalSetupError(
+                f"{name}: moto cannot create the queue {local_name!r}: {exc}"
+            ) from None
+        environ[name] = created.url
+        queues[queue] = QueueTarget(created.url, sqs_moto, created.arn)
+        described.append(created.describe())
+    return f"{'; '.join(described)} in moto's SQS at {sqs_moto} (new, empty)", queues
 
 
 def _client(service: str, endpoint: str, environ: MutableMapping[str, str]) -> Any:

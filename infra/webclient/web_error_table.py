@@ -70,6 +70,12 @@ WHEN: Final[dict[str, str]] = {
         "the event has no usable `requestContext.authorizer.jwt.claims.sub` (blank, missing, "
         "over 255 characters)"
     ),
+    "WEBHOOK_UNVERIFIED": (
+        "`POST /webhooks/plaid` only: the `Plaid-Verification` JWT is missing or malformed, not "
+        "ES256, names a key Plaid does not give or one that has expired, does not verify, is "
+        "over five minutes old, or does not match the body's SHA-256; the log line's `reason` "
+        "says which"
+    ),
     "PAYLOAD_TOO_LARGE": "the body is over 16384 bytes after base64 decoding",
     "UNSUPPORTED_MEDIA_TYPE": (
         "a body with a content type other than `application/json`, or an unknown charset"
@@ -138,6 +144,10 @@ APP_SHOULD: Final[dict[str, str]] = {
     "UNAUTHENTICATED": (
         "Refresh or re-acquire the user's JWT, then retry once. Behind API Gateway this "
         "normally arrives as API Gateway's own 401 (below)."
+    ),
+    "WEBHOOK_UNVERIFIED": (
+        "Never sent to an app: only the webhook receiver answers it, to a sender that is not "
+        "Plaid or to a webhook changed on the way."
     ),
     "PAYLOAD_TOO_LARGE": (
         "Not retry; the body has at most three small fields, so this is an app bug."

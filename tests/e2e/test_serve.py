@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from infra.gateway.cfn_template import function_routes, load_template
+from infra.gateway.cfn_template import function_routes, invoked_functions, load_template
 from infra.gateway.serve_process import (
     ServeProcess,
     children,
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "http://app.test:5173"
 TEMPLATE = load_template(ROOT / "template.yaml")
 TEMPLATE_API = TEMPLATE["Resources"]["LinkTokenApi"]["Properties"]
-FUNCTIONS = sorted({route.function for route in function_routes(TEMPLATE)})
+FUNCTIONS = sorted(function.function for function in invoked_functions(TEMPLATE))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,7 @@ def server(web_root: Path) -> Iterator[ServeProcess]:
         "WORKERS": "2",
         "ALLOWED_ORIGINS": f"{ORIGIN},http://other-allowed.test",
         "WEB_ROOT": str(web_root),
+        "SERVE_LOG_LEVEL": "DEBUG",  # the queue poller's line per batch
     }
     with serve(env) as running:
         yield running
@@ -370,7 +371,12 @@ def test_an_unknown_method_on_items_is_a_404_before_the_authorizer(server: Serve
 
 
 def test_every_items_route_is_behind_the_authorizer(server: ServeProcess) -> None:
-    for method, path in (("POST", "/items"), ("GET", "/items"), ("DELETE", "/items/x")):
+    for method, path in (
+        ("POST", "/items"),
+        ("GET", "/items"),
+        ("DELETE", "/items/x"),
+        ("POST", "/items/x/refresh"),
+    ):
         reply = call(server, method, path, "{}", {"content-type": "application/json"})
         assert reply.status == 401, (method, path)
         assert reply.json() == {"message": "Unauthorized"}
@@ -387,6 +393,103 @@ def test_the_same_accounts_again_are_refused_as_a_duplicate(server: ServeProcess
     assert (again.json()["code"], again.json()["item_id"]) == (
         "DUPLICATE_ITEM",
         first.json()["item_id"],
+    )
+
+
+# ------------------------------------------------------------------------------ webhooks ---
+def linked_item(server: ServeProcess, sub: str) -> str:
+    """An Item linked as the app links one: a link token (naming this server's receiver as its
+    webhook), the Link session finished by the stand-in, the public token exchanged."""
+    link_token = api(server, "POST", "/link-token", sub, {"platform": "web"}).json()["link_token"]
+    done = complete_link(server, {"link_token": link_token}).json()
+    body = {"public_token": done["public_token"], "metadata": done["metadata"]}
+    created = api(server, "POST", "/items", sub, body)
+    assert created.status == 201, created.raw
+    return str(created.json()["item_id"])
+
+
+def fire_webhook(server: ServeProcess, item_id: str, code: str) -> Reply:
+    """The stand-in sends the Item's webhook, as Plaid would (standin_control.py)."""
+    return call(
+        server,
+        "POST",
+        f"/_standin/items/{item_id}/fire_webhook",
+        json.dumps({"webhook_code": code}),
+        {"content-type": "application/json"},
+        url=server.standin_url,
+    )
+
+
+def wait_for_health(server: ServeProcess, sub: str, wanted: str) -> None:
+    deadline = time.monotonic() + 30
+    while (healths := [i["health"] for i in api(server, "GET", "/items", sub).json()["items"]]) != [
+        wanted
+    ]:
+        assert time.monotonic() < deadline, (healths, server.output()[-4000:])
+        time.sleep(0.1)
+
+
+def test_a_webhook_goes_from_the_standin_through_the_queue_to_the_items_health(
+    server: ServeProcess,
+) -> None:
+    sub = "webhook-flow-user"
+    item_id = linked_item(server, sub)
+    receiver = f"{server.url}/webhooks/plaid"
+    assert server.wait_for(r"^serve: Webhooks: (.*)$").group(1) == (
+        f"the stand-in posts them to {receiver} (PLAID_WEBHOOK_URL of new Items' link tokens)"
+    )
+    before = len(server.lines)
+
+    assert fire_webhook(server, item_id, "ERROR").status == 204
+    wait_for_health(server, sub, "login_required")
+
+    deliveries = call(server, "GET", "/_standin/webhooks", url=server.standin_url).json()
+    mine = [d for d in deliveries if d["webhook"].get("item_id") == item_id]
+    assert [(d["url"], d["status"], d["webhook"]["webhook_code"]) for d in mine] == [
+        (receiver, 200, "ERROR")
+    ]
+    server.wait_for(
+        r"^serve: queue plaid-link-webhooks-dev\.fifo -> WebhookProcessorFunction: 1 received,"
+        r" 1 deleted, 0 left for redelivery \([\d.]+ ms\)$",
+        after=before,
+    )
+    applied = [
+        json.loads(line)
+        for line in server.lines[before:]
+        if '"webhook_applied"' in line and item_id in line
+    ]
+    assert [(line["outcome"], line["receive_count"]) for line in applied] == [("applied", 1)]
+    accepted = [
+        log
+        for log in access_logs(server)
+        if log["routeKey"] == "POST /webhooks/plaid" and log["status"] == 200
+    ]
+    assert accepted and all(log["authorizerError"] == "-" for log in accepted)
+
+    assert fire_webhook(server, item_id, "LOGIN_REPAIRED").status == 204
+    wait_for_health(server, sub, "healthy")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer not-a-jwt"}],
+    ids=["no-authorization", "unreadable-jwt"],
+)
+def test_the_webhook_route_has_no_authorizer_and_the_function_refuses_unsigned_ones(
+    server: ServeProcess, headers: dict[str, str]
+) -> None:
+    body = json.dumps({"webhook_type": "ITEM", "webhook_code": "ERROR", "item_id": "x"})
+    reply = call(
+        server, "POST", "/webhooks/plaid", body, {"content-type": "application/json", **headers}
+    )
+
+    assert reply.status == 401
+    assert reply.json()["code"] == "WEBHOOK_UNVERIFIED", "the receiver's answer, not API Gateway's"
+    log = access_log_of(server, reply.headers["apigw-requestid"])
+    assert (log["routeKey"], log["integrationStatus"], log["authorizerError"]) == (
+        "POST /webhooks/plaid",
+        "200",
+        "-",
     )
 
 
@@ -432,7 +535,13 @@ def test_the_link_stand_in_completes_sessions_on_the_pages_own_origin_only(
 
 def test_each_function_runs_in_workers_of_its_own(server: ServeProcess) -> None:
     pids = {name: {p for p in server.worker_pids(name) if is_running(p)} for name in FUNCTIONS}
-    assert FUNCTIONS == ["ItemExchangeFunction", "ItemsFunction", "LinkTokenFunction"]
+    assert FUNCTIONS == [
+        "ItemExchangeFunction",
+        "ItemsFunction",
+        "LinkTokenFunction",
+        "WebhookProcessorFunction",  # no route: the webhook queue's poller invokes it
+        "WebhookReceiverFunction",
+    ]
     assert all(len(running) == 2 for running in pids.values()), pids  # WORKERS=2 each
     every = [pid for running in pids.values() for pid in running]
     assert len(every) == len(set(every)), "no worker serves two functions"

@@ -40,7 +40,9 @@ from referencing.jsonschema import DRAFT202012
 from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.moto_server import moto_server
 from infra.doubles.plaid_standin import PlaidStandIn, Scripted, plaid_error
+from infra.doubles.webhook_signer import SigningKey, hmac_with_public_key, unsigned
 from infra.gateway.cfn_template import function_timeout_seconds, load_template, table_definition
+from infra.gateway.local_queues import create_queue
 from linktoken.aws_clients import DYNAMODB, KMS, json_client
 from linktoken.config import load_config
 from linktoken.identity import owner_key
@@ -70,12 +72,17 @@ PROBLEM_JSON = "application/problem+json"
 
 # operationId -> (path, method): every operation of the document.
 LINK_TOKEN, EXCHANGE, LIST, REMOVE = "createLinkToken", "exchangeItem", "listItems", "removeItem"
+REFRESH, WEBHOOK = "refreshItem", "receivePlaidWebhook"
 OPERATIONS: dict[str, tuple[str, str]] = {
     LINK_TOKEN: ("/link-token", "post"),
     EXCHANGE: ("/items", "post"),
     LIST: ("/items", "get"),
     REMOVE: ("/items/{item_id}", "delete"),
+    REFRESH: ("/items/{item_id}/refresh", "post"),
+    WEBHOOK: ("/webhooks/plaid", "post"),
 }
+# Called by Plaid, not by apps: no JWT (`security: []`), Plaid's signature instead.
+UNAUTHENTICATED_OPERATIONS = {WEBHOOK}
 OPERATION = ("paths", "/link-token", "post")
 
 
@@ -537,7 +544,11 @@ LOG_MESSAGES = {
     EXCHANGE: ("item_exchanged", "item_exchange_failed"),
     LIST: ("items_listed", "items_list_failed"),
     REMOVE: ("item_removed", "item_remove_failed"),
+    REFRESH: ("item_refreshed", "item_refresh_failed"),
+    WEBHOOK: ("webhook_received", "webhook_receive_failed"),
 }
+# A webhook that fails verification (401) has a line of its own, with the failed check.
+WEBHOOK_REJECTED = "webhook_rejected"
 EXCHANGE_PATH = "/item/public_token/exchange"
 # Each operation's function runs with its own timeout (template.yaml); the exchange keeps
 # time back from its Plaid call for storing or removing the Item it makes.
@@ -549,6 +560,8 @@ TIMEOUT_MS = {
         (EXCHANGE, "ItemExchangeFunction"),
         (LIST, "ItemsFunction"),
         (REMOVE, "ItemsFunction"),
+        (REFRESH, "ItemsFunction"),
+        (WEBHOOK, "WebhookReceiverFunction"),
     )
 }
 
@@ -604,6 +617,8 @@ class ItemsHarness:
         secrets.create_secret(Name=self.secret_without_hmac_key, SecretString=secret_json())
         self.aws("dynamodb").create_table(TableName=self.table, **table_definition(load_template()))
         self.key_id: str = self.aws("kms").create_key()["KeyMetadata"]["Arn"]
+        # The receiver's FIFO queue (and its dead-letter queue), as make serve creates it.
+        self.queue = create_queue(self.aws("sqs"), _TEMPLATE, "WebhookQueue", f"hooks-{suffix}")
         self.env = {
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
@@ -619,6 +634,8 @@ class ItemsHarness:
             "PLAID_REDIRECT_URI": "https://app.example.com/oauth",
             "ITEMS_TABLE": self.table,
             "ITEMS_KEY_ID": self.key_id,
+            "AWS_ENDPOINT_URL_SQS": self.endpoint,
+            "WEBHOOK_QUEUE_URL": self.queue.url,
         }
         for name, value in self.env.items():  # the clients that read the process environment
             monkeypatch.setenv(name, value)
@@ -641,26 +658,31 @@ class ItemsHarness:
         env: Mapping[str, str] | None = None,
         context: LambdaContext | None = None,
         event: dict[str, Any] | None = None,
+        verification: str | None = None,
     ) -> dict[str, Any]:
         """One request through the operation's real `lambda_handler`; `env` overrides the
         function's environment (the container is built on it, and the process environment
-        holds it while the request runs)."""
+        holds it while the request runs). `verification` is a webhook's Plaid-Verification."""
         import app
         import exchange_app
         import items_app
+        import webhook_app
 
         if event is None:
             event = item_event(
                 op,
                 body,
                 item_id=item_id,
-                sub=None if anonymous else (sub or self.sub),
+                sub=None if anonymous or op == WEBHOOK else (sub or self.sub),
                 content_type=content_type,
                 raw_body=raw_body,
                 base64_body=base64_body,
+                verification=verification,
             )
         self.last_request_id = event["requestContext"]["requestId"]
-        module: Any = {LINK_TOKEN: app, EXCHANGE: exchange_app}.get(op, items_app)
+        module: Any = {LINK_TOKEN: app, EXCHANGE: exchange_app, WEBHOOK: webhook_app}.get(
+            op, items_app
+        )
         with pytest.MonkeyPatch.context() as patch:
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
@@ -672,17 +694,27 @@ class ItemsHarness:
         """The operation's container on this test's environment (built once per override);
         Plaid's retries do not really sleep, the policy is unchanged."""
         from linktoken.container import build_container
+        from plaidhooks.receiver_container import KEY_LOOKUP_POLICY, build_receiver_container
         from plaiditems.container import build_items_container
 
-        kind = "link" if op == LINK_TOKEN else ("exchange" if op == EXCHANGE else "items")
+        kinds = {LINK_TOKEN: "link", EXCHANGE: "exchange", WEBHOOK: "webhook"}
+        kind = kinds.get(op, "items")
         key = (kind, tuple(sorted((env or {}).items())))
         if key not in self._containers:
             environ = {**self.env, **(env or {})}
-            built: Any = (build_container if kind == "link" else build_items_container)(environ)
-            if built.service is not None:
-                built.service.plaid = PlaidClient(
-                    built.service.config.base_url, RetryPolicy(), sleep=lambda _s: None
-                )
+            built: Any
+            if kind == "webhook":  # its own container: the key cache is empty at first
+                built = build_receiver_container(environ)
+                if built.receiver is not None:
+                    built.receiver.plaid = PlaidClient(
+                        environ["PLAID_BASE_URL"], KEY_LOOKUP_POLICY, sleep=lambda _s: None
+                    )
+            else:
+                built = (build_container if kind == "link" else build_items_container)(environ)
+                if built.service is not None:
+                    built.service.plaid = PlaidClient(
+                        built.service.config.base_url, RetryPolicy(), sleep=lambda _s: None
+                    )
             self._containers[key] = built
         return self._containers[key]
 
@@ -804,12 +836,18 @@ def item_event(
     content_type: str | None = "application/json",
     raw_body: str | None = None,
     base64_body: bool = False,
+    verification: str | None = None,
 ) -> dict[str, Any]:
-    """An HTTP API v2 event for one of the operations, as API Gateway sends it."""
+    """An HTTP API v2 event for one of the operations, as API Gateway sends it (the webhook's
+    route has no authorizer: no claims, and Plaid-Verification when given)."""
     path, method = OPERATIONS[op]
     event = make_event(
         body, sub=sub, content_type=content_type, raw_body=raw_body, base64_body=base64_body
     )
+    if op in UNAUTHENTICATED_OPERATIONS:
+        del event["requestContext"]["authorizer"]
+    if verification is not None:
+        event["headers"]["plaid-verification"] = verification
     raw_path = path.replace("{item_id}", item_id or "")
     route_key = f"{method.upper()} {path}"
     event["routeKey"] = event["requestContext"]["routeKey"] = route_key
@@ -1523,6 +1561,437 @@ UPDATE_MODE_SCENARIOS: dict[str, ItemScenario] = {
     ),
 }
 
+
+# --- POST /items/{item_id}/refresh ----------------------------------------------------------
+
+
+def _refreshed(
+    *steps: Callable[[PlaidStandIn, str], None], expected: str, body: Any = None
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """An Item of the user, changed at the stand-in by `steps`, then refreshed: its health is
+    what /item/get says now, and GET /items shows it too."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        for step in steps:
+            step(h.plaid, item_id)
+        answer = h.call(REFRESH, body, item_id=item_id)
+        refreshing = h.last_request_id
+        assert body_of(answer)["item"]["health"] == expected, answer["body"]
+        [listed] = body_of(h.call(LIST))["items"]
+        assert listed["health"] == expected
+        h.last_request_id = refreshing  # the answer under test is the refresh's
+        return answer
+
+    return run
+
+
+def _reset_login(plaid: PlaidStandIn, item_id: str) -> None:
+    plaid.reset_login_item(item_id)
+
+
+def _repair(plaid: PlaidStandIn, item_id: str) -> None:
+    plaid.repair_item(item_id)
+
+
+def _refresh_event(**kwargs: Any) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """Refused before anything is read: Plaid is not called."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        answer = h.call(REFRESH, item_id=h.link_item(), **kwargs)
+        assert h.plaid_requests("/item/get") == []
+        return answer
+
+    return run
+
+
+def _refresh_of(item_id: str) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        return h.call(REFRESH, item_id=item_id)
+
+    return run
+
+
+def _refresh_another_users(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item(sub=h.sub + "-owner")
+    answer = h.call(REFRESH, item_id=item_id)
+    assert h.plaid_requests("/item/get") == []
+    return answer
+
+
+def _refresh_removed(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    assert h.call(REMOVE, item_id=item_id)["statusCode"] == 204
+    return h.call(REFRESH, item_id=item_id)
+
+
+def _refresh_scripted(
+    *answers: Scripted, remaining_ms: int | None = None
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        h.plaid.script(*answers)
+        return h.call(REFRESH, item_id=item_id, context=invocation(REFRESH, remaining_ms))
+
+    return run
+
+
+def _refresh_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        item_id = h.link_item()
+        return h.call(REFRESH, item_id=item_id, env=env(h))
+
+    return run
+
+
+def _refresh_altered_record(h: ItemsHarness) -> dict[str, Any]:
+    first, second = h.link_item("ins_1"), h.link_item("ins_2")
+    h.copy_sealed_token(second, first)
+    return h.call(REFRESH, item_id=first)
+
+
+def _refresh_foreign_item(h: ItemsHarness) -> dict[str, Any]:
+    answer = h.call(REFRESH, item_id=h.store_foreign_item())
+    assert body_of(answer)["plaid_error_code"] == "INVALID_ACCESS_TOKEN"
+    return answer
+
+
+def _kms_unreachable(_h: ItemsHarness) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL_KMS": unreachable()}
+
+
+REFRESH_SCENARIOS: dict[str, ItemScenario] = {
+    "200 healthy, nothing changed": ItemScenario(
+        REFRESH, 200, None, _refreshed(expected="healthy")
+    ),
+    "200 login required (reset at Plaid)": ItemScenario(
+        REFRESH, 200, None, _refreshed(_reset_login, expected="login_required")
+    ),
+    "200 healthy again after update mode": ItemScenario(
+        REFRESH, 200, None, _refreshed(_reset_login, _repair, expected="healthy")
+    ),
+    "200 a JSON body is ignored": ItemScenario(
+        REFRESH, 200, None, _refreshed(expected="healthy", body={"anything": True})
+    ),
+    "400 malformed json": ItemScenario(
+        REFRESH, 400, "INVALID_REQUEST", _refresh_event(raw_body="{not json")
+    ),
+    "400 a JSON array": ItemScenario(REFRESH, 400, "INVALID_REQUEST", _refresh_event(body=[1])),
+    # As for DELETE: a payload 1.0 event has no requestContext.http nor the refresh's route
+    # key; items_app answers (and logs) it as GET /items.
+    "400 not an http api event": ItemScenario(
+        REFRESH,
+        400,
+        "INVALID_REQUEST",
+        _not_an_http_api_event(REFRESH),
+        log=LOG_MESSAGES[LIST][1],
+    ),
+    "401 no sub": ItemScenario(
+        REFRESH, 401, "UNAUTHENTICATED", lambda h: h.call(REFRESH, item_id="x", anonymous=True)
+    ),
+    "404 an item_id never linked": ItemScenario(
+        REFRESH, 404, "ITEM_NOT_FOUND", _refresh_of("eVBnVMp7zdTJLkRNr33Rs6zr7KNJqBFL9DrE6")
+    ),
+    "404 not an item_id at all": ItemScenario(
+        REFRESH, 404, "ITEM_NOT_FOUND", _refresh_of("../../exchange#x")
+    ),
+    "404 another user's Item": ItemScenario(REFRESH, 404, "ITEM_NOT_FOUND", _refresh_another_users),
+    "404 a removed Item": ItemScenario(REFRESH, 404, "ITEM_NOT_FOUND", _refresh_removed),
+    "413 body over 16 KiB": ItemScenario(
+        REFRESH, 413, "PAYLOAD_TOO_LARGE", _refresh_event(raw_body=_OVER_16_KIB)
+    ),
+    "415 text/plain": ItemScenario(
+        REFRESH,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        _refresh_event(body={"x": 1}, content_type="text/plain"),
+    ),
+    "429 rate limited after retries": ItemScenario(
+        REFRESH, 429, "RATE_LIMITED", _refresh_scripted(*[_RATE_LIMITED] * 3)
+    ),
+    "500 secret without user_id_hmac_key": ItemScenario(
+        REFRESH, 500, "MISCONFIGURED", _refresh_with(_no_hmac_key)
+    ),
+    "500 table does not exist": ItemScenario(
+        REFRESH, 500, "MISCONFIGURED", _refresh_with(_no_table)
+    ),
+    "500 sealed token of another Item": ItemScenario(
+        REFRESH, 500, "INTERNAL_ERROR", _refresh_altered_record
+    ),
+    "502 access token Plaid never issued to these keys": ItemScenario(
+        REFRESH, 502, "UPSTREAM_REJECTED", _refresh_foreign_item
+    ),
+    "502 an answer without an item": ItemScenario(
+        REFRESH,
+        502,
+        "UPSTREAM_REJECTED",
+        _refresh_scripted(Scripted(200, {"request_id": "r-1", "status": {}})),
+    ),
+    "503 plaid internal errors": ItemScenario(
+        REFRESH, 503, "UPSTREAM_UNAVAILABLE", _refresh_scripted(*[_PLAID_DOWN] * 3)
+    ),
+    "503 secrets manager unreachable": ItemScenario(
+        REFRESH, 503, "UPSTREAM_UNAVAILABLE", _refresh_with(_secrets_manager_unreachable_env)
+    ),
+    "503 dynamodb unreachable": ItemScenario(
+        REFRESH, 503, "STORAGE_UNAVAILABLE", _refresh_with(_dynamodb_unreachable)
+    ),
+    "503 kms unreachable": ItemScenario(
+        REFRESH, 503, "STORAGE_UNAVAILABLE", _refresh_with(_kms_unreachable)
+    ),
+    "504 plaid too slow": ItemScenario(
+        REFRESH, 504, "UPSTREAM_TIMEOUT", _refresh_scripted(_SLOW, remaining_ms=1_200)
+    ),
+}
+
+
+# --- POST /webhooks/plaid ------------------------------------------------------------------
+
+KEY_PATH = "/webhook_verification_key/get"
+
+
+def _webhook_body(
+    h: ItemsHarness, code: str = "NEW_ACCOUNTS_AVAILABLE", item_id: str | None = None
+) -> bytes:
+    """An ITEM webhook as Plaid sends it, for an Item of the user (a new one by default)."""
+    webhook = {"webhook_type": "ITEM", "webhook_code": code, "item_id": item_id or h.link_item()}
+    return json.dumps({**webhook, "environment": "sandbox"}).encode()
+
+
+def _queued(h: ItemsHarness) -> list[str]:
+    """The bodies on this test's webhook queue (received and left: they come back later)."""
+    answer = h.aws("sqs").receive_message(
+        QueueUrl=h.queue.url, MaxNumberOfMessages=10, VisibilityTimeout=0
+    )
+    return [str(message["Body"]) for message in answer.get("Messages") or []]
+
+
+def _delivered(h: ItemsHarness) -> dict[str, Any]:
+    body = _webhook_body(h)
+    answer = h.call(WEBHOOK, raw_body=body.decode(), verification=h.plaid.signing_key.sign(body))
+    assert _queued(h) == [body.decode()]
+    assert len(h.plaid_requests(KEY_PATH)) == 1
+    return answer
+
+
+def _delivered_with_a_cached_key(h: ItemsHarness) -> dict[str, Any]:
+    item_id = h.link_item()
+    first = _webhook_body(h, "NEW_ACCOUNTS_AVAILABLE", item_id)
+    second = _webhook_body(h, "LOGIN_REPAIRED", item_id)
+    key = h.plaid.signing_key
+    cached = h.call(WEBHOOK, raw_body=first.decode(), verification=key.sign(first))
+    assert cached["statusCode"] == 200
+    answer = h.call(WEBHOOK, raw_body=second.decode(), verification=key.sign(second))
+    assert len(h.plaid_requests(KEY_PATH)) == 1  # the second from the container's cache
+    return answer
+
+
+def _delivered_base64(h: ItemsHarness) -> dict[str, Any]:
+    body = _webhook_body(h)
+    verification = h.plaid.signing_key.sign(body)
+    return h.call(WEBHOOK, raw_body=body.decode(), base64_body=True, verification=verification)
+
+
+def _signed(raw: bytes, **kwargs: Any) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """A body the stand-in's key really signed, sent as it is."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        verification = h.plaid.signing_key.sign(raw)
+        answer = h.call(WEBHOOK, raw_body=raw.decode(), verification=verification, **kwargs)
+        assert _queued(h) == []
+        return answer
+
+    return run
+
+
+def _forged(
+    forge: Callable[[ItemsHarness, bytes], str | None],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """A webhook for a real Item, with what an attacker would put in Plaid-Verification."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        body = _webhook_body(h, "USER_PERMISSION_REVOKED")
+        answer = h.call(WEBHOOK, raw_body=body.decode(), verification=forge(h, body))
+        assert _queued(h) == []
+        return answer
+
+    return run
+
+
+def _tampered(h: ItemsHarness) -> dict[str, Any]:
+    body = _webhook_body(h, "NEW_ACCOUNTS_AVAILABLE")
+    verification = h.plaid.signing_key.sign(body)
+    changed = body.replace(b"NEW_ACCOUNTS_AVAILABLE", b"USER_ACCOUNT_REVOKED")
+    answer = h.call(WEBHOOK, raw_body=changed.decode(), verification=verification)
+    assert _queued(h) == []
+    return answer
+
+
+def _rotated_out(h: ItemsHarness) -> dict[str, Any]:
+    body = _webhook_body(h)
+    old = h.plaid.signing_key.sign(body)
+    h.plaid.rotate_key()  # the old key stays known to Plaid, with expired_at now
+    answer = h.call(WEBHOOK, raw_body=body.decode(), verification=old)
+    assert _queued(h) == []
+    return answer
+
+
+def _webhook_with(
+    env: Callable[[ItemsHarness], dict[str, str]],
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        body = _webhook_body(h)
+        verification = h.plaid.signing_key.sign(body)
+        answer = h.call(WEBHOOK, raw_body=body.decode(), verification=verification, env=env(h))
+        assert _queued(h) == []
+        return answer
+
+    return run
+
+
+def _webhook_scripted(
+    *answers: Scripted, remaining_ms: int | None = None
+) -> Callable[[ItemsHarness], dict[str, Any]]:
+    """The key lookup answered as scripted; the webhook is not queued, Plaid delivers again."""
+
+    def run(h: ItemsHarness) -> dict[str, Any]:
+        body = _webhook_body(h)
+        verification = h.plaid.signing_key.sign(body)
+        h.plaid.script(*answers)
+        answer = h.call(
+            WEBHOOK,
+            raw_body=body.decode(),
+            verification=verification,
+            context=invocation(WEBHOOK, remaining_ms),
+        )
+        assert _queued(h) == []
+        return answer
+
+    return run
+
+
+def _lookup_budget_spent(h: ItemsHarness) -> dict[str, Any]:
+    """A flood of made-up kids spends the container's lookups; then a real webhook signed
+    with a key not yet cached is 503 (Plaid delivers it again), without a call to Plaid."""
+    body = _webhook_body(h)
+    for _ in range(5):
+        made_up = SigningKey.new().sign(body)
+        assert h.call(WEBHOOK, raw_body=body.decode(), verification=made_up)["statusCode"] == 401
+    lookups = len(h.plaid_requests(KEY_PATH))
+    answer = h.call(WEBHOOK, raw_body=body.decode(), verification=h.plaid.signing_key.sign(body))
+    assert len(h.plaid_requests(KEY_PATH)) == lookups == 5
+    return answer
+
+
+def _webhook_bug(h: ItemsHarness) -> dict[str, Any]:
+    """A bug (injected: no real input reaches one) in the step after verification."""
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug with a detail that must stay in the log")
+
+    h.monkeypatch.setattr(h.container(WEBHOOK).receiver.queue, "send", broken)
+    body = _webhook_body(h)
+    answer = h.call(WEBHOOK, raw_body=body.decode(), verification=h.plaid.signing_key.sign(body))
+    assert "must stay in the log" not in answer["body"]
+    return answer
+
+
+def _no_queue_configured(_h: ItemsHarness) -> dict[str, str]:
+    return {"WEBHOOK_QUEUE_URL": ""}
+
+
+def _no_such_queue(h: ItemsHarness) -> dict[str, str]:
+    return {"WEBHOOK_QUEUE_URL": h.queue.url.replace(h.queue.name, "no-such-queue.fifo")}
+
+
+def _no_such_secret(h: ItemsHarness) -> dict[str, str]:
+    return {"PLAID_SECRET_ID": h.env["PLAID_SECRET_ID"] + "-does-not-exist"}
+
+
+def _sqs_unreachable(_h: ItemsHarness) -> dict[str, str]:
+    return {"AWS_ENDPOINT_URL_SQS": unreachable()}
+
+
+_KEYS_REFUSED = plaid_error(400, "INVALID_INPUT", "INVALID_API_KEYS", "invalid client_id or secret")
+
+
+def _rejected(run: Callable[[ItemsHarness], dict[str, Any]]) -> ItemScenario:
+    return ItemScenario(WEBHOOK, 401, "WEBHOOK_UNVERIFIED", run, log=WEBHOOK_REJECTED)
+
+
+WEBHOOK_SCENARIOS: dict[str, ItemScenario] = {
+    "200 signed by Plaid, queued": ItemScenario(WEBHOOK, 200, None, _delivered),
+    "200 the key from the container's cache": ItemScenario(
+        WEBHOOK, 200, None, _delivered_with_a_cached_key
+    ),
+    "200 base64 body": ItemScenario(WEBHOOK, 200, None, _delivered_base64),
+    "400 signed, not JSON": ItemScenario(
+        WEBHOOK, 400, "INVALID_REQUEST", _signed(b"not json at all")
+    ),
+    "400 signed, a JSON array": ItemScenario(
+        WEBHOOK, 400, "INVALID_REQUEST", _signed(b'[{"webhook_type": "ITEM"}]')
+    ),
+    "400 not an http api event": ItemScenario(
+        WEBHOOK, 400, "INVALID_REQUEST", _not_an_http_api_event(WEBHOOK)
+    ),
+    "401 no Plaid-Verification": _rejected(_forged(lambda _h, _b: None)),
+    "401 alg none": _rejected(_forged(lambda h, b: unsigned(b, h.plaid.signing_key.kid))),
+    "401 HMAC with the public key": _rejected(
+        _forged(lambda h, b: hmac_with_public_key(b, h.plaid.signing_key))
+    ),
+    "401 another key under Plaid's kid": _rejected(
+        _forged(lambda h, b: SigningKey.new(kid=h.plaid.signing_key.kid).sign(b))
+    ),
+    "401 a kid Plaid does not know": _rejected(_forged(lambda _h, b: SigningKey.new().sign(b))),
+    "401 signed over 5 minutes ago": _rejected(
+        _forged(lambda h, b: h.plaid.signing_key.sign(b, iat=int(time.time()) - 301))
+    ),
+    "401 body changed after signing": _rejected(_tampered),
+    "401 a rotated-out key": _rejected(_rotated_out),
+    "413 body over 16 KiB": ItemScenario(
+        WEBHOOK, 413, "PAYLOAD_TOO_LARGE", _signed(b'{"pad": "' + b"x" * 17_000 + b'"}')
+    ),
+    "500 no WEBHOOK_QUEUE_URL": ItemScenario(
+        WEBHOOK, 500, "MISCONFIGURED", _webhook_with(_no_queue_configured)
+    ),
+    "500 queue does not exist": ItemScenario(
+        WEBHOOK, 500, "MISCONFIGURED", _webhook_with(_no_such_queue)
+    ),
+    "500 secret does not exist": ItemScenario(
+        WEBHOOK, 500, "MISCONFIGURED", _webhook_with(_no_such_secret)
+    ),
+    "500 unexpected exception (injected)": ItemScenario(
+        WEBHOOK, 500, "INTERNAL_ERROR", _webhook_bug
+    ),
+    "502 key lookup refused: INVALID_API_KEYS": ItemScenario(
+        WEBHOOK, 502, "UPSTREAM_REJECTED", _webhook_scripted(_KEYS_REFUSED)
+    ),
+    "502 key lookup answered no key": ItemScenario(
+        WEBHOOK,
+        502,
+        "UPSTREAM_REJECTED",
+        _webhook_scripted(Scripted(200, {"request_id": "r-1"})),
+    ),
+    "503 key lookup: plaid internal errors": ItemScenario(
+        WEBHOOK, 503, "UPSTREAM_UNAVAILABLE", _webhook_scripted(*[_PLAID_DOWN] * 2)
+    ),
+    "503 key lookup budget spent": ItemScenario(
+        WEBHOOK, 503, "UPSTREAM_UNAVAILABLE", _lookup_budget_spent
+    ),
+    "503 secrets manager unreachable": ItemScenario(
+        WEBHOOK, 503, "UPSTREAM_UNAVAILABLE", _webhook_with(_secrets_manager_unreachable_env)
+    ),
+    "503 queue unreachable": ItemScenario(
+        WEBHOOK, 503, "STORAGE_UNAVAILABLE", _webhook_with(_sqs_unreachable)
+    ),
+    "504 key lookup too slow": ItemScenario(
+        WEBHOOK, 504, "UPSTREAM_TIMEOUT", _webhook_scripted(_SLOW, remaining_ms=1_200)
+    ),
+}
+
+
 ITEM_SCENARIOS: dict[str, ItemScenario] = {
     f"{op} {name}": scenario
     for op, group in (
@@ -1530,6 +1999,8 @@ ITEM_SCENARIOS: dict[str, ItemScenario] = {
         (LIST, LIST_SCENARIOS),
         (REMOVE, REMOVE_SCENARIOS),
         (LINK_TOKEN, UPDATE_MODE_SCENARIOS),
+        (REFRESH, REFRESH_SCENARIOS),
+        (WEBHOOK, WEBHOOK_SCENARIOS),
     )
     for name, scenario in group.items()
 }
@@ -1593,6 +2064,11 @@ def test_document_is_valid_openapi_3_1() -> None:
         Draft202012Validator.check_schema(DOC["components"]["schemas"][name])
     assert node(DOC, "components", "securitySchemes", "jwt")["bearerFormat"] == "JWT"
     assert DOC["security"] == [{"jwt": []}]
+    # Every operation behind the JWT (the document's default), but Plaid's webhook route:
+    # `security: []`, its signature instead (template.yaml: `Authorizer: NONE`).
+    for op in OPERATIONS:
+        own = node(DOC, *operation(op)).get("security")
+        assert own == ([] if op in UNAUTHENTICATED_OPERATIONS else None), op
 
 
 def test_the_document_has_exactly_the_routes_of_the_api() -> None:
@@ -1609,6 +2085,19 @@ def test_the_document_has_exactly_the_routes_of_the_api() -> None:
     template = (ROOT / "template.yaml").read_text()
     routes = set(re.findall(r"Method: (\w+)\n\s+Path: (\S+)", template))
     assert {(path, method.lower()) for method, path in routes} == set(OPERATIONS.values())
+    # The routes without the JWT authorizer are exactly the document's `security: []` ones.
+    events = [
+        event["Properties"]
+        for resource in _TEMPLATE["Resources"].values()
+        for event in resource.get("Properties", {}).get("Events", {}).values()
+        if event.get("Type") == "HttpApi"
+    ]
+    open_routes = {
+        (e["Path"], e["Method"].lower())
+        for e in events
+        if e.get("Auth", {}).get("Authorizer") == "NONE"
+    }
+    assert open_routes == {OPERATIONS[op] for op in UNAUTHENTICATED_OPERATIONS}
 
 
 def test_enums_are_the_plaid_values() -> None:
@@ -1702,7 +2191,15 @@ def test_api_gateway_answers_are_documented_beside_ours() -> None:
         "504": {"Endpoint request timed out", "Service Unavailable"},
     }
     for op in OPERATIONS:
+        # No authorizer on Plaid's route: API Gateway never answers it 401 or 403, and the
+        # route is matched (no 404).
+        only_ours = {"401", "403", "404"} if op in UNAUTHENTICATED_OPERATIONS else set()
         for status, messages in gateway.items():
+            if status in only_ours:
+                assert status not in responses(op=op) or "application/json" not in (
+                    documented_response(status, op).get("content", {})
+                ), (op, status)
+                continue
             schema = response_schema(status, "application/json", op)
             for message in messages:
                 assert not errors_of({"message": message}, schema), (op, status, message)
@@ -1710,11 +2207,14 @@ def test_api_gateway_answers_are_documented_beside_ours() -> None:
                 assert errors_of({"message": message}, schema_pointer("Problem"))
             assert errors_of({"message": "something else"}, schema)
             assert "API Gateway" in documented_response(status, op)["description"]
+        if op in UNAUTHENTICATED_OPERATIONS:
+            continue
         # 403 is API Gateway's alone; 404 too, where no Item is named
         assert set(documented_response("403", op)["content"]) == {"application/json"}
         only_gateway = set(documented_response("404", op)["content"]) == {"application/json"}
         assert only_gateway is ("ITEM_NOT_FOUND" not in documented_codes(404, op))
-    assert documented_codes(404, LINK_TOKEN) == documented_codes(404, REMOVE) == {"ITEM_NOT_FOUND"}
+    for op in (LINK_TOKEN, REMOVE, REFRESH):
+        assert documented_codes(404, op) == {"ITEM_NOT_FOUND"}
 
 
 def _examples(content: Mapping[str, Any]) -> list[Any]:
@@ -1749,8 +2249,9 @@ def test_documented_limits_are_the_codes() -> None:
     schemas = DOC["components"]["schemas"]
     assert schemas["LinkText"]["maxLength"] == MAX_TEXT
     assert schemas["LinkSuccessMetadata"]["properties"]["accounts"]["maxItems"] == MAX_ACCOUNTS
-    for op in (LINK_TOKEN, EXCHANGE):
+    for op in (LINK_TOKEN, EXCHANGE, WEBHOOK):
         assert str(MAX_BODY_BYTES) in node(DOC, *operation(op), "requestBody")["description"]
+    for op in (LINK_TOKEN, EXCHANGE, REFRESH, WEBHOOK):
         assert str(MAX_BODY_BYTES) in documented_response("413", op)["description"]
     timeout = documented_response("504", EXCHANGE)["description"]
     assert (
@@ -1834,12 +2335,22 @@ def test_the_new_items_links_lead_to_every_operation_that_takes_its_item_id(
     followed = follow_links(DOC, created)
 
     takes_item_id = {op for op in OPERATIONS if _takes_item_id(op)}
-    assert {target for target, _, _ in followed.values()} == takes_item_id == {LINK_TOKEN, REMOVE}
-    # Followed for real: update mode first (the Item must exist), then the removal.
+    assert {target for target, _, _ in followed.values()} == takes_item_id
+    assert takes_item_id == {LINK_TOKEN, REFRESH, REMOVE}
+    assert {name: target for name, (target, _, _) in followed.items()} == {
+        "RemoveItem": REMOVE,
+        "RefreshItem": REFRESH,
+        "UpdateModeLinkToken": LINK_TOKEN,
+    }
+    # Followed for real: update mode and the refresh first (the Item must exist), then the
+    # removal.
+    expected = {LINK_TOKEN: 200, REFRESH: 200, REMOVE: 204}
     for target, parameters, body in sorted(followed.values(), key=lambda f: f[0] == REMOVE):
         answer = items.call(target, body, item_id=parameters.get("item_id"))
-        assert answer["statusCode"] == {LINK_TOKEN: 200, REMOVE: 204}[target], answer["body"]
-        assert_conforms(answer, op=target)
+        assert answer["statusCode"] == expected[target], answer["body"]
+        answered = assert_conforms(answer, op=target)
+        if target == REFRESH:
+            assert answered["item"]["item_id"] == created["item_id"]
 
 
 # --- the request-body schemas against the handlers ----------------------------------------------
@@ -2228,6 +2739,12 @@ def test_a_link_that_drifts_fails_the_check(items: ItemsHarness) -> None:
     links["RemoveItem"]["parameters"] = {"id": "$response.body#/item_id"}
     with pytest.raises(AssertionError, match="RemoveItem"):
         follow_links(wrong_parameter, created)
+
+    refresh_elsewhere = copy.deepcopy(DOC)
+    links = documented_response("201", EXCHANGE, refresh_elsewhere)["links"]
+    links["RefreshItem"]["parameters"] = {"item": "$response.body#/item_id"}
+    with pytest.raises(AssertionError, match="RefreshItem"):
+        follow_links(refresh_elsewhere, created)
 
     wrong_body = copy.deepcopy(DOC)
     links = documented_response("201", EXCHANGE, wrong_body)["links"]

@@ -579,6 +579,7 @@ def test_the_table_and_key_as_the_stack_makes_them_pass(moto: str) -> None:
     assert code == 0, text
     assert {check: f["status"] for check, f in storage(doc).items()} == {
         "table": "ok",
+        "table index": "ok",
         "table PITR": "ok",
         "table TTL": "ok",
         "key": "ok",

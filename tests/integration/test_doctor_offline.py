@@ -360,6 +360,7 @@ def test_with_nothing_configured_the_local_setup_is_checked(
         "PLAID_CLIENT_NAME",
         "ITEMS_TABLE",
         "ITEMS_KEY_ID",
+        "PLAID_WEBHOOK_PATH",
         "AWS_ENDPOINT_URL",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -129,14 +129,27 @@ def test_functions_and_route_keys_are_the_tables() -> None:
 
 def test_the_templates_routes_reach_the_designed_functions() -> None:
     table = RouteTable(function_routes(load_template()))
-    expected = {
-        ("POST", "/link-token"): ("LinkTokenFunction", "app.lambda_handler"),
-        ("POST", "/items"): ("ItemExchangeFunction", "exchange_app.lambda_handler"),
-        ("GET", "/items"): ("ItemsFunction", "items_app.lambda_handler"),
-        ("DELETE", "/items/x"): ("ItemsFunction", "items_app.lambda_handler"),
+    expected = {  # (function, handler, behind the JWT authorizer)
+        ("POST", "/link-token"): ("LinkTokenFunction", "app.lambda_handler", True),
+        ("POST", "/items"): ("ItemExchangeFunction", "exchange_app.lambda_handler", True),
+        ("GET", "/items"): ("ItemsFunction", "items_app.lambda_handler", True),
+        ("DELETE", "/items/x"): ("ItemsFunction", "items_app.lambda_handler", True),
+        ("POST", "/items/x/refresh"): ("ItemsFunction", "items_app.lambda_handler", True),
+        # Plaid cannot present the app's JWT: its signature is checked by the function.
+        ("POST", "/webhooks/plaid"): (
+            "WebhookReceiverFunction",
+            "webhook_app.lambda_handler",
+            False,
+        ),
     }
-    for (method, path), (function, handler) in expected.items():
+    matched = set()
+    for (method, path), designed in expected.items():
         match = table.match(method, path)
         assert match is not None, (method, path)
-        assert (match.route.function, match.route.handler) == (function, handler)
+        route = match.route
+        assert (route.function, route.handler, route.authorized) == designed, (method, path)
+        matched.add(route.route_key)
+    assert matched == {route.route_key for route in table.routes}, "a route not designed here"
     assert table.match("PUT", "/items") is None
+    assert table.match("GET", "/webhooks/plaid") is None
+    assert table.match("POST", "/items/x/refresh/again") is None

@@ -57,9 +57,17 @@ EXPECTED_ENV = {
     "POWERTOOLS_LOG_LEVEL",
     "ITEMS_TABLE",
     "ITEMS_KEY_ID",
+    "WEBHOOK_QUEUE_URL",
+    "PLAID_WEBHOOK_PATH",
 }
 # Every function of the template (tests/unit/test_template_items.py: what they share).
-FUNCTIONS = ("LinkTokenFunction", "ItemExchangeFunction", "ItemsFunction")
+FUNCTIONS = (
+    "LinkTokenFunction",
+    "ItemExchangeFunction",
+    "ItemsFunction",
+    "WebhookReceiverFunction",
+    "WebhookProcessorFunction",
+)
 
 
 def branches(value: Any) -> list[Any]:
@@ -238,6 +246,10 @@ def test_environment_sets_the_configuration_contract() -> None:
     # The table's name and the key's ARN (linktoken/config.py accepts either form of the key).
     assert ENV["ITEMS_TABLE"] == {"Ref": "ItemsTable"}
     assert ENV["ITEMS_KEY_ID"] == {"Fn::GetAtt": ["ItemsKey", "Arn"]}
+    assert ENV["WEBHOOK_QUEUE_URL"] == {"Ref": "WebhookQueue"}
+    # The stack's own receiver route, which new Items' link tokens name (on the request's domain).
+    receiver = RESOURCES["WebhookReceiverFunction"]["Properties"]["Events"]["PlaidWebhook"]
+    assert ENV["PLAID_WEBHOOK_PATH"] == receiver["Properties"]["Path"] == "/webhooks/plaid"
 
 
 def test_no_test_override_and_no_credential_in_template_or_parameters() -> None:
@@ -246,6 +258,8 @@ def test_no_test_override_and_no_credential_in_template_or_parameters() -> None:
     credential_like = re.compile(r"PASSWORD|TOKEN|API_?KEY|CLIENT_ID|SECRET(?!_ID$|_TTL_SECONDS$)")
     assert not [name for name in ENV if credential_like.search(name)]
     for name, value in ENV.items():
+        if name == "PLAID_WEBHOOK_PATH":  # the template's own route, not a setting
+            continue
         for literal in (b for b in branches(value) if isinstance(b, str)):
             assert literal in {"false", "true"}, f"{name} has a literal value {literal!r}"
     # "LinkToken" is the product and "SecretsManager" a service, not credentials.
@@ -600,6 +614,8 @@ def test_every_checkov_suppression_sits_on_its_resource_with_a_reason() -> None:
         "LinkTokenFunction": lambda_skips,
         "ItemExchangeFunction": lambda_skips,
         "ItemsFunction": lambda_skips,
+        "WebhookReceiverFunction": lambda_skips,
+        "WebhookProcessorFunction": lambda_skips,
         "ItemsTable": ["CKV_AWS_119"],
     }
     assert len(skips) == sum(len(checks) for checks in found.values())

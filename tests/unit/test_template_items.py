@@ -210,6 +210,17 @@ def test_routes_are_the_designs_and_each_goes_to_its_function() -> None:
         FunctionRoute(
             "DELETE", "/items/{item_id}", "ItemsFunction", "items_app.lambda_handler", 20
         ),
+        FunctionRoute(
+            "POST", "/items/{item_id}/refresh", "ItemsFunction", "items_app.lambda_handler", 20
+        ),
+        FunctionRoute(
+            "POST",
+            "/webhooks/plaid",
+            "WebhookReceiverFunction",
+            "webhook_app.lambda_handler",
+            10,
+            authorized=False,
+        ),
     ]
 
 
@@ -357,8 +368,18 @@ def test_the_table_is_keyed_on_demand_recoverable_and_expiring() -> None:
     assert table["AttributeDefinitions"] == [
         {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "item_id", "AttributeType": "S"},
     ]
-    assert "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table
+    # Webhooks name only the item_id: the processor finds the owner's key through this index,
+    # which holds keys only (no health, no sealed token).
+    assert table["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "ByItemId",
+            "KeySchema": [{"AttributeName": "item_id", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
+    assert "LocalSecondaryIndexes" not in table
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -402,8 +423,10 @@ def test_the_key_is_symmetric_rotated_and_administered_by_the_account_alone() ->
 
 
 def test_no_other_resource_grants_on_the_table_or_the_key() -> None:
-    """The three roles are the only grants: no resource policy, grant or other role names them."""
-    roles = set(ROLES.values())
+    """The three roles, and the webhook processor's for the table alone, are the only grants: no
+    resource policy, grant or other role names them."""
+    roles = set(ROLES.values()) | {"WebhookProcessorFunctionRole"}
+    assert "ItemsKey" not in json.dumps(RESOURCES["WebhookProcessorFunctionRole"])
     mentions = {
         name
         for name, resource in RESOURCES.items()
