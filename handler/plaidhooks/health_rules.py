@@ -67,6 +67,12 @@ def decide(webhook: Mapping[str, Any]) -> Decision:
     return rule(webhook) if rule else Decision("unknown_type")
 
 
+def short_text(value: object) -> str | None:
+    """A webhook's type or code for a log line: Plaid's are short upper-case words, a
+    sender's text is cut at 64 characters."""
+    return value[:64] if isinstance(value, str) else None
+
+
 def item_id_of(webhook: Mapping[str, Any]) -> str | None:
     item_id = webhook.get("item_id")
     return item_id if isinstance(item_id, str) and ITEM_ID.fullmatch(item_id) else None

@@ -9,10 +9,10 @@ so that SQS delivers the message again and, after five tries, to the dead-letter
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from plaidhooks.health_rules import decide, item_id_of
+from plaidhooks.health_rules import decide, item_id_of, short_text
+from plaiditems.records import utc_text
 from plaiditems.store import ItemStore
 
 
@@ -35,8 +35,8 @@ class WebhookProcessor:
     def apply(self, body: str, signed_at: int) -> Applied:
         webhook = _webhook(body)
         log: dict[str, Any] = {
-            "webhook_type": _short(webhook.get("webhook_type")),
-            "webhook_code": _short(webhook.get("webhook_code")),
+            "webhook_type": short_text(webhook.get("webhook_type")),
+            "webhook_code": short_text(webhook.get("webhook_code")),
             "item_id": item_id_of(webhook),
             "signed_at": signed_at,
         }
@@ -57,17 +57,13 @@ class WebhookProcessor:
             decision.health,
             signed_at,
             dict(decision.times),
-            health_time(signed_at),
+            utc_text(signed_at),
         )
         log["previous_health"] = record.health
         return Applied("applied" if written else "stale", log)
 
     def reset(self) -> None:
         self.store.close()
-
-
-def health_time(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _webhook(body: str) -> dict[str, Any]:
@@ -78,7 +74,3 @@ def _webhook(body: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise PoisonMessage("the message body is not a JSON object")
     return doc
-
-
-def _short(value: object) -> str | None:
-    return value[:64] if isinstance(value, str) else None

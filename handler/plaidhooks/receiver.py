@@ -15,7 +15,7 @@ from linktoken.plaid_client import PlaidCallError, PlaidClient
 from linktoken.problems import Problem
 from linktoken.secret_store import SecretStore
 from linktoken.service import to_problem
-from plaidhooks.health_rules import item_id_of
+from plaidhooks.health_rules import item_id_of, short_text
 from plaidhooks.queue import NO_ITEM_GROUP, QueuedWebhook, WebhookQueue
 from plaidhooks.signature import Rejected, verify
 from plaidhooks.verification_keys import KeyCache, KeyUnavailable
@@ -93,8 +93,8 @@ class WebhookReceiver:
         webhook = _webhook_object(body)
         item_id = item_id_of(webhook)
         log.update(
-            webhook_type=_short(webhook.get("webhook_type")),
-            webhook_code=_short(webhook.get("webhook_code")),
+            webhook_type=short_text(webhook.get("webhook_type")),
+            webhook_code=short_text(webhook.get("webhook_code")),
             item_id=item_id,
         )
         message = QueuedWebhook(body.decode("utf-8"), item_id or NO_ITEM_GROUP, verified.signed_at)
@@ -141,8 +141,3 @@ def _webhook_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise Problem("INVALID_REQUEST", "The webhook body must be a JSON object.")
     return doc
-
-
-def _short(value: object) -> str | None:
-    """A webhook's type or code for the log line: Plaid's are short upper-case words."""
-    return value[:64] if isinstance(value, str) else None

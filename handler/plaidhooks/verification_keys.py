@@ -87,11 +87,6 @@ class KeyCache:
                     self._known.popitem(last=False)
         return jwk
 
-    def forget(self) -> None:
-        with self._lock:
-            self._known.clear()
-            self._unknown.clear()
-
     def _take_token(self, now: float) -> bool:
         refill = (now - self._filled_at) * LOOKUPS_PER_MINUTE / 60.0
         self._tokens = min(float(LOOKUPS_PER_MINUTE), self._tokens + refill)

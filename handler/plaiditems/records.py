@@ -9,6 +9,7 @@ signing time, or the moment of an `/item/get`. Older information never overwrite
 """
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 HEALTH_VALUES: Final = frozenset(
@@ -138,6 +139,11 @@ class ItemRecord:
             sealed_token=doc.get("sealed_token"),
             removed_at=doc.get("removed_at"),
         )
+
+
+def utc_text(epoch: float) -> str:
+    """A moment as the records and the API write it: RFC 3339, UTC, whole seconds."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _whole(value: Any) -> int | None:

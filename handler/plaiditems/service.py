@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from linktoken.config import Config
@@ -28,7 +27,7 @@ from linktoken.secret_store import PlaidCredentials, SecretStore
 from linktoken.service import NO_HMAC_KEY_CAUSE, to_problem
 from plaiditems.item_status import health_from_item, is_item_answer
 from plaiditems.link_metadata import ExchangeRequest
-from plaiditems.records import ItemRecord
+from plaiditems.records import ItemRecord, utc_text
 from plaiditems.store import UNKNOWN, Claim, ItemStore
 from plaiditems.vault import TokenVault
 
@@ -188,7 +187,7 @@ class ItemsService:
             item_id=item_id,
             institution=request.institution,
             accounts=request.accounts,
-            created_at=_now_text(self._clock()),
+            created_at=utc_text(self._clock()),
             link_session_id=request.link_session_id,
         )
         try:
@@ -215,11 +214,7 @@ class ItemsService:
         log: dict[str, Any],
         key: bytes,
     ) -> tuple[int, dict[str, Any] | None]:
-        owner = owner_key(sub, key)
-        record = self.store.get_item(owner, item_id) if ITEM_ID.fullmatch(item_id) else None
-        if record is None:
-            raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
-        log["item_id"] = item_id
+        owner, record = self._own_item(sub, item_id, key, log)
         if record.removed or not record.sealed_token:
             log["already_removed"] = True
             return 204, None
@@ -231,7 +226,7 @@ class ItemsService:
                 raise
             log["plaid"] = "already removed at Plaid"
         now = self._clock()
-        self.store.tombstone(owner, item_id, _now_text(now), int(now))
+        self.store.tombstone(owner, item_id, utc_text(now), int(now))
         return 204, None
 
     def _refresh(
@@ -242,11 +237,9 @@ class ItemsService:
         log: dict[str, Any],
         key: bytes,
     ) -> tuple[int, dict[str, Any] | None]:
-        owner = owner_key(sub, key)
-        record = self.store.get_item(owner, item_id) if ITEM_ID.fullmatch(item_id) else None
-        if record is None or record.removed or not record.sealed_token:
+        owner, record = self._own_item(sub, item_id, key, log)
+        if record.removed or not record.sealed_token:
             raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
-        log["item_id"] = item_id
         access_token = self.vault.open(record.sealed_token, item_id, owner)
         # Taken before the call: what Plaid answers is true at least from this moment on.
         observed = int(self._clock())
@@ -256,12 +249,12 @@ class ItemsService:
         health = health_from_item(answer.doc)
         log.update(previous_health=record.health, health=health)
         if health is not None and self.store.set_health(
-            owner, item_id, health, observed, {}, _now_text(observed)
+            owner, item_id, health, observed, {}, utc_text(observed)
         ):
             record = replace(
                 record,
                 health=health,
-                health_at=_now_text(observed),
+                health_at=utc_text(observed),
                 health_signed_at=observed,
                 consent_expiration_time=None,
                 disconnect_time=None,
@@ -272,6 +265,18 @@ class ItemsService:
         return 200, {"item": record.view()}
 
     # ----------------------------------------------------------------- helpers ---------------
+    def _own_item(
+        self, sub: str, item_id: str, key: bytes, log: dict[str, Any]
+    ) -> tuple[str, ItemRecord]:
+        """The caller's owner key and their Item (a tombstone included); 404 for an id the
+        caller has no Item of, or one that cannot be an item_id."""
+        owner = owner_key(sub, key)
+        record = self.store.get_item(owner, item_id) if ITEM_ID.fullmatch(item_id) else None
+        if record is None:
+            raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
+        log["item_id"] = item_id
+        return owner, record
+
     def _plaid(
         self,
         path: str,
@@ -409,7 +414,3 @@ def _public_token_cause(request: ExchangeRequest, plaid_env: str) -> str:
         "Plaid refused the public_token: most likely older than 30 minutes (exchange it right "
         "after onSuccess) or exchanged already"
     )
-
-
-def _now_text(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
