@@ -9,7 +9,8 @@
 #   5. the artifact (LinkTokenFunction's; the smoke test checks the other functions' are the
 #      same bytes): size; one cpython-313 unchecked-hash .pyc per .py, each matching its
 #      source; botocore/data exactly the Makefile's BOTOCORE_KEEP; the code exactly handler/'s;
-#      every *.dist-info kept; compiled extensions all aarch64, each with a pure-Python fallback
+#      every *.dist-info kept; compiled extensions all aarch64; LinkTokenFunction's handler
+#      imports with every extension refused (the others' extensions are named)
 #   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
 #      as the full botocore of .venv (same version) does
 #   7. infra/smoke (python -m infra.smoke): the handler imported from the build output, every event invoked,
@@ -117,8 +118,15 @@ took
 keep=$(make --no-print-directory -s -f handler/Makefile print-BOTOCORE_KEEP)
 [[ -n "$keep" ]] || fail "handler/Makefile names no BOTOCORE_KEEP services"
 
+[[ -x .venv/bin/python ]] || make --no-print-directory .venv/.synced
+# Each function's handler module, LinkTokenFunction's first (the one the smoke test runs).
+handlers=$(.venv/bin/python -c '
+from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION, invoked_functions, load_template
+functions = sorted(invoked_functions(load_template()), key=lambda f: f.function != LINK_TOKEN_FUNCTION)
+print(" ".join(f"{f.function}={f.handler.rsplit(chr(46), 1)[0]}" for f in functions))')
+
 step "artifact: size, bytecode, botocore data, code, licences, compiled extensions"
-"$PY313" -I -B - ".aws-sam/build/$FUNCTION" handler "$keep" "$pinned" <<'PY'
+"$PY313" -I -B - ".aws-sam/build/$FUNCTION" handler "$keep" "$pinned" "$handlers" <<'PY'
 """What `sam build` produced, checked against what handler/Makefile promises.
 
 Size: unzipped, and zipped as `sam deploy` uploads it. Bytecode: every .py has a .pyc for the
@@ -130,13 +138,14 @@ requirements.txt, console scripts). Every installed distribution keeps its *.dis
 licences live there).
 
 Lambda runs arm64, this machine is x86_64: a compiled extension in the artifact must be an
-aarch64 build (an x86_64 one would mean pip fell back to the host's wheels), and its package
-must import without it, because the smoke test here can only exercise that fallback.
+aarch64 build (an x86_64 one would mean pip fell back to the host's wheels), and the handler
+the smoke test runs here (LinkTokenFunction's) must import without any extension.
 """
 import importlib.util, io, json, pathlib, subprocess, sys, zipfile
 
 root, source = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 keep, pinned = set(sys.argv[3].split()), int(sys.argv[4])
+handlers = dict(pair.split("=", 1) for pair in sys.argv[5].split())  # function -> module
 bad = []
 files = [p for p in root.rglob("*") if p.is_file()]
 unzipped = sum(p.stat().st_size for p in files)
@@ -222,7 +231,6 @@ print(f"   {len(dist_infos)} *.dist-info kept, one per pinned package ({len(lice
 
 ELF_MACHINES = {0xB7: "aarch64", 0x3E: "x86_64"}
 for dist in sorted(root.glob("*.dist-info")):
-    wheel = (dist / "WHEEL").read_text()
     record = (dist / "RECORD").read_text().splitlines() if (dist / "RECORD").exists() else []
     shared = [line.split(",", 1)[0] for line in record if line.split(",", 1)[0].endswith(".so")]
     name = dist.name.removesuffix(".dist-info")
@@ -235,22 +243,43 @@ for dist in sorted(root.glob("*.dist-info")):
         arches.add(ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown"))
     if arches != {"aarch64"}:
         bad.append(f"{name}: extensions built for {sorted(arches)}, not aarch64")
-    # This machine cannot load an aarch64 extension, so importing the package here proves it
-    # has a pure-Python fallback (which is what the smoke test then runs).
-    packages = sorted({so.split("/", 1)[0].split(".", 1)[0] for so in shared})
-    probe = (
-        "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
-        "mods = [importlib.import_module(m) for m in sys.argv[2:]]; "
-        "print(sum(1 for m in list(sys.modules.values()) if (getattr(m, '__file__', '') or '').endswith('.so') "
-        "and (m.__file__).startswith(sys.argv[1])))"
-    )
-    result = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", probe, str(root), *packages],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        bad.append(f"{name}: does not import without its extension: {result.stderr.strip()[-300:]}")
-        continue
-    print(f"   compiled  {name}: {len(shared)} extension(s) for {'/'.join(sorted(arches))}; "
-          f"imports here via its pure-Python fallback ({', '.join(packages)})")
+    print(f"   compiled  {name}: {len(shared)} extension(s) for {'/'.join(sorted(arches))}")
+
+# This machine cannot load an aarch64 extension. Each handler module is imported from the
+# artifact with every extension load refused (as a failed load, ImportError), which names the
+# extensions it asks for and shows whether it imports without them. LinkTokenFunction's must:
+# the smoke test runs it here. The others' use of an extension (the webhook receiver's
+# cryptography) is tested in .venv's x86_64 build of the same pinned version.
+refused_extensions = (
+    "import importlib, importlib.abc, importlib.machinery, os, sys\n"
+    "root = os.path.abspath(sys.argv[1]); sys.path.insert(0, root)\n"
+    "class Refuse(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        spec = importlib.machinery.PathFinder.find_spec(name, path)\n"
+    "        if spec and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader) "
+    "and spec.origin.startswith(root):\n"
+    "            print('asked', spec.origin[len(root) + 1:], flush=True)\n"
+    "            raise ImportError(f'refused: {name}')\n"
+    "sys.meta_path.insert(0, Refuse())\n"
+    "importlib.import_module(sys.argv[2])\n"
+)
+owner = {line.split(",", 1)[0]: dist.name.removesuffix(".dist-info")
+         for dist in root.glob("*.dist-info") if (dist / "RECORD").exists()
+         for line in (dist / "RECORD").read_text().splitlines()}
+for number, (function, module) in enumerate(handlers.items()):
+    run = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", refused_extensions, str(root),
+                          module], capture_output=True, text=True)
+    asked = sorted({owner.get(line.split()[1], line.split()[1])
+                    for line in run.stdout.splitlines() if line.startswith("asked ")})
+    if run.returncode != 0 and not asked:
+        bad.append(f"{function}: {module} fails to import: {run.stderr.strip()[-300:]}")
+    elif run.returncode != 0 and number == 0:
+        bad.append(f"{function} (the smoke test's) needs {', '.join(asked)}, which cannot load here")
+    if run.returncode == 0:
+        print(f"   {function} ({module}): imports here with every extension refused")
+    else:
+        print(f"   {function} ({module}): needs {', '.join(asked)}'s extension (arm64 only here; "
+              f"its use is tested with .venv's x86_64 build of the same version)")
 if bad:
     sys.exit("sam-checks: FAIL: " + "; ".join(bad))
 PY
