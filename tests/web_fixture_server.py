@@ -172,6 +172,9 @@ class _Handler(GuardedHandler):
         if path == "/items":
             self._items("POST", body)
             return
+        if path.startswith("/items/") and path.endswith("/refresh") and path.count("/") == 3:
+            self._items("REFRESH", body, item_id=path.split("/")[2])
+            return
         if path != "/link-token":
             self._send(gateway_answer(404, "Not Found"))
             return
@@ -217,6 +220,14 @@ class _Handler(GuardedHandler):
             elif method == "DELETE":
                 self.server.items[:] = [i for i in self.server.items if i["item_id"] != item_id]
                 self._send(Answer(204, b""))
+            elif method == "REFRESH":  # Plaid's /item/get says the Item works again
+                found = [i for i in self.server.items if i["item_id"] == item_id]
+                for item in found:
+                    item["health"] = "healthy"
+                if found:
+                    self._send(_json(200, {"item": found[0], "request_id": _request_id()}))
+                else:
+                    self._send(problem_answer(Problem("ITEM_NOT_FOUND")))
             else:
                 metadata = json.loads(body)["metadata"]
                 item = item_record(institution=metadata["institution"])

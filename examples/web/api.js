@@ -1,5 +1,5 @@
-// Call the service (POST /link-token, POST /items, GET /items, DELETE /items/{item_id}) and
-// say exactly what went wrong when a call fails.
+// Call the service (POST /link-token, POST /items, GET /items, DELETE /items/{item_id},
+// POST /items/{item_id}/refresh) and say exactly what went wrong when a call fails.
 //
 // Two components can answer: the service (RFC 9457 problem documents with `code`,
 // `retryable`, `request_id`) and API Gateway itself (`{"message": "..."}`, no request id).
@@ -92,6 +92,17 @@ export function listItems({ endpoint, bearer }) {
     method: "GET",
     bearer,
     accept: (status, doc) => status === 200 && Array.isArray(doc?.items),
+  });
+}
+
+/** `POST /items/{item_id}/refresh` after update mode: 200 {item, request_id}, the Item with
+ * the health Plaid reports now. */
+export function refreshItem({ endpoint, bearer, itemId }) {
+  return callService({
+    url: new URL("refresh", `${itemsUrl(endpoint, itemId)}/`),
+    method: "POST",
+    bearer,
+    accept: (status, doc) => status === 200 && typeof doc?.item?.item_id === "string" && typeof doc?.item?.health === "string",
   });
 }
 

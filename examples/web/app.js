@@ -1,8 +1,9 @@
 // The page: get a bearer token, fetch a link token, only then open Plaid Link, send what Link
 // gives onSuccess to the service (POST /items), and list the user's banks (GET /items) with
-// what each needs: reconnecting in Link's update mode, or removing (DELETE /items/{item_id}).
+// what each needs: reconnecting in Link's update mode (then POST /items/{item_id}/refresh), or
+// removing (DELETE /items/{item_id}).
 // Every outcome is shown in words a user (and a support agent) can act on.
-import { developmentToken, exchangePublicToken, fetchLinkToken, listItems, removeItem, RETRY_POLICY, withRetries } from "./api.js";
+import { developmentToken, exchangePublicToken, fetchLinkToken, listItems, refreshItem, removeItem, RETRY_POLICY, withRetries } from "./api.js";
 import { openLink, PLAID_LINK_SCRIPT, STAND_IN_LINK_SCRIPT } from "./link.js";
 import { forgetToken, isOAuthReturn, rememberToken, storedToken } from "./oauth.js";
 
@@ -217,19 +218,26 @@ async function onSuccess(publicToken, metadata) {
   showFailure(outcome, table, "save the bank connection", advice);
 }
 
-/** Update mode succeeded: refresh the list and say what changed. */
+/** Update mode succeeded: ask the service to refresh the Item's health from Plaid (it does not
+ * wait for Plaid's webhook), list the banks, and say what changed. */
 async function finishUpdate(session) {
-  show("refreshing", "Reconnected: refreshing your banks…", "Link finished in update mode. There is nothing to exchange: the connection is repaired in place.");
+  show("refreshing", "Reconnected: checking the connection…", "Link finished in update mode. There is nothing to exchange: the connection is repaired in place, and the service now asks Plaid how it is (POST /items/…/refresh).");
+  const refreshed = await withRetries(() => refreshItem({ endpoint: endpoint(), bearer: bearerToken(), itemId: session.itemId }), {
+    onWait: waiting("Checking the connection"),
+  });
   await loadItems({ highlight: session.itemId });
   const item = items.find((entry) => entry.item_id === session.itemId);
   const name = item ? institutionName(item) : session.name || "The bank";
   let text = `Link repaired the connection to ${name}; it keeps its accounts, and nothing new was linked.`;
-  if (item && HEALTH[item.health]?.action === "Reconnect") {
-    text += ` The list still shows “${HEALTH[item.health].label}”: the service updates it when Plaid confirms the repair (a webhook).`;
+  if (refreshed.kind !== "ok") {
+    text += ` The service could not check it with Plaid just now (${describeBriefly(refreshed)}): the list updates when Plaid confirms the repair.`;
+  } else if (item && HEALTH[item.health]?.action === "Reconnect") {
+    text += ` Plaid still reports “${HEALTH[item.health].label}”: reconnect again, or contact the bank.`;
   }
   show("repaired", `${name} reconnected`, text, [
     ["item_id", session.itemId],
     ["Status in the list", item ? healthOf(item).label : "— (not in the list)"],
+    ...(refreshed.kind === "ok" ? [["request_id (for support)", refreshed.body.request_id || "—"]] : []),
   ]);
 }
 
@@ -373,6 +381,7 @@ function element(tag, attributes = {}, text = undefined) {
 function describeBriefly(outcome) {
   if (outcome.kind === "problem") return `${outcome.status} ${outcome.problem.code}`;
   if (outcome.kind === "gateway") return `${outcome.status} from API Gateway: ${outcome.message}`;
+  if (outcome.kind === "network") return "no answer";
   return `HTTP ${outcome.status}`;
 }
 

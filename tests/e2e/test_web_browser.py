@@ -411,3 +411,48 @@ def test_a_link_token_the_server_did_not_issue_keeps_the_link_stand_in_open_with
     assert tab.link_dialog().get_by_role("button", name="Close (onExit without error)").is_enabled()
     assert [r for r in server.items_requests if r["method"] == "POST"] == [], "nothing exchanged"
     tab.assert_clean(statuses={404})
+
+
+def reconnect_seeded_item(tab: Tab, server: WebFixtureServer) -> None:
+    """Open the page on one Item that needs a new login and finish Link in update mode."""
+    server.set_items(item_record("item-1", "login_required"))
+    tab.open()
+    tab.wait_listed(lambda items: len(items) == 1, "the seeded Item")
+    tab.listed("item-1").get_by_role("button", name="Reconnect First Platypus Bank").click()
+    tab.link_dialog().wait_for()
+    assert json.loads(server.requests[-1]["body"]) == {"platform": "web", "item_id": "item-1"}
+
+
+def test_update_mode_success_refreshes_the_item_from_plaid_and_lists_it_connected(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    reconnect_seeded_item(tab, server)
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("repaired")
+    text = tab.status()
+    assert "First Platypus Bank reconnected" in text
+    assert "still reports" not in text and "could not check" not in text
+    refreshes = [r for r in server.items_requests if r["method"] == "REFRESH"]
+    assert [(r["item_id"], r["sub"]) for r in refreshes] == [("item-1", "user-0001")]
+    assert not [r for r in server.items_requests if r["method"] == "POST"], "nothing to exchange"
+    (listed,) = tab.listed_items()
+    assert listed["health"] == "healthy" and "Connected" in listed["text"]
+    tab.assert_clean()
+
+
+def test_a_refresh_that_fails_says_the_list_follows_plaids_confirmation(
+    tab: Tab, server: WebFixtureServer
+) -> None:
+    reconnect_seeded_item(tab, server)
+    server.script_items(problem_answer(rejected_for_a_product()))  # the refresh's answer
+    tab.choose("Link an account (onSuccess)")
+    tab.wait_state("repaired")
+    text = tab.status()
+    assert "First Platypus Bank reconnected" in text
+    assert "could not check it with Plaid just now (502 UPSTREAM_REJECTED)" in text
+    assert "the list updates when Plaid confirms the repair" in text
+    assert [r["method"] for r in server.items_requests].count("REFRESH") == 1, "502: not retried"
+    (listed,) = tab.listed_items()
+    assert listed["health"] == "login_required", "the stored health is shown as it is"
+    screenshot(tab.page, "refresh-failed")
+    tab.assert_clean(statuses={502})

@@ -5,11 +5,10 @@ http://127.0.0.1:3000/, from the link token to the Item listed, reconnected and 
 Failures are produced the way they happen for real: a bad bearer token for the local
 authorizer, Plaid errors scripted into the Plaid stand-in through its control endpoint (which
 the real handlers turn into their problem documents), the same bank linked twice, and a public
-token the Link stand-in makes already expired. The service changes an Item's stored health
-only on Plaid's webhooks (not played here), so the reconnect test sets it in moto's table
-itself (the table and moto's endpoint are in the banner's `serve: Items:` line), beside
-`/sandbox/item/reset_login` at the stand-in. Each test that links a bank signs in as a user of
-its own: the server (and its table) is the module's.
+token the Link stand-in makes already expired. An Item's health changes as deployed: the
+stand-in's `/sandbox/item/reset_login` posts a signed ITEM ERROR webhook to make serve's
+receiver, which queues it (moto's SQS) for the processor. Each test that links a bank signs
+in as a user of its own: the server (and its table) is the module's.
 """
 
 from __future__ import annotations
@@ -98,36 +97,6 @@ def standin_post(served: ServeProcess, path: str) -> None:
 def standin_item(served: ServeProcess, item_id: str) -> dict[str, Any]:
     (item,) = [i for i in standin_get(served, "/_standin/items") if i["item_id"] == item_id]
     return dict(item)
-
-
-def set_stored_health(served: ServeProcess, item_id: str, health: str) -> None:
-    """What a webhook would do to the Item's record: its stored health, in moto's table."""
-    import botocore.session
-
-    table, endpoint = served.wait_for(
-        r"^serve: Items: table '([^']+)' in moto's DynamoDB, .* at (http://127\.0\.0\.1:\d+) "
-    ).groups()
-    client: Any = botocore.session.get_session().create_client(  # untyped
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # moto's, as make serve gives it
-    )
-    # The key is the owner's keyed pseudonym (made with the run's secret key): find the record
-    # by its sort key instead.
-    found = client.scan(
-        TableName=table,
-        FilterExpression="sk = :sk",
-        ExpressionAttributeValues={":sk": {"S": f"item#{item_id}"}},
-    )["Items"]
-    (record,) = found
-    client.update_item(
-        TableName=table,
-        Key={"pk": record["pk"], "sk": record["sk"]},
-        UpdateExpression="SET health = :health",
-        ExpressionAttributeValues={":health": {"S": health}},
-    )
 
 
 def requests_of(tab: Tab) -> list[Any]:
@@ -392,28 +361,51 @@ def test_an_expired_public_token_says_to_open_link_again(tab: Tab) -> None:
     tab.assert_clean(statuses={400})
 
 
-def test_reconnect_opens_link_in_update_mode_and_refreshes_the_list(
+def webhooks_to(served: ServeProcess, item_id: str) -> list[dict[str, Any]]:
+    """The webhooks the stand-in sent about one Item, oldest first."""
+    sent = standin_get(served, "/_standin/webhooks")
+    return [w for w in sent if w["webhook"].get("item_id") == item_id]
+
+
+def refresh_until(tab: Tab, health: str, what: str) -> None:
+    """Press "Refresh the list" until the page lists one Item with `health` (the webhook's
+    way through the queue and the processor takes a poll or two)."""
+
+    def listed_with_health() -> bool:
+        loads = tab.list_loads()
+        tab.page.get_by_role("button", name="Refresh the list").click()
+        tab.wait_list_loaded(loads)
+        listed = tab.listed_items()
+        if len(listed) == 1 and listed[0]["health"] == health:
+            return True
+        tab.page.wait_for_timeout(250)
+        return False
+
+    tab.wait_until(listed_with_health, what)
+
+
+def test_reset_login_webhook_shows_reconnect_and_update_mode_repairs_it(
     tab: Tab, served: ServeProcess
 ) -> None:
     tab.open()
     new_user(tab)
     item_id = linked_item(tab)
-    # The bank wants a new login: at the stand-in (Sandbox's reset_login), and in the stored
-    # health, as the webhook would set it.
+    # Sandbox's reset_login at the stand-in: it signs an ITEM ERROR webhook and posts it to
+    # the webhook URL the Item's link token carried, make serve's own receiver.
     standin_post(served, f"/_standin/items/{item_id}/reset_login")
     assert standin_item(served, item_id)["error"] == "ITEM_LOGIN_REQUIRED"
-    set_stored_health(served, item_id, "login_required")
-    loads = tab.list_loads()
-    tab.page.get_by_role("button", name="Refresh the list").click()
-    tab.wait_list_loaded(loads)
+    refresh_until(tab, "login_required", "the ITEM_LOGIN_REQUIRED webhook applied")
+    (error_webhook,) = webhooks_to(served, item_id)
+    assert error_webhook["url"] == f"{served.url}/webhooks/plaid"
+    assert error_webhook["status"] == 200, error_webhook
+    assert error_webhook["webhook"]["webhook_code"] == "ERROR"
+    assert error_webhook["webhook"]["error"]["error_code"] == "ITEM_LOGIN_REQUIRED"
     (listed,) = tab.listed_items()
-    assert listed["health"] == "login_required"
     assert "Needs reconnecting" in listed["text"]
     assert "log in again" in listed["text"]
     screenshot(tab.page, "serve-login-required")
 
     sent = requests_of(tab)
-    loads = tab.list_loads()
     tab.listed(item_id).get_by_role("button", name="Reconnect First Platypus Bank").click()
     tab.link_dialog().wait_for()
     tokens = tab.wait_tokens(2)
@@ -438,10 +430,15 @@ def test_reconnect_opens_link_in_update_mode_and_refreshes_the_list(
     text = tab.status()
     assert "First Platypus Bank reconnected" in text
     assert "nothing new was linked" in text
-    # Until Plaid's webhook tells the service, its stored health is what it was: said so.
-    assert "still shows “Needs reconnecting”" in text
-    tab.wait_list_loaded(loads)
-    assert [entry["item_id"] for entry in tab.listed_items()] == [item_id]
+    assert "could not check" not in text and "still reports" not in text, text
+    # The page asked the service to refresh the Item from Plaid's /item/get at once, and
+    # the list it then showed says the bank works again.
+    refreshes = [r for r in sent if r.method == "POST" and r.url.endswith(f"/{item_id}/refresh")]
+    assert len(refreshes) == 1
+    assert "/item/get" in [r["path"] for r in standin_get(served, "/_standin/requests")]
+    (listed,) = tab.listed_items()
+    assert (listed["item_id"], listed["health"]) == (item_id, "healthy")
+    assert "Connected" in listed["text"]
     assert not [r for r in sent if r.method == "POST" and r.url.endswith("/items")], (
         "update mode: nothing to exchange"
     )
