@@ -31,6 +31,7 @@ from infra.doctor.deployed import (
     read_function,
     summarise,
 )
+from infra.doctor.event_source import check_event_source
 from infra.doctor.findings import Finding, Report
 from infra.doctor.live import GROUP as PLAID
 from infra.doctor.live import check_link_tokens
@@ -262,6 +263,9 @@ def _stack_queues(
         dead = check_dead_letters(dead_url, queue.arn if queue else None, stack)
         report.extra["dead_letters"] = dead.messages
         report.add(*dead.findings)
+    for processor in (f for f in functions if role_of(f.handler) is WEBHOOK_PROCESSOR):
+        queue_arn = queue.arn if queue else None
+        report.add(check_event_source(processor.name, queue_arn, _client("lambda")))
     for output, url in (("WebhookQueueUrl", queue_url), ("WebhookDeadLetterQueueUrl", dead_url)):
         if not url:
             report.add(

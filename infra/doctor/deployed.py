@@ -69,7 +69,7 @@ def read_function(name: str, lambda_client: Any, label: str | None = None) -> De
     try:
         config = lambda_client.get_function_configuration(FunctionName=name)
     except (ClientError, BotoCoreError) as exc:
-        raise Unreadable(f"GetFunctionConfiguration {name}: {_reason(exc)}") from None
+        raise Unreadable(f"GetFunctionConfiguration {name}: {error_reason(exc)}") from None
     variables = (config.get("Environment") or {}).get("Variables") or {}
     log_group = (config.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
     return DeployedFunction(
@@ -134,7 +134,7 @@ def _stack(stack: str, cfn_client: Any) -> tuple[dict[str, Any], list[dict[str, 
                 break
             kwargs["NextToken"] = page["NextToken"]
     except (ClientError, BotoCoreError) as exc:
-        raise Unreadable(f"stack {stack}: {_reason(exc)}") from None
+        raise Unreadable(f"stack {stack}: {error_reason(exc)}") from None
     return described, resources
 
 
@@ -163,7 +163,7 @@ def failure_events(
                 return
             kwargs["nextToken"] = page["nextToken"]
     except (ClientError, BotoCoreError) as exc:
-        raise Unreadable(f"log group {log_group}: {_reason(exc)}") from None
+        raise Unreadable(f"log group {log_group}: {error_reason(exc)}") from None
 
 
 def summarise(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -363,7 +363,8 @@ def _iso(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
+    """A botocore error in a few words: its code and message, or its type."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")

@@ -562,12 +562,21 @@ def test_a_webhook_function_that_never_ran_is_a_skip_not_a_crash(moto: str) -> N
 
 
 # --------------------------------------------------------------------------- --stack ------
+# The processor's SQS event as template.yaml declares it (its event source mapping).
+MAPPING: dict[str, Any] = {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+
+
 def create_webhook_stack(
-    name: str, receiver_queue: str | None = None, queues: bool = True, dead_letters: int = 0
+    name: str,
+    receiver_queue: str | None = None,
+    queues: bool = True,
+    dead_letters: int = 0,
+    mapping: dict[str, Any] | None = MAPPING,
 ) -> None:
     """The receiver, the processor, and (unless told) the two FIFO queues with the outputs the
-    stack has, created by moto's CloudFormation; `receiver_queue`: the receiver's
-    WEBHOOK_QUEUE_URL (the stack's queue unless given)."""
+    stack has and the processor's event source mapping (`mapping`'s properties; None: none),
+    created by moto's CloudFormation; `receiver_queue`: the receiver's WEBHOOK_QUEUE_URL (the
+    stack's queue unless given)."""
     role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")[
         "Role"
     ]["Arn"]
@@ -614,6 +623,15 @@ def create_webhook_stack(
             "WebhookQueueUrl": {"Value": {"Ref": "WebhookQueue"}},
             "WebhookDeadLetterQueueUrl": {"Value": {"Ref": "WebhookDeadLetterQueue"}},
         }
+        if mapping is not None:
+            resources["WebhookProcessorFunctionWebhookQueue"] = {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "FunctionName": {"Ref": "WebhookProcessorFunction"},
+                    "EventSourceArn": {"Fn::GetAtt": ["WebhookQueue", "Arn"]},
+                    **mapping,
+                },
+            }
     client("cloudformation").create_stack(
         StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs})
     )
@@ -651,7 +669,12 @@ def test_a_stacks_dead_letters_are_a_problem_naming_the_query_and_the_redrive(
     assert [(f["check"], f["status"]) for f in stack_level] == [
         ("queue", "skip"),
         ("dead-letter queue", "ok" if code == 0 else "problem"),
+        ("event source", "ok"),
     ]
+    assert stack_level[2]["detail"].endswith(
+        "(hooks-WebhookProcessorFunction): Enabled, batches of up to 10, reports batch item "
+        "failures"
+    )
     assert "the same queue as WebhookReceiverFunction's, checked above" in stack_level[0]["detail"]
     assert doc["dead_letters"] == dead_letters
     dead = stack_level[1]
@@ -671,6 +694,48 @@ def test_a_stacks_dead_letters_are_a_problem_naming_the_query_and_the_redrive(
         "arn:aws:sqs:us-east-1:123456789012:hooks-plaid-webhooks.fifo"
     )
     assert "\nwebhook queue\n  skip" in text  # the stack's own group, after its functions'
+
+
+@pytest.mark.parametrize(
+    ("mapping", "said", "fix"),
+    [
+        (
+            None,
+            "hooks-WebhookProcessorFunction has no event source mapping from "
+            "arn:aws:sqs:us-east-1:123456789012:hooks-plaid-webhooks.fifo: nothing applies the "
+            "queued webhooks, so no Item's health changes",
+            "deploy the stack again (template.yaml's WebhookProcessorFunction SQS event)",
+        ),
+        (
+            {**MAPPING, "Enabled": False},
+            "(hooks-WebhookProcessorFunction) is Disabled: User initiated: the queued webhooks "
+            "wait, and move to the dead-letter queue after five receives",
+            "aws lambda update-event-source-mapping --uuid ",
+        ),
+        (
+            {"BatchSize": 10},
+            "(hooks-WebhookProcessorFunction) does not report batch item failures: Lambda takes "
+            "the processor's answer as a success and deletes a webhook it failed with its batch",
+            "deploy the stack again (template.yaml's WebhookProcessorFunction SQS event)",
+        ),
+    ],
+)
+def test_each_fault_of_the_processors_event_source_is_a_problem_with_its_fix(
+    moto: str, mapping: dict[str, Any] | None, said: str, fix: str
+) -> None:
+    put_secret(good_secret())
+    create_items_table()
+    create_webhook_stack("hooks", mapping=mapping)
+
+    code, _text, doc = run_doctor("--stack", "hooks")
+
+    assert code == 1
+    found = finding(doc, "event source")
+    assert found["status"] == "problem"
+    assert found["detail"].endswith(said), found["detail"]
+    assert found["fix"].startswith(fix) and found["fix"].endswith(
+        "--enabled" if mapping and mapping.get("Enabled") is False else ")"
+    )
 
 
 def test_a_receiver_sending_elsewhere_than_the_stacks_queue_is_a_problem(moto: str) -> None:
@@ -700,9 +765,18 @@ def test_a_webhook_stack_without_its_queue_outputs_says_what_was_not_checked(
     _code, _text, doc = run_doctor("--stack", "bare")
 
     stack_level = [f for f in doc["findings"] if not f.get("function")]
-    assert [(f["check"], f["status"]) for f in stack_level] == [
-        ("WebhookQueueUrl", "skip"),
-        ("WebhookDeadLetterQueueUrl", "skip"),
+    assert [(f["check"], f["status"], f["detail"]) for f in stack_level] == [
+        ("event source", "skip", "not checked: the webhook queue's ARN is unknown"),
+        (
+            "WebhookQueueUrl",
+            "skip",
+            "the stack has no output WebhookQueueUrl: that queue is not checked",
+        ),
+        (
+            "WebhookDeadLetterQueueUrl",
+            "skip",
+            "the stack has no output WebhookDeadLetterQueueUrl: that queue is not checked",
+        ),
     ]
     assert "dead_letters" not in doc
 
@@ -862,3 +936,21 @@ def test_the_webhook_handlers_own_lines_are_read(
         ("unknown_type", 1),
     ]
     assert "not-the-secret" not in text + json.dumps(receiver_doc) + json.dumps(processor_doc)
+
+
+class _RefusingLambda:
+    def list_event_source_mappings(self, **_kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        error: Any = {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}
+        raise ClientError(error, "ListEventSourceMappings")
+
+
+def test_an_event_source_the_caller_cannot_read_is_a_skip_naming_the_grant() -> None:
+    from infra.doctor.event_source import check_event_source
+
+    found = check_event_source("proc", "arn:aws:sqs:us-east-1:1:q.fifo", _RefusingLambda())
+
+    assert (found.check, found.status) == ("event source", "skip")
+    assert "ListEventSourceMappings proc: AccessDeniedException: not allowed" in found.detail
+    assert found.fix == "grant lambda:ListEventSourceMappings to the caller, or check the region"
