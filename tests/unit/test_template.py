@@ -601,7 +601,8 @@ def _resource_blocks(text: str) -> dict[str, str]:
 
 def test_every_checkov_suppression_sits_on_its_resource_with_a_reason() -> None:
     """checkov's findings that are not fixed are justified beside their resource, and only
-    those: the three Lambda ones on each function, the table's customer-key one on the table."""
+    those: the three Lambda ones on each function (and reserved concurrency on the SQS
+    consumer), the customer-key ones on the table and the two queues."""
     text = (ROOT / "template.yaml").read_text()
     skips = re.findall(r"^ *# checkov:skip=(CKV_\w+):(.*)$", text, flags=re.MULTILINE)
     found = {
@@ -615,9 +616,16 @@ def test_every_checkov_suppression_sits_on_its_resource_with_a_reason() -> None:
         "ItemExchangeFunction": lambda_skips,
         "ItemsFunction": lambda_skips,
         "WebhookReceiverFunction": lambda_skips,
-        "WebhookProcessorFunction": lambda_skips,
+        "WebhookProcessorFunction": ["CKV_AWS_115", *lambda_skips],
         "ItemsTable": ["CKV_AWS_119"],
+        "WebhookQueue": ["CKV_AWS_27"],
+        "WebhookDeadLetterQueue": ["CKV_AWS_27"],
     }
+    # What the queues' justification says: SQS-managed encryption at rest.
+    for queue in ("WebhookQueue", "WebhookDeadLetterQueue"):
+        assert RESOURCES[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    # And the processor's: no reserved concurrency to throttle the event source mapping.
+    assert "ReservedConcurrentExecutions" not in RESOURCES["WebhookProcessorFunction"]["Properties"]
     assert len(skips) == sum(len(checks) for checks in found.values())
     for check, reason in skips:
         assert len(reason.split()) >= 8, f"{check} needs a reason, not a bare suppression"
