@@ -35,7 +35,7 @@ help:
 	@echo "make web-errors    the same (examples/web/errors.json is one of them)"
 	@echo "make lint          ruff + mypy"
 	@echo "make check         lint + test"
-	@echo "make requirements  export handler/requirements.txt from uv.lock"
+	@echo "make requirements  export handler/requirements.txt and requirements-webhooks.txt from uv.lock"
 	@echo "make sam-checks    SAM CLI from PyPI once, then offline: cfn-lint, sam validate, sam build, smoke test"
 	@echo "make static-checks bandit, checkov (offline), audit of the locked runtime dependencies"
 	@echo "make bench         benchmark against the baselines, into .bench/ (docs/performance.md)"
@@ -51,7 +51,7 @@ help:
 
 $(VENV)/.synced: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	@py=$$(infra/scripts/find-python313.sh) && \
-		$(UV) sync --frozen --python "$$py" --quiet
+		$(UV) sync --frozen --extra webhooks --python "$$py" --quiet
 	@touch $@
 
 test: $(VENV)/.synced
@@ -95,8 +95,12 @@ simulate: $(VENV)/.synced
 doctor: $(VENV)/.synced
 	@$(PY) -m infra.doctor $(ARGS)
 
+# Every function's runtime dependencies, and the webhook receiver's (the same plus PyJWT and
+# cryptography): handler/Makefile installs one of the two per function.
 requirements: $(VENV)/.synced
 	$(UV) export --frozen --no-dev --no-emit-project --quiet -o handler/requirements.txt
+	$(UV) export --frozen --no-dev --no-emit-project --extra webhooks --quiet \
+		-o handler/requirements-webhooks.txt
 
 sam-checks: $(VENV)/.synced
 	bash .ci/sam-checks.sh

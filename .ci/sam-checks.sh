@@ -2,15 +2,17 @@
 # Deployment checks, offline: what `sam deploy` would ship is valid, packaged from the
 # lockfile, and answers every infra/events event when imported the way Lambda imports it.
 #
-#   1. handler/requirements.txt is exactly `uv export` of uv.lock, hashes included (no drift)
+#   1. handler/requirements.txt and requirements-webhooks.txt are exactly `uv export` of uv.lock
+#      (without and with the `webhooks` extra), hashes included (no drift)
 #   2. cfn-lint template.yaml                     - zero findings
 #   3. sam validate --lint                        - zero findings
 #   4. sam build: handler/Makefile (template Metadata BuildMethod: makefile), no container
 #   5. the artifact (LinkTokenFunction's; the smoke test checks the other functions' are the
-#      same bytes): size; one cpython-313 unchecked-hash .pyc per .py, each matching its
-#      source; botocore/data exactly the Makefile's BOTOCORE_KEEP; the code exactly handler/'s;
-#      every *.dist-info kept; compiled extensions all aarch64; LinkTokenFunction's handler
-#      imports with every extension refused (the others' extensions are named)
+#      same bytes, the webhook receiver's plus the `webhooks` extra): size; one cpython-313
+#      unchecked-hash .pyc per .py, each matching its source; botocore/data exactly the
+#      Makefile's BOTOCORE_KEEP; the code exactly handler/'s; every *.dist-info kept; every
+#      function's compiled extensions all aarch64; LinkTokenFunction's handler imports with
+#      every extension refused (the others' extensions are named)
 #   6. the pruned botocore data resolves every region's endpoints of the kept services exactly
 #      as the full botocore of .venv (same version) does
 #   7. infra/smoke (python -m infra.smoke): the handler imported from the build output, every event invoked,
@@ -82,23 +84,29 @@ fi
 echo "   $("$VENV_SAM/bin/sam" --version), $("$VENV_SAM/bin/cfn-lint" --version)"
 took
 
-step "handler/requirements.txt is uv.lock's runtime dependencies (drift check)"
+step "handler/requirements.txt and requirements-webhooks.txt are uv.lock's runtime dependencies (drift check)"
 UV="${UV:-$(command -v uv || echo .tools/bin/uv)}"
 [[ -x "$(command -v "$UV")" ]] || fail "uv not found: run 'make test' first (it bootstraps uv)"
-[[ -f handler/requirements.txt ]] || fail "handler/requirements.txt is missing: run 'make requirements'"
-# With hashes: handler/Makefile installs with --require-hashes, so a file without them would
-# not build, and a hash that differs from uv.lock's is drift too.
-grep -q -- '--hash=sha256:' handler/requirements.txt ||
-  fail "handler/requirements.txt has no hashes: run 'make requirements'"
 fresh=$(mktemp)
 trap 'rm -f "$fresh"' EXIT
-"$UV" export --frozen --no-dev --no-emit-project --quiet -o "$fresh"
 strip() { grep -v '^[[:space:]]*#' "$1" | sed '/^[[:space:]]*$/d'; }
-if ! diff <(strip handler/requirements.txt) <(strip "$fresh"); then
-  fail "handler/requirements.txt differs from uv.lock (left: file, right: lock): run 'make requirements'"
-fi
+# requirements.txt: every function's; requirements-webhooks.txt: the receiver's (+ the extra).
+for file in requirements.txt requirements-webhooks.txt; do
+  [[ -f "handler/$file" ]] || fail "handler/$file is missing: run 'make requirements'"
+  # With hashes: handler/Makefile installs with --require-hashes, so a file without them would
+  # not build, and a hash that differs from uv.lock's is drift too.
+  grep -q -- '--hash=sha256:' "handler/$file" ||
+    fail "handler/$file has no hashes: run 'make requirements'"
+  extra=()
+  [[ $file == requirements-webhooks.txt ]] && extra=(--extra webhooks)
+  "$UV" export --frozen --no-dev --no-emit-project "${extra[@]}" --quiet -o "$fresh"
+  if ! diff <(strip "handler/$file") <(strip "$fresh"); then
+    fail "handler/$file differs from uv.lock (left: file, right: lock): run 'make requirements'"
+  fi
+done
 pinned=$(strip handler/requirements.txt | grep -c '==')
-echo "   $pinned pinned packages, identical to uv.lock"
+pinned_webhooks=$(strip handler/requirements-webhooks.txt | grep -c '==')
+echo "   $pinned pinned packages ($pinned_webhooks for the webhook receiver), identical to uv.lock"
 took
 
 step "cfn-lint template.yaml ($offline_note)"
@@ -217,7 +225,8 @@ if shipped != wanted:
     bad.append(f"the code differs from handler/: {', '.join(differ[:5])}")
 extra = [p.name for package in packages for p in (root / package).rglob("*")
          if p.is_file() and p.suffix not in (".py", ".pyc")]
-build_files = [n for n in ("Makefile", "requirements.txt", "bin") if (root / n).exists()]
+build_files = [n for n in ("Makefile", "requirements.txt", "requirements-webhooks.txt", "bin")
+               if (root / n).exists()]
 if extra or build_files:
     bad.append(f"not runtime code: {extra + build_files}")
 print(f"   code: {', '.join(modules)} + {len(wanted) - len(modules)} modules of "
@@ -230,26 +239,35 @@ if len(dist_infos) != pinned:
 print(f"   {len(dist_infos)} *.dist-info kept, one per pinned package ({len(licences)} licence files)")
 
 ELF_MACHINES = {0xB7: "aarch64", 0x3E: "x86_64"}
-for dist in sorted(root.glob("*.dist-info")):
+# Every function's distributions (each is built into .aws-sam/build/<function>): the ones
+# LinkTokenFunction does not ship are named with the functions that do.
+builds = {function: root.parent / function for function in handlers}
+shipped_by = {}
+for function, build in builds.items():
+    for dist in build.glob("*.dist-info"):
+        shipped_by.setdefault(dist.name, (dist, []))[1].append(function)
+for dist_name, (dist, functions) in sorted(shipped_by.items()):
+    base = dist.parent
     record = (dist / "RECORD").read_text().splitlines() if (dist / "RECORD").exists() else []
     shared = [line.split(",", 1)[0] for line in record if line.split(",", 1)[0].endswith(".so")]
-    name = dist.name.removesuffix(".dist-info")
+    name = dist_name.removesuffix(".dist-info")
+    only = "" if len(functions) == len(builds) else f" (only {', '.join(functions)})"
     if not shared:
-        print(f"   pure      {name}")
+        print(f"   pure      {name}{only}")
         continue
     arches = set()
     for so in shared:
-        header = (root / so).read_bytes()[:20]
+        header = (base / so).read_bytes()[:20]
         arches.add(ELF_MACHINES.get(int.from_bytes(header[18:20], "little"), "unknown"))
     if arches != {"aarch64"}:
         bad.append(f"{name}: extensions built for {sorted(arches)}, not aarch64")
-    print(f"   compiled  {name}: {len(shared)} extension(s) for {'/'.join(sorted(arches))}")
+    print(f"   compiled  {name}: {len(shared)} extension(s) for {'/'.join(sorted(arches))}{only}")
 
-# This machine cannot load an aarch64 extension. Each handler module is imported from the
-# artifact with every extension load refused (as a failed load, ImportError), which names the
-# extensions it asks for and shows whether it imports without them. LinkTokenFunction's must:
-# the smoke test runs it here. The others' use of an extension (the webhook receiver's
-# cryptography) is tested in .venv's x86_64 build of the same pinned version.
+# This machine cannot load an aarch64 extension. Each handler module is imported from its own
+# function's build with every extension load refused (as a failed load, ImportError), which
+# names the extensions it asks for and shows whether it imports without them.
+# LinkTokenFunction's must: the smoke test runs it here. The others' use of an extension (the
+# webhook receiver's cryptography) is tested in .venv's x86_64 build of the same version.
 refused_extensions = (
     "import importlib, importlib.abc, importlib.machinery, os, sys\n"
     "root = os.path.abspath(sys.argv[1]); sys.path.insert(0, root)\n"
@@ -263,11 +281,12 @@ refused_extensions = (
     "sys.meta_path.insert(0, Refuse())\n"
     "importlib.import_module(sys.argv[2])\n"
 )
-owner = {line.split(",", 1)[0]: dist.name.removesuffix(".dist-info")
-         for dist in root.glob("*.dist-info") if (dist / "RECORD").exists()
-         for line in (dist / "RECORD").read_text().splitlines()}
 for number, (function, module) in enumerate(handlers.items()):
-    run = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", refused_extensions, str(root),
+    build = builds[function]
+    owner = {line.split(",", 1)[0]: dist.name.removesuffix(".dist-info")
+             for dist in build.glob("*.dist-info") if (dist / "RECORD").exists()
+             for line in (dist / "RECORD").read_text().splitlines()}
+    run = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", refused_extensions, str(build),
                           module], capture_output=True, text=True)
     asked = sorted({owner.get(line.split()[1], line.split()[1])
                     for line in run.stdout.splitlines() if line.startswith("asked ")})

@@ -5,7 +5,8 @@
 #   2. checkov on template.yaml, offline (no download, no API key, no network); the findings
 #      not fixed are suppressed beside their resource with a reason (checkov:skip=...). Again,
 #      with cfn-lint, on a copy whose defaults turn the optional KMS key and VPC on
-#   3. the locked runtime dependencies (handler/requirements.txt, uv.lock's export): pip-audit
+#   3. the locked runtime dependencies (handler/requirements-webhooks.txt, uv.lock's export
+#      with the `webhooks` extra: every function's): pip-audit
 #      against PyPI's vulnerability data where the registry serves it, and always the offline
 #      audit against the committed advisory snapshot (infra/audit/advisories.py), which says
 #      how old that snapshot is
@@ -115,7 +116,8 @@ step "locked runtime dependencies: known vulnerabilities"
 # report says per package whether it could audit it; the offline audit always runs.
 mkdir -p "$report/audit"
 set +e
-timeout 180 "$VENV_AUDIT/bin/pip-audit" -r handler/requirements.txt --no-deps --disable-pip \
+# requirements-webhooks.txt: every function's dependencies plus the receiver's (a superset).
+timeout 180 "$VENV_AUDIT/bin/pip-audit" -r handler/requirements-webhooks.txt --no-deps --disable-pip \
   --vulnerability-service pypi --progress-spinner off --format json \
   --output "$report/audit/pip-audit.json" >/dev/null 2>"$report/audit/stderr.txt"
 pip_audit_rc=$?

@@ -33,7 +33,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIREMENTS = ROOT / "handler/requirements.txt"
+# Every runtime dependency of any function: the webhook receiver's set holds the others'.
+REQUIREMENTS = ROOT / "handler/requirements-webhooks.txt"
 SNAPSHOT = Path(__file__).with_name("advisories.json")
 SOURCE = "PyPA Advisory Database (pypa/advisory-database), CC-BY 4.0"
 STALE_AFTER_DAYS = 30

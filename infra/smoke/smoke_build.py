@@ -52,6 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from infra.gateway.cfn_template import LINK_TOKEN_FUNCTION, load_template
+from infra.smoke.extra_dependencies import (
+    extra_distributions,
+    extra_top_level,
+    installed_distributions,
+    own_requirements,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -388,7 +394,8 @@ def static_faults(template_path: Path, build_root: Path) -> tuple[Target, list[s
     Every function is checked statically (its build directory, its Handler's module, its
     variables in infra/env.json), and every build output must be byte for byte the invoked
     function's: handler/Makefile builds them all with one recipe, so invoking one exercises
-    the code and dependencies of all.
+    the code and dependencies of all. A function the Makefile gives its own requirements file
+    (the webhook receiver's) may hold, beyond those bytes, exactly its extra distributions.
     """
     template = load_template(template_path)
     logical_id, props = the_function(template)
@@ -409,13 +416,22 @@ def static_faults(template_path: Path, build_root: Path) -> tuple[Target, list[s
         )
     if build_dir.is_dir():
         reference = build_digest(build_dir)
+        own = own_requirements()
         for name in everything.keys() - {logical_id}:
             other = (build_root / name).resolve()
             if not other.is_dir():
                 continue  # reported above: its Handler is not in the build output
             digest = build_digest(other)
+            extras = extra_distributions(own[name]) if name in own else set()
+            allowed = extra_top_level(other, extras)
+            missing = sorted(extras - installed_distributions(other))
+            if missing:
+                faults.append(f"{name}'s build output lacks {', '.join(missing)}")
             differ = sorted(
-                p for p in reference.keys() | digest.keys() if reference.get(p) != digest.get(p)
+                p
+                for p in reference.keys() | digest.keys()
+                if reference.get(p) != digest.get(p)
+                and not (p not in reference and p.split("/", 1)[0] in allowed)
             )
             if differ:
                 faults.append(

@@ -156,7 +156,6 @@ def test_the_build_refuses_a_wrong_python_or_artifacts_dir(tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------- locked, hashed wheels --
-REQUIREMENTS = ROOT / "handler" / "requirements.txt"
 _PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+)")
 
 
@@ -180,25 +179,51 @@ def _requirements(text: str) -> dict[str, list[str]]:
     return pins
 
 
-def test_requirements_are_uv_locks_runtime_dependencies_with_hashes(tmp_path: Path) -> None:
-    """The file the build installs is exactly what uv.lock pins, every wheel with its hashes
-    (handler/Makefile installs with --require-hashes; `make requirements` regenerates it)."""
+@pytest.mark.parametrize(
+    ("file", "extra"), [("requirements.txt", []), ("requirements-webhooks.txt", ["webhooks"])]
+)
+def test_requirements_are_uv_locks_runtime_dependencies_with_hashes(
+    tmp_path: Path, file: str, extra: list[str]
+) -> None:
+    """The files the build installs are exactly what uv.lock pins (every function's, and the
+    webhook receiver's with the `webhooks` extra), every wheel with its hashes (handler/Makefile
+    installs with --require-hashes; `make requirements` regenerates them)."""
     uv = _uv()
     if uv is None:
         pytest.skip("no uv (make test bootstraps one into .tools)")
-    fresh = tmp_path / "requirements.txt"
+    fresh = tmp_path / file
+    extras = [arg for name in extra for arg in ("--extra", name)]
     exported = subprocess.run(  # noqa: S603 - fixed argv; --frozen: reads uv.lock, no network
-        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--quiet", "-o", str(fresh)],
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", *extras, "--quiet",
+         "-o", str(fresh)],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
-    committed, locked = _requirements(REQUIREMENTS.read_text()), _requirements(fresh.read_text())
+    committed = _requirements((ROOT / "handler" / file).read_text())
+    locked = _requirements(fresh.read_text())
     assert any(pin.startswith("requests==") for pin in committed), "nothing parsed"
-    assert committed == locked, "handler/requirements.txt drifted from uv.lock: make requirements"
+    assert committed == locked, f"handler/{file} drifted from uv.lock: make requirements"
     unhashed = [pin for pin, hashes in committed.items() if not hashes]
     assert not unhashed, f"pinned without a hash: {unhashed}"
     assert all(
         re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for hs in committed.values() for h in hs
+    )
+
+
+def test_only_the_webhook_receiver_ships_the_jwt_library() -> None:
+    """PyJWT and cryptography are the `webhooks` extra: in the receiver's requirements, not in
+    every function's (so the link token's artifact does not carry 17 MB it never imports)."""
+    names = {
+        file: {pin.split("==")[0] for pin in _requirements((ROOT / "handler" / file).read_text())}
+        for file in ("requirements.txt", "requirements-webhooks.txt")
+    }
+    extra = names["requirements-webhooks.txt"] - names["requirements.txt"]
+    assert extra == {"pyjwt", "cryptography", "cffi", "pycparser"}
+    assert names["requirements.txt"] < names["requirements-webhooks.txt"]
+    makefile = (ROOT / "handler" / "Makefile").read_text()
+    assert (
+        "build-WebhookReceiverFunction: REQUIREMENTS = $(HERE)/requirements-webhooks.txt"
+        in makefile.splitlines()
     )
 
 
