@@ -1,11 +1,16 @@
-"""Helpers for tests that re-run `app`'s cold start or need a loopback port nobody answers on."""
+"""Helpers for tests that re-run `app`'s cold start, need a loopback port nobody answers on, or run
+`make invoke` as a new user does."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -72,3 +77,18 @@ def offline_runtime(plaid_port: int) -> Any:
 
 def _no_secret_reads() -> Any:
     raise RuntimeError("this request must be answered without reading the secret")
+
+
+def invoke(event: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`make invoke` (`python -m infra.invoke`) as a new user runs it: a subprocess without
+    the caller's Plaid, AWS and Items settings, `EVENT` and `settings` in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAID_", "AWS_", "ITEMS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "infra.invoke"],
+        env={**env, "EVENT": event, **settings},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )

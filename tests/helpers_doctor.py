@@ -105,13 +105,19 @@ def create_function(
     )
 
 
-def create_stack(name: str, functions: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
+def create_stack(
+    name: str,
+    functions: Mapping[str, tuple[str, Mapping[str, Any]]],
+    resources: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+) -> None:
     """A stack of Lambda functions, created by moto's CloudFormation: logical id -> (Handler,
-    variables); each function is named `<stack>-<logical id>`."""
+    variables); each function is named `<stack>-<logical id>`. `resources` and `outputs` join
+    the template as given."""
     role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")[
         "Role"
     ]["Arn"]
-    resources = {
+    template = {
         logical_id: {
             "Type": "AWS::Lambda::Function",
             "Properties": {
@@ -125,9 +131,8 @@ def create_stack(name: str, functions: Mapping[str, tuple[str, Mapping[str, str]
         }
         for logical_id, (handler, variables) in functions.items()
     }
-    client("cloudformation").create_stack(
-        StackName=name, TemplateBody=json.dumps({"Resources": resources})
-    )
+    body = {"Resources": {**template, **(resources or {})}, "Outputs": dict(outputs or {})}
+    client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(body))
 
 
 def create_items_table(

@@ -3,13 +3,16 @@ loopback server for answers no well-behaved server would give (trickled, endless
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from linktoken.secret_store import PlaidCredentials
-from tests.conftest import CLIENT_ID, SECRET
+from tests.conftest import CLIENT_ID, SECRET, plaid_schema
 
 CREDENTIALS = PlaidCredentials(client_id=CLIENT_ID, secret=SECRET)
 BODY = {
@@ -53,3 +56,31 @@ def raw_answer_server(pieces: Iterable[bytes], interval: float = 0.0) -> Iterato
         gone.set()
         listener.close()
         thread.join(timeout=5)
+
+
+def valid_against(body: dict[str, Any], schema: dict[str, Any]) -> None:
+    """`body` is valid against `schema` (Draft 2020-12, formats checked)."""
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert problems == [], problems
+
+
+def valid(body: dict[str, Any], schema_name: str) -> None:
+    """`body` is valid against Plaid's schema `schema_name` (../shared/plaid/)."""
+    valid_against(body, json.loads(plaid_schema(schema_name).read_text()))
+
+
+def assert_plaid_error(
+    answer: tuple[int, dict[str, Any]], error_type: str, error_code: str, message: str | None
+) -> None:
+    """Plaid's error object: HTTP 400, these type and code (and message, when given)."""
+    status, body = answer
+    assert status == 400, body
+    assert (body["error_type"], body["error_code"]) == (error_type, error_code), body
+    if message is not None:
+        assert body["error_message"] == message
+    assert body["display_message"] is None
+    assert re.fullmatch(r"[0-9a-f]{15}", body["request_id"])

@@ -10,7 +10,8 @@ How:
   template.yaml; the built template must point the function at its build directory.
   LinkTokenFunction is the one invoked (infra/events are its requests); every other function
   is checked that far too (its build directory, its Handler's module, its infra/env.json
-  entry), and its build output must be byte for byte LinkTokenFunction's (one recipe).
+  entry), and its build output must be byte for byte LinkTokenFunction's (one recipe), the
+  webhook receiver's plus exactly its extra distributions (infra/smoke/extra_dependencies.py).
 - The handler runs in a fresh CPython 3.13 started with `-P -s -S -B` in an environment built
   from nothing: no site-packages, no user site, no current directory, a PYTHONPATH of the
   build directory and the runtime stand-in only, and no bytecode written into the build

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-def invoke(event: str, **settings: str) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAID_", "AWS_", "ITEMS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "infra.invoke"],
-        env={**env, "EVENT": event, **settings},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.helpers_app import invoke
 
 
 @pytest.mark.parametrize("event", ["infra/events/ok.json", "ok.json"])

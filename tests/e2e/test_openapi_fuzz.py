@@ -161,11 +161,26 @@ def undocumented_response_headers(ctx: CheckContext, response: Response, case: C
         )
 
 
-def _register_hooks(standin_url: str) -> None:
+def mint_public_token(standin_url: str) -> str:
+    """A fresh public token from the stand-in's `/sandbox/public_token/create`."""
     import requests
-    import schemathesis
 
     from infra.invoke.local_env import STANDIN_KEYS
+
+    client_id, secret = STANDIN_KEYS
+    answer = requests.post(
+        f"{standin_url}/sandbox/public_token/create",
+        json={"institution_id": "ins_109508", "initial_products": ["transactions"]},
+        headers={"plaid-client-id": client_id, "plaid-secret": secret},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    token: str = answer.json()["public_token"]
+    return token
+
+
+def _register_hooks(standin_url: str) -> None:
+    import schemathesis
 
     doc = yaml.safe_load(DOC_PATH.read_text())
     link_text = _link_text_char(doc)
@@ -178,18 +193,6 @@ def _register_hooks(standin_url: str) -> None:
         assert SURROGATES_AND_PRIVATE_USE in text["pattern"], "LinkText's pattern changed"
         text["pattern"] = text["pattern"].replace(SURROGATES_AND_PRIVATE_USE, PRIVATE_USE)
 
-    def new_public_token() -> str:
-        client_id, secret = STANDIN_KEYS
-        answer = requests.post(
-            f"{standin_url}/sandbox/public_token/create",
-            json={"institution_id": "ins_109508", "initial_products": ["transactions"]},
-            headers={"plaid-client-id": client_id, "plaid-secret": secret},
-            timeout=30,
-        )
-        answer.raise_for_status()
-        token: str = answer.json()["public_token"]
-        return token
-
     @schemathesis.hook("before_call")
     def as_link_gives_it(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -> None:
         if case.operation.definition.raw.get("operationId") != "exchangeItem":
@@ -200,7 +203,7 @@ def _register_hooks(standin_url: str) -> None:
         # Only a value of the documented form is replaced: what is invalid stays invalid.
         token = body.get("public_token")
         if isinstance(token, str) and public_token.fullmatch(token):
-            body["public_token"] = new_public_token()
+            body["public_token"] = mint_public_token(standin_url)
         if "metadata" in body:
             body["metadata"] = _printable(body["metadata"], link_text)
 
@@ -478,26 +481,19 @@ def follow_links(server: ServeProcess, doc_path: Path) -> dict[str, tuple[int, s
     user per link): link name -> (its target's status, what the checks say of that answer)."""
     import requests
 
-    from infra.invoke.local_env import STANDIN_KEYS
-
     doc = yaml.safe_load(doc_path.read_text())
     example = doc["paths"]["/items"]["post"]["requestBody"]["content"]["application/json"]
     outcomes: dict[str, tuple[int, str | None]] = {}
+    standin_url = server.standin_url
+    assert standin_url, "make serve runs its Plaid stand-in here"
     for name, link in documented_links(doc).items():
-        client_id, secret = STANDIN_KEYS
-        minted = requests.post(
-            f"{server.standin_url}/sandbox/public_token/create",
-            json={"institution_id": "ins_109508", "initial_products": ["transactions"]},
-            headers={"plaid-client-id": client_id, "plaid-secret": secret},
-            timeout=30,
-        )
-        minted.raise_for_status()
+        public_token = mint_public_token(standin_url)
         auth = {"authorization": f"Bearer {dev_token(sub=f'links-{name}-{uuid.uuid4().hex}')}"}
         created = requests.post(
             f"{server.url}/items",
             json={
                 **example["examples"]["web"]["value"],
-                "public_token": minted.json()["public_token"],
+                "public_token": public_token,
             },
             headers=auth,
             timeout=60,

@@ -25,6 +25,7 @@ from tests.helpers_doctor import (
     client,
     create_function,
     create_items_table,
+    create_stack,
     finding,
     good_secret,
     moto,
@@ -355,7 +356,7 @@ def test_each_fault_of_the_webhook_queue_is_a_problem_with_its_fix(
 
 
 class _Scripted:
-    """A JsonCall that answers GetQueueAttributes as scripted (an exception is raised)."""
+    """A JsonCall answering every operation with `answer` (raised when an exception)."""
 
     meta = ClientMeta("us-east-1", "http://127.0.0.1:9")
 
@@ -577,30 +578,14 @@ def create_webhook_stack(
     stack has and the processor's event source mapping (`mapping`'s properties; None: none),
     created by moto's CloudFormation; `receiver_queue`: the receiver's WEBHOOK_QUEUE_URL (the
     stack's queue unless given)."""
-    role = client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]["Arn"]
     env: dict[str, Any] = dict(BASE_ENV, ITEMS_TABLE=ITEMS_TABLE)
     if queues or receiver_queue:
         env["WEBHOOK_QUEUE_URL"] = receiver_queue or {"Ref": "WebhookQueue"}
-
-    def function(logical_id: str, handler: str) -> dict[str, Any]:
-        return {
-            "Type": "AWS::Lambda::Function",
-            "Properties": {
-                "FunctionName": f"{name}-{logical_id}",
-                "Runtime": "python3.13",
-                "Role": role,
-                "Handler": handler,
-                "Code": {"ZipFile": "def lambda_handler(event, context):\n    return None\n"},
-                "Environment": {"Variables": env},
-            },
-        }
-
-    resources: dict[str, Any] = {
-        "WebhookReceiverFunction": function("WebhookReceiverFunction", RECEIVER),
-        "WebhookProcessorFunction": function("WebhookProcessorFunction", PROCESSOR),
+    functions = {
+        "WebhookReceiverFunction": (RECEIVER, env),
+        "WebhookProcessorFunction": (PROCESSOR, env),
     }
+    resources: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
     if queues:
         resources["WebhookDeadLetterQueue"] = {
@@ -632,9 +617,7 @@ def create_webhook_stack(
                     **mapping,
                 },
             }
-    client("cloudformation").create_stack(
-        StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs})
-    )
+    create_stack(name, functions, resources, outputs)
     if dead_letters:
         sqs = client("sqs")
         dlq = sqs.get_queue_url(QueueName=f"{name}-plaid-webhooks-dlq.fifo")["QueueUrl"]
@@ -809,22 +792,6 @@ class _Plaid:
     def reset(self) -> None: ...
 
 
-class _Aws:
-    """A JsonCall answering every operation with `answer` (raised when an exception)."""
-
-    meta = ClientMeta("us-east-1", "http://127.0.0.1:9")
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def call(self, operation: str, params: Any) -> dict[str, Any]:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return dict(self.answer)
-
-    def close(self) -> None: ...
-
-
 def _webhook_event(body: bytes, token: str | None) -> dict[str, Any]:
     headers = {"content-type": "application/json"}
     if token:
@@ -861,7 +828,9 @@ def test_the_webhook_handlers_own_lines_are_read(
     from plaiditems.store import ItemStore
 
     key, forger = SigningKey.new("kid-plaid-1"), SigningKey.new("kid-plaid-1")
-    queue = WebhookQueue(_Aws(_refused("QueueDoesNotExist")), "https://sqs.example.com/1/q.fifo")
+    queue = WebhookQueue(
+        _Scripted(_refused("QueueDoesNotExist")), "https://sqs.example.com/1/q.fifo"
+    )
     receiver = WebhookReceiver(_Secrets(), _Plaid(key.jwk()), queue)  # type: ignore[arg-type]
     monkeypatch.setattr(webhook_app, "CONTAINER", ReceiverContainer(receiver))
     login = {"error_code": "ITEM_LOGIN_REQUIRED"}
@@ -886,9 +855,9 @@ def test_the_webhook_handlers_own_lines_are_read(
             "messageAttributes": attributes if signed_at else {},
         }
 
-    table_gone = WebhookProcessor(ItemStore(_Aws(_refused("ResourceNotFoundException")), "t"))
+    table_gone = WebhookProcessor(ItemStore(_Scripted(_refused("ResourceNotFoundException")), "t"))
     handle_batch({"Records": [record("m-table", body.decode())]}, ProcessorContainer(table_gone))
-    empty = WebhookProcessor(ItemStore(_Aws({"Items": []}), "t"))
+    empty = WebhookProcessor(ItemStore(_Scripted({"Items": []}), "t"))
     sync = json.dumps({"webhook_type": "TRANSACTIONS", "webhook_code": "SYNC_UPDATES_AVAILABLE"})
     handle_batch(
         {

@@ -6,29 +6,16 @@ or oversized one is refused, and none needs the Items table."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers_app import invoke
+
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED: dict[str, int] = json.loads((ROOT / "infra/events/items/expected.json").read_text())
-
-
-def invoke(event: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAID_", "AWS_", "ITEMS_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "infra.invoke"],
-        env={**env, "EVENT": event, **settings},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def response_of(proc: subprocess.CompletedProcess[str]) -> Any:

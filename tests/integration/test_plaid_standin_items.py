@@ -34,6 +34,7 @@ from infra.doubles.plaid_standin import (
 )
 from infra.doubles.standin_control import ScriptablePlaidStandIn
 from tests.conftest import CLIENT_ID, SECRET, plaid_schema
+from tests.helpers_plaid import assert_plaid_error, valid
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 INSTITUTION = "ins_109508"  # First Platypus Bank, a Sandbox test institution
@@ -135,30 +136,6 @@ def api(standin: ScriptablePlaidStandIn) -> Api:
     return Api(standin.base_url)
 
 
-def valid(body: dict[str, Any], schema_name: str) -> None:
-    """`body` is valid against Plaid's schema `schema_name` (Draft 2020-12, formats checked)."""
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(plaid_schema(schema_name).read_text())
-    Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
-    assert problems == [], problems
-
-
-def assert_error(
-    answer: tuple[int, dict[str, Any]], error_type: str, error_code: str, message: str | None
-) -> None:
-    """Plaid's error object: HTTP 400, these type and code (and message, when given)."""
-    status, body = answer
-    assert status == 400, body
-    assert (body["error_type"], body["error_code"]) == (error_type, error_code), body
-    if message is not None:
-        assert body["error_message"] == message
-    assert body["display_message"] is None
-    assert re.fullmatch(r"[0-9a-f]{15}", body["request_id"])
-
-
 def link_body(**fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "client_name": "Test App",
@@ -245,7 +222,9 @@ def test_sandbox_public_token_create_refuses_what_plaid_refuses(
     error_code: str,
     message: str,
 ) -> None:
-    assert_error(api.post("/sandbox/public_token/create", body), error_type, error_code, message)
+    assert_plaid_error(
+        api.post("/sandbox/public_token/create", body), error_type, error_code, message
+    )
     assert standin.items() == ()
 
 
@@ -302,7 +281,9 @@ def test_exchange_gives_an_access_token_and_a_plaid_like_item_id(
 def test_exchange_refuses_what_plaid_refuses(
     api: Api, body: dict[str, Any], error_type: str, error_code: str, message: str
 ) -> None:
-    assert_error(api.post("/item/public_token/exchange", body), error_type, error_code, message)
+    assert_plaid_error(
+        api.post("/item/public_token/exchange", body), error_type, error_code, message
+    )
 
 
 def test_a_public_token_is_exchanged_once(api: Api, standin: ScriptablePlaidStandIn) -> None:
@@ -311,7 +292,7 @@ def test_a_public_token_is_exchanged_once(api: Api, standin: ScriptablePlaidStan
 
     again = api.post("/item/public_token/exchange", {"public_token": public_token})
 
-    assert_error(again, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", NOT_FOUND_PUBLIC)
+    assert_plaid_error(again, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", NOT_FOUND_PUBLIC)
     assert "access_token" not in again[1]
     assert [item.item_id for item in standin.items()] == [first["item_id"]]
     api.ok("/item/get", {"access_token": first["access_token"]})  # the first one still works
@@ -325,7 +306,7 @@ def test_a_public_token_lives_thirty_minutes(api: Api, clock: Clock) -> None:
     clock.advance(1)
     expired = api.post("/item/public_token/exchange", {"public_token": old})
 
-    assert_error(expired, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", EXPIRED_PUBLIC)
+    assert_plaid_error(expired, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", EXPIRED_PUBLIC)
 
 
 def test_concurrent_exchanges_of_one_public_token_give_one_access_token(
@@ -432,7 +413,7 @@ def test_item_endpoints_refuse_bad_access_tokens(
 ) -> None:
     api.item()  # a real Item exists: the refusals are not for want of any
 
-    assert_error(api.post(path, body), error_type, error_code, message)
+    assert_plaid_error(api.post(path, body), error_type, error_code, message)
 
 
 @pytest.mark.parametrize("path", ACCESS_TOKEN_PATHS)
@@ -442,7 +423,7 @@ def test_item_endpoints_refuse_fields_plaid_does_not_know(api: Api, path: str) -
 
     answer = api.post(path, body)
 
-    assert_error(
+    assert_plaid_error(
         answer,
         "INVALID_REQUEST",
         "UNKNOWN_FIELDS",
@@ -464,9 +445,11 @@ def test_a_removed_items_access_token_is_refused_everywhere(
     assert set(body) == {"request_id"}
     token = {"access_token": removed["access_token"]}
     for path in ACCESS_TOKEN_PATHS:  # /item/remove again included: Sandbox says the same
-        assert_error(api.post(path, token), "ITEM_ERROR", "ITEM_NOT_FOUND", ITEM_NOT_FOUND_MESSAGE)
+        assert_plaid_error(
+            api.post(path, token), "ITEM_ERROR", "ITEM_NOT_FOUND", ITEM_NOT_FOUND_MESSAGE
+        )
     update = api.post("/link/token/create", link_body(**token))
-    assert_error(update, "ITEM_ERROR", "ITEM_NOT_FOUND", ITEM_NOT_FOUND_MESSAGE)
+    assert_plaid_error(update, "ITEM_ERROR", "ITEM_NOT_FOUND", ITEM_NOT_FOUND_MESSAGE)
     assert {(i.item_id, i.removed) for i in standin.items()} == {
         (kept["item_id"], False),
         (removed["item_id"], True),
@@ -517,7 +500,7 @@ def test_an_item_in_login_required_can_still_be_removed(api: Api) -> None:
 
     api.ok("/item/remove", token)
 
-    assert_error(api.post("/item/get", token), "ITEM_ERROR", "ITEM_NOT_FOUND", None)
+    assert_plaid_error(api.post("/item/get", token), "ITEM_ERROR", "ITEM_NOT_FOUND", None)
 
 
 def test_repair_refuses_an_unknown_or_removed_access_token(api: Api, standin: PlaidStandIn) -> None:
@@ -612,7 +595,7 @@ def test_update_mode_refuses_products(api: Api, products: list[str] | None) -> N
 
     answer = api.post("/link/token/create", link_body(products=products, **token))
 
-    assert_error(answer, "INVALID_REQUEST", "INVALID_FIELD", None)
+    assert_plaid_error(answer, "INVALID_REQUEST", "INVALID_FIELD", None)
     assert "products" in answer[1]["error_message"]
 
 
@@ -634,7 +617,7 @@ def test_update_mode_refuses_a_bad_update_object(
 
     answer = api.post("/link/token/create", link_body(update=update, **token))
 
-    assert_error(answer, "INVALID_REQUEST", error_code, message)
+    assert_plaid_error(answer, "INVALID_REQUEST", error_code, message)
 
 
 @pytest.mark.parametrize(
@@ -649,7 +632,7 @@ def test_update_mode_refuses_bad_access_tokens(
 
     answer = api.post("/link/token/create", link_body(**body))
 
-    assert_error(answer, error_type, error_code, message)
+    assert_plaid_error(answer, error_type, error_code, message)
 
 
 def test_a_new_item_link_token_is_as_before(api: Api, clock: Clock) -> None:
@@ -658,7 +641,7 @@ def test_a_new_item_link_token_is_as_before(api: Api, clock: Clock) -> None:
     valid(body, "link_token_create_response.schema.json")
     assert body["expiration"] == iso(clock() + 4 * 3600)
     no_products = api.post("/link/token/create", link_body())
-    assert_error(
+    assert_plaid_error(
         no_products, "INVALID_REQUEST", "INVALID_FIELD", "products must be a non-empty list"
     )
 
@@ -685,13 +668,13 @@ def test_every_endpoint_checks_the_keys(
     body = ENDPOINTS[path](api)
     before = standin.items()
 
-    assert_error(
+    assert_plaid_error(
         api.post(path, body, keys=None),
         "INVALID_REQUEST",
         "MISSING_FIELDS",
         "client_id and secret are required",
     )
-    assert_error(
+    assert_plaid_error(
         api.post(path, body, keys=(CLIENT_ID, "wrong-secret")),
         "INVALID_INPUT",
         "INVALID_API_KEYS",

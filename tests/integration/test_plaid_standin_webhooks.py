@@ -38,6 +38,7 @@ from infra.doubles.plaid_standin import (
 from infra.doubles.standin_control import ScriptablePlaidStandIn
 from infra.doubles.standin_webhooks import Delivery
 from tests.conftest import CLIENT_ID, SECRET, plaid_schema
+from tests.helpers_plaid import assert_plaid_error, valid, valid_against
 
 WEEK = 7 * 24 * 3600
 LOGIN_REQUIRED_ERROR: dict[str, Any] = {
@@ -291,37 +292,18 @@ def verify(standin: ScriptablePlaidStandIn, received: Received) -> dict[str, Any
     return claims
 
 
-def valid(body: dict[str, Any], schema_name: str) -> None:
-    """`body` is valid against Plaid's schema `schema_name` (Draft 2020-12, formats checked)."""
-    check(body, json.loads(plaid_schema(schema_name).read_text()))
-
-
 def valid_webhook(body: dict[str, Any], name: str) -> None:
     """`body` is valid against Plaid's ITEM webhook schema `name` (item_webhooks.schema.json)."""
-    check(body, json.loads(plaid_schema("item_webhooks.schema.json").read_text())["$defs"][name])
-
-
-def check(body: dict[str, Any], schema: dict[str, Any]) -> None:
-    from jsonschema import Draft202012Validator
-
-    Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
-    assert problems == [], problems
+    schemas = json.loads(plaid_schema("item_webhooks.schema.json").read_text())
+    valid_against(body, schemas["$defs"][name])
 
 
 def assert_error(
     answer: tuple[int, dict[str, Any]], error_type: str, error_code: str, message: str | None
 ) -> None:
-    """Plaid's error object: HTTP 400, these type and code (and message, when given)."""
-    status, body = answer
-    assert status == 400, body
-    assert (body["error_type"], body["error_code"]) == (error_type, error_code), body
-    if message is not None:
-        assert body["error_message"] == message
-    assert body["display_message"] is None
-    assert re.fullmatch(r"[0-9a-f]{15}", body["request_id"])
-    valid(body, "plaid_error.schema.json")
+    """Plaid's error object (assert_plaid_error), valid against plaid_error.schema.json."""
+    assert_plaid_error(answer, error_type, error_code, message)
+    valid(answer[1], "plaid_error.schema.json")
 
 
 def iso(epoch: float) -> str:
