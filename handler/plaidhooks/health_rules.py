@@ -3,6 +3,10 @@
 Only `ITEM` webhooks change health. An `ITEM`/`ERROR` changes it only for
 `ITEM_LOGIN_REQUIRED`; other errors and `WEBHOOK_UPDATE_ACKNOWLEDGED` are known but leave it
 (`ignored`); anything not in the table is `unknown_type`: logged, counted and acknowledged.
+
+The login pair (`ERROR` with `ITEM_LOGIN_REQUIRED`, `LOGIN_REPAIRED`) is `confirm`ed: each
+undoes the other, and Plaid signs every retry anew, so a late retry cannot be told from a new
+webhook by its signing time. The processor stores what Plaid's `/item/get` says instead.
 """
 
 import re
@@ -17,22 +21,24 @@ _RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z
 @dataclass(frozen=True, slots=True)
 class Decision:
     """`outcome` "change" with the new `health` (and its time fields), or why nothing changes:
-    "ignored", "unknown_type"."""
+    "ignored", "unknown_type". `confirm`: the health is Plaid's `/item/get` answer, not the
+    webhook's."""
 
     outcome: str
     health: str | None = None
     times: Mapping[str, str] = field(default_factory=dict)
+    confirm: bool = False
 
 
-def _fixed(health: str) -> Callable[[Mapping[str, Any]], Decision]:
-    return lambda _webhook: Decision("change", health)
+def _fixed(health: str, confirm: bool = False) -> Callable[[Mapping[str, Any]], Decision]:
+    return lambda _webhook: Decision("change", health, confirm=confirm)
 
 
 def _login_error(webhook: Mapping[str, Any]) -> Decision:
     error = webhook.get("error")
     code = error.get("error_code") if isinstance(error, Mapping) else None
     if code == "ITEM_LOGIN_REQUIRED":
-        return Decision("change", "login_required")
+        return Decision("change", "login_required", confirm=True)
     return Decision("ignored")
 
 
@@ -49,7 +55,7 @@ def _with_time(health: str, name: str) -> Callable[[Mapping[str, Any]], Decision
 
 RULES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, Any]], Decision]]] = {
     ("ITEM", "ERROR"): _login_error,
-    ("ITEM", "LOGIN_REPAIRED"): _fixed("healthy"),
+    ("ITEM", "LOGIN_REPAIRED"): _fixed("healthy", confirm=True),
     ("ITEM", "PENDING_DISCONNECT"): _with_time("pending_disconnect", "disconnect_time"),
     ("ITEM", "PENDING_EXPIRATION"): _with_time("pending_expiration", "consent_expiration_time"),
     ("ITEM", "NEW_ACCOUNTS_AVAILABLE"): _fixed("new_accounts_available"),

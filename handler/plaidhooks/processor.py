@@ -1,19 +1,27 @@
 """Apply one queued webhook to its Item's health, apart from Lambda and SQS.
 
 Plaid delivers at least once and in any order, so applying is idempotent and ordered: the
-store writes a health only over older information (`signed_at`, the verified signing time)
-and never over `revoked`. What cannot change any Item (a type this service does not know, an
-Item it does not hold) is acknowledged with its outcome; what failed for now (the table) raises,
-so that SQS delivers the message again and, after five tries, to the dead-letter queue.
+store writes a health only over older information and never over `revoked`. A webhook's
+information is as old as its signing time (`signed_at`, verified by the receiver), except for
+the login pair (`health_rules`): for those the processor asks Plaid's `/item/get` and stores
+its answer as of the call (`recheck`), so a late retry leaves what is true now.
+
+What cannot change any Item (a type this service does not know, an Item it does not hold) is
+acknowledged with its outcome; what failed for now (the table, the key, Plaid) raises, so that
+SQS delivers the message again and, after five tries, to the dead-letter queue.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from plaidhooks.health_rules import decide, item_id_of, short_text
-from plaiditems.records import utc_text
+from plaidhooks.health_rules import TERMINAL, decide, item_id_of, short_text
+from plaiditems.records import ItemRecord, utc_text
 from plaiditems.store import ItemStore
+
+# `ItemsService.recheck`: (owner, live Item, remaining seconds, log fields) -> the Item stored.
+Recheck = Callable[[str, ItemRecord, Callable[[], float], dict[str, Any]], ItemRecord]
 
 
 class PoisonMessage(Exception):
@@ -22,17 +30,20 @@ class PoisonMessage(Exception):
 
 @dataclass(slots=True)
 class Applied:
-    """`outcome`: applied, stale, ignored, unknown_type, item_unknown or item_removed."""
+    """`outcome`: applied, stale, superseded (Plaid's `/item/get` says otherwise now, and that
+    is stored), ignored, unknown_type, item_unknown or item_removed."""
 
     outcome: str
     log: dict[str, Any] = field(default_factory=dict)
 
 
 class WebhookProcessor:
-    def __init__(self, store: ItemStore) -> None:
+    def __init__(self, store: ItemStore, recheck: Recheck, reset: Callable[[], None]) -> None:
         self.store = store
+        self.recheck = recheck
+        self._reset = reset
 
-    def apply(self, body: str, signed_at: int) -> Applied:
+    def apply(self, body: str, signed_at: int, remaining: Callable[[], float]) -> Applied:
         webhook = _webhook(body)
         log: dict[str, Any] = {
             "webhook_type": short_text(webhook.get("webhook_type")),
@@ -47,23 +58,45 @@ class WebhookProcessor:
         item_id = log["item_id"]
         owner = self.store.find_owner(item_id) if item_id else None
         record = self.store.get_item(owner, item_id) if owner and item_id else None
-        if record is None:
+        if owner is None or record is None:
             return Applied("item_unknown", log)
-        if record.removed:
+        if record.removed or not record.sealed_token:
             return Applied("item_removed", log)
+        log["previous_health"] = record.health
+        if record.health in TERMINAL:  # nothing is written over it: no need to ask Plaid
+            return Applied("stale", log)
+        if decision.confirm:
+            return self._confirmed(owner, record, decision.health, remaining, log)
         written = self.store.set_health(
-            owner or "",
+            owner,
             record.item_id,
             decision.health,
             signed_at,
             dict(decision.times),
             utc_text(signed_at),
         )
-        log["previous_health"] = record.health
         return Applied("applied" if written else "stale", log)
 
+    def _confirmed(
+        self,
+        owner: str,
+        record: ItemRecord,
+        claimed: str,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+    ) -> Applied:
+        """Plaid's current health stored in place of the webhook's `claimed` one."""
+        plaid: dict[str, Any] = {}  # a failure raises with Plaid's fields of its own
+        stored = self.recheck(owner, record, remaining, plaid)
+        log.update(
+            health=stored.health,
+            claimed_health=claimed,
+            plaid_request_id=plaid.get("plaid_request_id"),
+        )
+        return Applied("applied" if stored.health == claimed else "superseded", log)
+
     def reset(self) -> None:
-        self.store.close()
+        self._reset()
 
 
 def _webhook(body: str) -> dict[str, Any]:

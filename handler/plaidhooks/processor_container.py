@@ -1,13 +1,13 @@
-"""What the webhook processor's container builds once. A configuration error is kept, not
-raised: the processor then fails its batch, which SQS delivers again (then to its DLQ)."""
+"""What the webhook processor's container builds once: the Items service's pieces (the table,
+the key, the Plaid secret and client), since the login pair is confirmed with `/item/get`. A
+configuration error is kept, not raised: the processor then fails its batch, which SQS
+delivers again (then to its DLQ)."""
 
 from collections.abc import Mapping
 
-from linktoken.aws_clients import DYNAMODB, json_client
-from linktoken.config import ConfigError, load_config
 from linktoken.xray import Span, no_span
 from plaidhooks.processor import WebhookProcessor
-from plaiditems.store import ItemStore
+from plaiditems.container import build_items_container
 
 
 class ProcessorContainer:
@@ -23,15 +23,12 @@ class ProcessorContainer:
 
 
 def build_processor_container(
-    environ: Mapping[str, str], aws_span: Span = no_span
+    environ: Mapping[str, str], span: Span = no_span, aws_span: Span = no_span
 ) -> ProcessorContainer:
-    try:
-        config = load_config(environ)
-        if not config.items_table:
-            raise ConfigError("ITEMS_TABLE is required by the webhook processor")
-        store = ItemStore(json_client(DYNAMODB, environ), config.items_table, span=aws_span)
-    except ConfigError as exc:
-        return ProcessorContainer(None, str(exc))
-    except Exception as exc:
-        return ProcessorContainer(None, f"AWS clients: {type(exc).__name__}")
-    return ProcessorContainer(WebhookProcessor(store))
+    items = build_items_container(
+        environ, span=span, aws_span=aws_span, required_by="the webhook processor"
+    )
+    service = items.service
+    if service is None:
+        return ProcessorContainer(None, items.config_error)
+    return ProcessorContainer(WebhookProcessor(service.store, service.recheck, service.reset))

@@ -28,12 +28,16 @@ class ItemsContainer:
 
 
 def build_items_container(
-    environ: Mapping[str, str], span: Span = no_span, aws_span: Span = no_span
+    environ: Mapping[str, str],
+    span: Span = no_span,
+    aws_span: Span = no_span,
+    required_by: str = "the Items functions",
 ) -> ItemsContainer:
+    """`required_by`: who the configuration error names (the webhook processor builds one too)."""
     try:
         config = load_config(environ)
         if not config.items_table or not config.items_key_id:
-            raise ConfigError("ITEMS_TABLE and ITEMS_KEY_ID are required by the Items functions")
+            raise ConfigError(f"ITEMS_TABLE and ITEMS_KEY_ID are required by {required_by}")
         store = ItemStore(json_client(DYNAMODB, environ), config.items_table, span=aws_span)
         vault = TokenVault(json_client(KMS, environ), config.items_key_id, span=aws_span)
     except ConfigError as exc:

@@ -240,16 +240,31 @@ class ItemsService:
         owner, record = self._own_item(sub, item_id, key, log)
         if record.removed or not record.sealed_token:
             raise Problem("ITEM_NOT_FOUND", cause="no such Item for this user")
-        access_token = self.vault.open(record.sealed_token, item_id, owner)
+        return 200, {"item": self.recheck(owner, record, remaining, log).view()}
+
+    def recheck(
+        self,
+        owner: str,
+        record: ItemRecord,
+        remaining: Callable[[], float],
+        log: dict[str, Any],
+    ) -> ItemRecord:
+        """Plaid's `/item/get` health of the owner's live Item, stored as of the call: the Item
+        as it is stored afterwards. Raises `Problem` when Plaid, the key or the table fails.
+
+        The refresh after update mode uses it, and so does the webhook processor for the
+        webhooks whose order matters (login required, login repaired)."""
+        assert record.sealed_token  # for mypy: callers pass live Items  # nosec B101
+        access_token = self.vault.open(record.sealed_token, record.item_id, owner)
         # Taken before the call: what Plaid answers is true at least from this moment on.
         observed = int(self._clock())
         answer = self._plaid(ITEM_GET_PATH, {"access_token": access_token}, remaining, log)
         if not is_item_answer(answer.doc):
             raise Problem("UPSTREAM_REJECTED", cause="/item/get answered without an item")
         health = health_from_item(answer.doc)
-        log.update(previous_health=record.health, health=health)
+        log.update(previous_health=record.health, plaid_health=health)
         if health is not None and self.store.set_health(
-            owner, item_id, health, observed, {}, utc_text(observed)
+            owner, record.item_id, health, observed, {}, utc_text(observed)
         ):
             record = replace(
                 record,
@@ -260,9 +275,9 @@ class ItemsService:
                 disconnect_time=None,
             )
         else:
-            record = self.store.get_item(owner, item_id) or record
+            record = self.store.get_item(owner, record.item_id) or record
         log["stored_health"] = record.health
-        return 200, {"item": record.view()}
+        return record
 
     # ----------------------------------------------------------------- helpers ---------------
     def _own_item(

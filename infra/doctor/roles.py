@@ -59,7 +59,7 @@ class Role:
     misconfigured: str = "answers every request 500 MISCONFIGURED"
     # The link-token function: the Items table and key serve update mode only.
     items_for_update_mode: bool = False
-    # It reads the Plaid secret and calls Plaid (the processor does neither).
+    # It reads the Plaid secret and calls Plaid (the receiver only for verification keys).
     uses_plaid: bool = True
     uses_table: bool = False
     # What the function asks KMS to do with the Items key; None: it never uses the key.
@@ -104,12 +104,12 @@ WEBHOOK_PROCESSOR: Final = Role(
     "webhook_worker_app.lambda_handler",
     "the webhook processor (the webhook queue's consumer)",
     (WEBHOOK_FAILED,),
-    requires=frozenset({"ITEMS_TABLE"}),
+    requires=ITEMS_PAIR,
     init_error=_processor_init,
     misconfigured="fails every webhook (back to the queue, after five tries to its dead-letter "
     "queue)",
-    uses_plaid=False,
     uses_table=True,
+    kms_operation="Decrypt",
 )
 ROLES: Final = (LINK_TOKEN, ITEM_EXCHANGE, ITEMS, WEBHOOK_RECEIVER, WEBHOOK_PROCESSOR)
 

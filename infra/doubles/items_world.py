@@ -260,7 +260,7 @@ class World:
 
         if self._processor is None:
             self._processor = build_processor_container(self.env)
-        return handle_batch(event, self._processor)
+        return handle_batch(event, self._processor, LambdaContext(PROCESSOR_TIMEOUT_MS))
 
     def drain_webhooks(
         self, handler: BatchHandler | None = None, max_batches: int = 100
@@ -312,15 +312,20 @@ class World:
 
 @contextmanager
 def items_world(
-    with_faults: bool = False, *, queue_visibility_s: int = LOCAL_VISIBILITY_TIMEOUT_S
+    with_faults: bool = False,
+    *,
+    queue_visibility_s: int = LOCAL_VISIBILITY_TIMEOUT_S,
+    moto_wrap: Callable[[WsgiApp], WsgiApp] | None = None,
 ) -> Iterator[World]:
     """The world on a fresh moto server; `with_faults` puts the fault double
     (`World.faults`) between the functions and moto's DynamoDB and KMS; `queue_visibility_s`
-    is the webhook queue's visibility timeout (how soon a failed webhook is received again).
-    The process environment is restored afterwards."""
+    is the webhook queue's visibility timeout (how soon a failed webhook is received again);
+    `moto_wrap` as for `items_backends`. The process environment is restored afterwards."""
     saved = dict(os.environ)
     try:
-        with items_backends(with_faults, queue_visibility_s=queue_visibility_s) as backends:
+        with items_backends(
+            with_faults, queue_visibility_s=queue_visibility_s, moto_wrap=moto_wrap
+        ) as backends:
             yield World(backends)
     finally:
         os.environ.clear()
@@ -331,6 +336,7 @@ def items_world(
 # must follow it (plaiditems.service.CLEANUP_RESERVE_S).
 EXCHANGE_TIMEOUT_MS = function_timeout_seconds(load_template(), "ItemExchangeFunction") * 1000
 RECEIVER_TIMEOUT_MS = function_timeout_seconds(load_template(), "WebhookReceiverFunction") * 1000
+PROCESSOR_TIMEOUT_MS = function_timeout_seconds(load_template(), "WebhookProcessorFunction") * 1000
 
 
 def exchange_context() -> LambdaContext:

@@ -5,7 +5,7 @@ maxReceiveCount, so a message the consumer fails that often moves there as deplo
 for `make serve`, `make invoke` and the Items test world.
 
 One difference, on purpose: the VisibilityTimeout is at most LOCAL_VISIBILITY_TIMEOUT_S (10 s;
-180 s deployed), so a webhook the processor failed comes back within seconds on a laptop, not
+360 s deployed), so a webhook the processor failed comes back within seconds on a laptop, not
 minutes. The local poller (infra/gateway/sqs_poller.py) is one thread that finishes a batch
 before it receives the next, so no batch is received again while it is still being processed.
 

@@ -408,16 +408,12 @@ def linked_item(server: ServeProcess, sub: str) -> str:
     return str(created.json()["item_id"])
 
 
-def fire_webhook(server: ServeProcess, item_id: str, code: str) -> Reply:
-    """The stand-in sends the Item's webhook, as Plaid would (standin_control.py)."""
-    return call(
-        server,
-        "POST",
-        f"/_standin/items/{item_id}/fire_webhook",
-        json.dumps({"webhook_code": code}),
-        {"content-type": "application/json"},
-        url=server.standin_url,
-    )
+def on_standin_item(server: ServeProcess, item_id: str, action: str) -> Reply:
+    """`reset_login` or `repair` the Item at the stand-in, which sends its webhook as Plaid
+    would (standin_control.py)."""
+    path = f"/_standin/items/{item_id}/{action}"
+    json_type = {"content-type": "application/json"}
+    return call(server, "POST", path, "{}", json_type, url=server.standin_url)
 
 
 def wait_for_health(server: ServeProcess, sub: str, wanted: str) -> None:
@@ -440,7 +436,7 @@ def test_a_webhook_goes_from_the_standin_through_the_queue_to_the_items_health(
     )
     before = len(server.lines)
 
-    assert fire_webhook(server, item_id, "ERROR").status == 204
+    assert on_standin_item(server, item_id, "reset_login").status == 204
     wait_for_health(server, sub, "login_required")
 
     deliveries = call(server, "GET", "/_standin/webhooks", url=server.standin_url).json()
@@ -466,7 +462,7 @@ def test_a_webhook_goes_from_the_standin_through_the_queue_to_the_items_health(
     ]
     assert accepted and all(log["authorizerError"] == "-" for log in accepted)
 
-    assert fire_webhook(server, item_id, "LOGIN_REPAIRED").status == 204
+    assert on_standin_item(server, item_id, "repair").status == 204
     wait_for_health(server, sub, "healthy")
 
 

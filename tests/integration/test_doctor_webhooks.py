@@ -24,6 +24,7 @@ from tests.helpers_doctor import (
     ITEMS_TABLE,
     client,
     create_function,
+    create_items_key,
     create_items_table,
     create_stack,
     finding,
@@ -211,7 +212,7 @@ def test_link_tokens_without_a_webhook_are_a_warning(
         (
             PROCESSOR,
             "ITEMS_TABLE",
-            "ITEMS_TABLE is required by the webhook processor",
+            "ITEMS_TABLE and ITEMS_KEY_ID are required by the webhook processor",
             "fails every webhook",
         ),
     ],
@@ -220,7 +221,11 @@ def test_a_webhook_function_without_what_it_needs_has_a_problem_in_its_own_words
     moto: str, handler: str, unset: str, said: str, what: str
 ) -> None:
     put_secret(good_secret())
-    env = {k: v for k, v in receiver_env("https://sqs.example.com/1/q.fifo").items() if k != unset}
+    env = {
+        **receiver_env("https://sqs.example.com/1/q.fifo"),
+        "ITEMS_KEY_ID": create_items_key(),  # the processor checks it; the receiver ignores it
+    }
+    env.pop(unset)
     create_function(RECEIVER_NAME, env, handler)
 
     code, text, doc = run_doctor("--function", RECEIVER_NAME)
@@ -234,11 +239,12 @@ def test_a_webhook_function_without_what_it_needs_has_a_problem_in_its_own_words
     assert [f["check"] for f in doc["findings"] if f["status"] == "problem"] == [unset]
 
 
-def test_the_processor_is_checked_for_its_table_and_index_not_the_key_nor_the_secret(
-    moto: str,
-) -> None:
-    create_items_table()  # no secret: the processor does not read it
-    create_function(PROCESSOR_NAME, receiver_env(None), PROCESSOR)
+def test_the_processor_is_checked_for_its_table_index_key_and_secret(moto: str) -> None:
+    """It confirms the login pair with /item/get: it reads the secret and unseals tokens."""
+    create_items_table()
+    put_secret(good_secret())
+    env = {**receiver_env(None), "ITEMS_KEY_ID": create_items_key()}
+    create_function(PROCESSOR_NAME, env, PROCESSOR)
 
     code, text, doc = run_doctor("--function", PROCESSOR_NAME)
 
@@ -251,15 +257,24 @@ def test_the_processor_is_checked_for_its_table_and_index_not_the_key_nor_the_se
         "table index": "ok",
         "table PITR": "ok",
         "table TTL": "ok",
-    }  # no key: the processor never uses it
-    secret = finding(doc, "readable")
-    assert (secret["status"], secret["detail"]) == (
-        "skip",
-        "not read: the webhook processor (the webhook queue's consumer) does not use it",
-    )
+        "key": "ok",
+        "key rotation": "ok",
+    }
+    assert finding(doc, "readable")["status"] == "ok"
     assert finding(doc, "WEBHOOK_QUEUE_URL")["detail"] == (
         "(not set: the webhook processor (the webhook queue's consumer) does not use it)"
     )
+
+
+def test_a_processor_whose_secret_is_missing_has_a_problem(moto: str) -> None:
+    create_items_table()
+    env = {**receiver_env(None), "ITEMS_KEY_ID": create_items_key()}
+    create_function(PROCESSOR_NAME, env, PROCESSOR)
+
+    code, text, doc = run_doctor("--function", PROCESSOR_NAME)
+
+    assert code == 1, text
+    assert finding(doc, "readable")["status"] == "problem"
 
 
 def test_a_table_without_the_index_fails_the_processor(moto: str) -> None:
@@ -583,7 +598,8 @@ def create_webhook_stack(
         env["WEBHOOK_QUEUE_URL"] = receiver_queue or {"Ref": "WebhookQueue"}
     functions = {
         "WebhookReceiverFunction": (RECEIVER, env),
-        "WebhookProcessorFunction": (PROCESSOR, env),
+        # The processor unseals access tokens (the login pair's /item/get): it has the key.
+        "WebhookProcessorFunction": (PROCESSOR, {**env, "ITEMS_KEY_ID": create_items_key()}),
     }
     resources: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
@@ -792,6 +808,10 @@ class _Plaid:
     def reset(self) -> None: ...
 
 
+def _no_recheck(*_args: Any) -> Any:
+    raise AssertionError("no webhook of these reaches Plaid's /item/get")
+
+
 def _webhook_event(body: bytes, token: str | None) -> dict[str, Any]:
     headers = {"content-type": "application/json"}
     if token:
@@ -855,9 +875,16 @@ def test_the_webhook_handlers_own_lines_are_read(
             "messageAttributes": attributes if signed_at else {},
         }
 
-    table_gone = WebhookProcessor(ItemStore(_Scripted(_refused("ResourceNotFoundException")), "t"))
-    handle_batch({"Records": [record("m-table", body.decode())]}, ProcessorContainer(table_gone))
-    empty = WebhookProcessor(ItemStore(_Scripted({"Items": []}), "t"))
+    def processor(store: ItemStore) -> WebhookProcessor:
+        return WebhookProcessor(store, _no_recheck, lambda: None)
+
+    table_gone = processor(ItemStore(_Scripted(_refused("ResourceNotFoundException")), "t"))
+    handle_batch(
+        {"Records": [record("m-table", body.decode())]},
+        ProcessorContainer(table_gone),
+        LambdaContext(),
+    )
+    empty = processor(ItemStore(_Scripted({"Items": []}), "t"))
     sync = json.dumps({"webhook_type": "TRANSACTIONS", "webhook_code": "SYNC_UPDATES_AVAILABLE"})
     handle_batch(
         {
@@ -868,6 +895,7 @@ def test_the_webhook_handlers_own_lines_are_read(
             ]
         },
         ProcessorContainer(empty),
+        LambdaContext(),
     )
     receiver_lines = output.logs("webhook_rejected") + output.logs("webhook_receive_failed")
     processor_lines = output.logs("webhook_failed") + output.logs("webhook_applied")

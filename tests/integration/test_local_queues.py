@@ -49,7 +49,7 @@ def test_the_queue_and_its_dead_letter_queue_are_the_templates(sqs: Any) -> None
     made = attributes(sqs, queue.url)
     assert (made["FifoQueue"], made["ContentBasedDeduplication"]) == ("true", "true")
     assert made["MessageRetentionPeriod"] == "345600"
-    assert made["VisibilityTimeout"] == str(LOCAL_VISIBILITY_TIMEOUT_S) == "10", "180 deployed"
+    assert made["VisibilityTimeout"] == str(LOCAL_VISIBILITY_TIMEOUT_S) == "10", "360 deployed"
     assert json.loads(made["RedrivePolicy"]) == {
         "deadLetterTargetArn": queue.dead_letter_arn,
         "maxReceiveCount": 5,

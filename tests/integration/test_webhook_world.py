@@ -47,6 +47,7 @@ def test_a_signed_webhook_goes_through_the_queue_and_changes_the_items_health(
 ) -> None:
     item_id = stored_item(world, "hook-user")
     assert health(world, "hook-user") == ["healthy"]
+    world.plaid.reset_login_item(item_id)  # what the processor's /item/get then finds
 
     answer = world.webhook(*world.signed(item_error(item_id)))
     assert answer["statusCode"] == 200, answer

@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 from infra.doubles.lambda_runtime import LambdaContext
+from infra.doubles.plaid_standin import Scripted
 from infra.doubles.webhook_signer import SigningKey, hmac_with_public_key, unsigned
+from linktoken.plaid_client import RetryPolicy
 from plaidhooks.receiver_container import build_receiver_container
 from plaidhooks.receiver_endpoint import handle_webhook
 from plaiditems.endpoint import handle_items
+from tests.conftest import Output
 from tests.helpers_items import World, body_of, event, items_world, webhook_event
 
 KEY_PATH = "/webhook_verification_key/get"
@@ -59,6 +62,9 @@ LOGIN_REQUIRED = {
 }
 
 
+LATER = "2027-01-02T00:00:00Z"
+
+
 def health(world: World, sub: str, item_id: str) -> dict[str, Any]:
     items = body_of(world.list(sub))["items"]
     (item,) = [i for i in items if i["item_id"] == item_id]
@@ -72,6 +78,7 @@ def deliver(world: World, webhook: dict[str, Any], iat: int | None = None) -> di
 
 def test_a_signed_login_error_makes_the_item_login_required(world: World) -> None:
     item_id = new_item(world, "user-login")
+    world.plaid.reset_login_item(item_id)  # Plaid's Item: ITEM_LOGIN_REQUIRED
     answer = deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED))
     assert answer["statusCode"] == 200, answer["body"]
     assert json.loads(answer["body"])["received"] is True
@@ -120,8 +127,11 @@ def test_each_item_webhook_sets_its_health(
 def test_login_repaired_after_login_required_is_healthy_again(world: World) -> None:
     item_id = new_item(world, "user-repaired")
     now = int(time.time())
+    world.plaid.reset_login_item(item_id)
     deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=now - 20)
     world.drain_webhooks()
+    assert health(world, "user-repaired", item_id)["health"] == "login_required"
+    world.plaid.repair_item(item_id)
     deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now - 10)
     world.drain_webhooks()
     assert health(world, "user-repaired", item_id)["health"] == "healthy"
@@ -130,24 +140,83 @@ def test_login_repaired_after_login_required_is_healthy_again(world: World) -> N
 def test_an_older_webhook_after_a_newer_one_leaves_the_newer_state(world: World) -> None:
     item_id = new_item(world, "user-order")
     now = int(time.time())
-    deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now - 10)
-    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=now - 100)
+    deliver(world, item_webhook(item_id, "PENDING_DISCONNECT", disconnect_time=LATER), iat=now - 10)
+    deliver(world, item_webhook(item_id, "NEW_ACCOUNTS_AVAILABLE"), iat=now - 100)
     world.drain_webhooks()
     item = health(world, "user-order", item_id)
-    assert item["health"] == "healthy"
+    assert item["health"] == "pending_disconnect"
     assert item["health_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 10))
+
+
+def test_a_late_retry_of_a_login_error_leaves_the_item_healthy(
+    world: World, output: Output
+) -> None:
+    """The login error's first delivery failed at the receiver; the user repaired the login
+    in update mode; Plaid's retry, signed anew, comes after the LOGIN_REPAIRED."""
+    item_id = new_item(world, "user-late-error")
+    now = int(time.time())
+    world.plaid.reset_login_item(item_id)
+    world.plaid.repair_item(item_id)
+    deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now - 10)
+    world.drain_webhooks()
+    output.read()
+    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=now)  # the retry
+    world.drain_webhooks()
+    assert health(world, "user-late-error", item_id)["health"] == "healthy"
+    (line,) = [x for x in output.logs("webhook_applied") if x["webhook_code"] == "ERROR"]
+    assert (line["outcome"], line["claimed_health"], line["health"]) == (
+        "superseded",
+        "login_required",
+        "healthy",
+    )
+    assert line["plaid_request_id"], "the /item/get call is named by Plaid's request id"
+
+
+def test_a_late_retry_of_login_repaired_leaves_the_item_login_required(world: World) -> None:
+    """The reverse: the login was repaired, then required again; the repair's retry comes
+    last. An app that showed "healthy" here would hide a broken Item from its user."""
+    item_id = new_item(world, "user-late-repair")
+    now = int(time.time())
+    world.plaid.reset_login_item(item_id)
+    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=now - 10)
+    world.drain_webhooks()
+    deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now)  # the retry
+    world.drain_webhooks()
+    item = health(world, "user-late-repair", item_id)
+    assert item["health"] == "login_required"
+
+
+def test_a_login_webhook_plaid_cannot_confirm_now_comes_back_and_nothing_changes(
+    world: World,
+) -> None:
+    item_id = new_item(world, "user-plaid-down")
+    world.plaid.reset_login_item(item_id)
+    outage = Scripted(500, {"error_code": "INTERNAL_SERVER_ERROR", "error_type": "API_ERROR"})
+    world.plaid.script(*[outage] * RetryPolicy().max_attempts)  # one message's every attempt
+    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED))
+    try:
+        (first,) = world.drain_webhooks()
+    finally:
+        world.plaid.server.scripted.clear()  # none left for the module's other tests
+    assert (first.received, first.deleted) == (1, 0), first  # back to the queue, unapplied
+    assert health(world, "user-plaid-down", item_id)["health"] == "healthy"
+    time.sleep(1.2)  # the queue's visibility timeout (queue_visibility_s=1)
+    world.drain_webhooks()
+    assert health(world, "user-plaid-down", item_id)["health"] == "login_required"
+    assert world.dead_letters() == []
 
 
 def test_the_same_webhook_twice_changes_nothing_the_second_time(world: World) -> None:
     item_id = new_item(world, "user-twice")
-    body, verification = world.signed(item_webhook(item_id, "NEW_ACCOUNTS_AVAILABLE"))
+    signed_at = int(time.time()) - 30
+    body, verification = world.signed(item_webhook(item_id, "NEW_ACCOUNTS_AVAILABLE"), signed_at)
     assert world.webhook(body, verification)["statusCode"] == 200
     assert world.webhook(body, verification)["statusCode"] == 200
     world.drain_webhooks()
     assert health(world, "user-twice", item_id)["health"] == "new_accounts_available"
     # Delivered again after a newer change: the queue may take it (outside its 5 minutes, or
     # signed anew); the processor's ordering keeps the newer state.
-    deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=int(time.time()) + 5)
+    deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=signed_at + 10)
     world.drain_webhooks()
     assert world.webhook(body, verification)["statusCode"] == 200
     world.drain_webhooks()
@@ -159,9 +228,13 @@ def test_revoked_is_final(world: World) -> None:
     now = int(time.time())
     deliver(world, item_webhook(item_id, "USER_PERMISSION_REVOKED"), iat=now - 30)
     world.drain_webhooks()
+    asked = sum(1 for r in world.plaid.requests if r["path"] == "/item/get")
     deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now)
     world.drain_webhooks()
     assert health(world, "user-revoked", item_id)["health"] == "revoked"
+    # Nothing is written over revoked, so Plaid is not asked (a revoked Item's /item/get may
+    # be refused, which would send the webhook to the dead-letter queue).
+    assert sum(1 for r in world.plaid.requests if r["path"] == "/item/get") == asked
 
 
 def test_unknown_types_and_unknown_items_are_acknowledged_not_retried(world: World) -> None:

@@ -94,7 +94,7 @@ def test_the_templates_five_functions_get_their_handlers_and_timeouts() -> None:
         "ItemsFunction": ("items_app.lambda_handler", 20),
         "WebhookReceiverFunction": ("webhook_app.lambda_handler", 10),
         # No route: the webhook queue's event source mapping invokes it.
-        "WebhookProcessorFunction": ("webhook_worker_app.lambda_handler", 30),
+        "WebhookProcessorFunction": ("webhook_worker_app.lambda_handler", 60),
     }
     assert {pool.handler_dir for pool in pools.values()} == {str(ROOT / "handler/")}
 

@@ -41,7 +41,10 @@ FUNCTIONS = {
     ),
     "ItemsFunction": ("ItemsFunctionRole", "items_app.lambda_handler", "ItemsFunctionLogGroup"),
 }
-ROLES = {function: role for function, (role, _, _) in FUNCTIONS.items()}
+# The webhook processor unseals tokens too (its table use is in test_template_webhooks.py).
+ROLES = {function: role for function, (role, _, _) in FUNCTIONS.items()} | {
+    "WebhookProcessorFunction": "WebhookProcessorFunctionRole"
+}
 TABLE_ARN = {"Fn::GetAtt": ["ItemsTable", "Arn"]}
 KEY_ARN = {"Fn::GetAtt": ["ItemsKey", "Arn"]}
 # The Items design: which function may do what to the table.
@@ -273,7 +276,7 @@ def _key_statements(function: str) -> list[dict[str, Any]]:
 def test_only_the_exchange_role_may_encrypt_and_only_with_an_items_context() -> None:
     encrypting = {
         function: [s for s in statements(function) if "kms:Encrypt" in actions(s)]
-        for function in FUNCTIONS
+        for function in ROLES
     }
     assert {f for f, found in encrypting.items() if found} == {"ItemExchangeFunction"}
     (seal,) = encrypting["ItemExchangeFunction"]
@@ -304,8 +307,12 @@ def test_the_exchange_role_cannot_decrypt_with_the_items_key() -> None:
     }
 
 
-@pytest.mark.parametrize("function", ["LinkTokenFunction", "ItemsFunction"])
-def test_the_link_token_and_items_roles_decrypt_only_with_an_items_context(function: str) -> None:
+@pytest.mark.parametrize(
+    "function", ["LinkTokenFunction", "ItemsFunction", "WebhookProcessorFunction"]
+)
+def test_the_link_token_items_and_processor_roles_decrypt_only_with_an_items_context(
+    function: str,
+) -> None:
     (unseal,) = _key_statements(function)
     assert unseal["Sid"] == "UnsealAccessTokens"
     assert unseal["Effect"] == "Allow"
@@ -325,7 +332,7 @@ def test_each_role_uses_the_table_exactly_as_the_design_says(function: str) -> N
     assert "dynamodb:" not in json.dumps(elsewhere)
 
 
-@pytest.mark.parametrize("function", list(FUNCTIONS))
+@pytest.mark.parametrize("function", list(ROLES))
 def test_each_role_reads_the_secret_as_the_link_token_role_does(function: str) -> None:
     def secret_statements(name: str) -> list[dict[str, Any]]:
         return [
@@ -423,10 +430,10 @@ def test_the_key_is_symmetric_rotated_and_administered_by_the_account_alone() ->
 
 
 def test_no_other_resource_grants_on_the_table_or_the_key() -> None:
-    """The three roles, and the webhook processor's for the table alone, are the only grants: no
-    resource policy, grant or other role names them."""
-    roles = set(ROLES.values()) | {"WebhookProcessorFunctionRole"}
-    assert "ItemsKey" not in json.dumps(RESOURCES["WebhookProcessorFunctionRole"])
+    """The three roles and the webhook processor's are the only grants: no resource policy,
+    grant or other role names them (the receiver's least of all)."""
+    roles = set(ROLES.values())
+    assert "Items" not in json.dumps(RESOURCES["WebhookReceiverFunctionRole"])
     mentions = {
         name
         for name, resource in RESOURCES.items()

@@ -72,8 +72,16 @@ def test_the_receiver_may_read_the_secret_and_send_to_the_queue_only() -> None:
     assert send["Resource"] == {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
 
 
-def test_the_processor_may_consume_the_queue_find_items_and_update_them_only() -> None:
+def test_the_processor_may_consume_the_queue_read_items_update_health_and_unseal_only() -> None:
     by_sid = {s["Sid"]: s for s in statements("WebhookProcessorFunctionRole")}
+    assert set(by_sid) == {
+        "WriteOwnLogGroup",
+        "ConsumeWebhooks",
+        "FindItemsById",
+        "ReadItemAndUpdateHealth",
+        "ReadPlaidSecret",
+        "UnsealAccessTokens",
+    }  # and, with PlaidSecretKmsKeyArn, DecryptPlaidSecret (an Fn::If, left out here)
     assert actions(by_sid["ConsumeWebhooks"]) == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -82,10 +90,20 @@ def test_the_processor_may_consume_the_queue_find_items_and_update_them_only() -
     }
     assert by_sid["FindItemsById"]["Resource"] == {"Fn::Sub": "${ItemsTable.Arn}/index/ByItemId"}
     assert actions(by_sid["FindItemsById"]) == {"dynamodb:Query"}
-    assert actions(by_sid["UpdateItemHealth"]) == {"dynamodb:UpdateItem"}
-    assert not any(
-        a.startswith(("kms:", "secretsmanager:")) for s in by_sid.values() for a in actions(s)
-    )
+    # GetItem: the processor reads the Item (is it removed? its sealed token) before writing.
+    assert actions(by_sid["ReadItemAndUpdateHealth"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert by_sid["ReadItemAndUpdateHealth"]["Resource"] == {"Fn::GetAtt": ["ItemsTable", "Arn"]}
+    # The login pair is confirmed with /item/get: the secret, and unsealing one Item's token.
+    assert actions(by_sid["ReadPlaidSecret"]) == {"secretsmanager:GetSecretValue"}
+    unseal = by_sid["UnsealAccessTokens"]
+    assert actions(unseal) == {"kms:Decrypt"}
+    assert unseal["Resource"] == {"Fn::GetAtt": ["ItemsKey", "Arn"]}
+    assert unseal["Condition"] == {
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["item_id", "owner"]},
+        "Null": {"kms:EncryptionContext:item_id": "false", "kms:EncryptionContext:owner": "false"},
+    }
+    every = {a for s in by_sid.values() for a in actions(s)}
+    assert not every & {"kms:Encrypt", "dynamodb:PutItem", "dynamodb:DeleteItem"}
 
 
 def test_the_queue_is_fifo_deduplicated_by_body_with_a_dead_letter_queue() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.doubles.lambda_runtime import LambdaContext
 from linktoken.problems import Problem
 from plaidhooks.processor import Applied
 from plaidhooks.processor_container import ProcessorContainer
@@ -31,7 +32,7 @@ class Processor:
         self.failing = failing
         self.applied: list[str] = []
 
-    def apply(self, body: str, signed_at: int) -> Applied:
+    def apply(self, body: str, signed_at: int, remaining: Any) -> Applied:
         if body in self.failing:
             raise Problem("STORAGE_UNAVAILABLE", cause="dynamodb UpdateItem answered Throttling")
         self.applied.append(body)
@@ -53,7 +54,7 @@ def test_a_failure_holds_back_the_rest_of_its_group_only() -> None:
             record("m5", "B", "b2"),
         ]
     }
-    answer = handle_batch(event, container)
+    answer = handle_batch(event, container, LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m4"}]}
     assert processor.applied == ["a1", "b1", "b2"]
 
@@ -61,7 +62,7 @@ def test_a_failure_holds_back_the_rest_of_its_group_only() -> None:
 def test_all_good_is_an_empty_failure_list() -> None:
     processor = Processor(failing=set())
     container = ProcessorContainer(processor)  # type: ignore[arg-type]
-    answer = handle_batch({"Records": [record("m1", "A", "a1")]}, container)
+    answer = handle_batch({"Records": [record("m1", "A", "a1")]}, container, LambdaContext())
     assert answer == {"batchItemFailures": []}
 
 
@@ -69,13 +70,17 @@ def test_a_message_without_signed_at_is_failed_as_poison() -> None:
     processor = Processor(failing=set())
     container = ProcessorContainer(processor)  # type: ignore[arg-type]
     event = {"Records": [record("m1", "A", "a1", signed_at=None), record("m2", "C", "c1")]}
-    answer = handle_batch(event, container)
+    answer = handle_batch(event, container, LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert processor.applied == ["c1"]
 
 
 def test_a_misconfigured_processor_fails_every_message_and_never_raises() -> None:
-    container = ProcessorContainer(None, "ITEMS_TABLE is required by the webhook processor")
-    answer = handle_batch({"Records": [record("m1", "A"), record("m2", "B")]}, container)
+    container = ProcessorContainer(
+        None, "ITEMS_TABLE and ITEMS_KEY_ID are required by the webhook processor"
+    )
+    answer = handle_batch(
+        {"Records": [record("m1", "A"), record("m2", "B")]}, container, LambdaContext()
+    )
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
-    assert handle_batch("not an event", container) == {"batchItemFailures": []}
+    assert handle_batch("not an event", container, LambdaContext()) == {"batchItemFailures": []}
