@@ -14,7 +14,7 @@ SQS delivers the message again and, after five tries, to the dead-letter queue.
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from plaidhooks.health_rules import TERMINAL, decide, item_id_of, short_text
 from plaiditems.records import ItemRecord, utc_text
@@ -22,6 +22,20 @@ from plaiditems.store import ItemStore
 
 # `ItemsService.recheck`: (owner, live Item, remaining seconds, log fields) -> the Item stored.
 Recheck = Callable[[str, ItemRecord, Callable[[], float], dict[str, Any]], ItemRecord]
+
+
+# Every `Applied.outcome` (the WebhookApplied metric's Outcome dimension).
+OUTCOMES: Final = frozenset(
+    {
+        "applied",
+        "stale",
+        "superseded",
+        "ignored",
+        "unknown_type",
+        "item_unknown",
+        "item_removed",
+    }
+)
 
 
 class PoisonMessage(Exception):

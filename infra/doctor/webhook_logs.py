@@ -5,8 +5,8 @@
   what it likely means (an attack, a proxy in front of the API changing requests, webhooks of
   another Plaid environment, deliveries held back);
 - the processor's `webhook_applied` lines, by `outcome`: applied and ignored are the normal
-  ones; stale, unknown_type, item_unknown and item_removed are acknowledged as designed and
-  said for information.
+  ones; stale, superseded, unknown_type, item_unknown and item_removed are acknowledged as
+  designed and said for information.
 
 The receiver's `webhook_receive_failed` and the processor's `webhook_failed` lines are failures
 like the other functions' (`deployed.summarise`). A rejected webhook's `kid` is the sender's
@@ -122,6 +122,9 @@ OUTCOME_MEANINGS: Final[dict[str, str]] = {
     "ERROR other than ITEM_LOGIN_REQUIRED)",
     "stale": "older than the health the Item holds (Plaid redelivered, or delivered out of "
     "order): left unapplied, as designed",
+    "superseded": "a login webhook (ERROR ITEM_LOGIN_REQUIRED, LOGIN_REPAIRED) that Plaid's "
+    "/item/get contradicted: Plaid's answer was stored instead (a retry that came after a "
+    "newer change), as designed",
     "unknown_type": "a webhook type or code the processor has no rule for: acknowledged and "
     "counted, the Item unchanged (Plaid sends a webhook this service does not use yet)",
     "item_unknown": "for an item_id the Items table does not hold: an Item of another stack "

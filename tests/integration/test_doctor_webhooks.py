@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -951,3 +952,18 @@ def test_an_event_source_the_caller_cannot_read_is_a_skip_naming_the_grant() -> 
     assert (found.check, found.status) == ("event source", "skip")
     assert "ListEventSourceMappings proc: AccessDeniedException: not allowed" in found.detail
     assert found.fix == "grant lambda:ListEventSourceMappings to the caller, or check the region"
+
+
+def test_doctor_explains_every_outcome_the_processor_logs() -> None:
+    from infra.doctor.webhook_logs import OUTCOME_MEANINGS
+    from plaidhooks.processor import OUTCOMES
+
+    assert set(OUTCOME_MEANINGS) == OUTCOMES
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    (row,) = [
+        line
+        for line in documented.splitlines()
+        if line.startswith("| processor | `webhook_applied`")
+    ]
+    listed = row.split("`outcome` (", 1)[1].split(")", 1)[0]
+    assert set(listed.split(", ")) == OUTCOMES

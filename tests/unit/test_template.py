@@ -707,6 +707,12 @@ def test_outputs_name_what_an_operator_looks_for() -> None:
     } <= set(TEMPLATE["Outputs"])
 
 
+def test_deploy_md_names_every_output_and_nothing_else() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    paragraph = text.split("\nOutputs: ", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`([A-Za-z]+)`", paragraph)) == set(TEMPLATE["Outputs"])
+
+
 # ------------------------------------------------------------------ deploy configuration --
 def _overrides(env: str) -> dict[str, str]:
     config = tomllib.loads((ROOT / "infra" / "samconfig.toml").read_text())
