@@ -1,4 +1,5 @@
-"""What Plaid's `/item/get` says of an Item's health, for the refresh after update mode.
+"""What Plaid's `/item/get` says of an Item's health, for the refresh after update mode and the
+webhook processor's login pair.
 
 The Item's `error` decides: `ITEM_LOGIN_REQUIRED` is `login_required`; no error is `healthy`
 (update mode has just repaired the login, renewed the consent or added the accounts). Any
