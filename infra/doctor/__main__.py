@@ -97,9 +97,6 @@ def diagnose(
     function's; `shared`: what earlier functions of the report (`label` is this one) checked."""
     config, findings = check_configuration(environ, role)
     report.add(*findings)
-    if role is not None and not role.uses_plaid:
-        report.add(Finding(SECRET, "readable", "skip", f"not read: {role.title} does not use it"))
-        return
     secret_id = (environ.get("PLAID_SECRET_ID") or "").strip()
     credentials: PlaidCredentials | None = None
     earlier = _earlier(shared, ("secret", secret_id))

@@ -1,6 +1,6 @@
 """Which of the service's five functions a deployed one is, told by its `Handler`: what it
 serves, the log lines its failed requests write, what it cannot work without, and what it uses
-(the Plaid secret, the Items table, the key).
+(the Items table, the key; every one reads the Plaid secret).
 
 The Items log lines' names are the endpoints' own (`plaiditems.endpoint`'s routes); the
 link-token function's `link_token_failed` is written by `linktoken.endpoint`, the webhook
@@ -59,8 +59,6 @@ class Role:
     misconfigured: str = "answers every request 500 MISCONFIGURED"
     # The link-token function: the Items table and key serve update mode only.
     items_for_update_mode: bool = False
-    # It reads the Plaid secret and calls Plaid (the receiver only for verification keys).
-    uses_plaid: bool = True
     uses_table: bool = False
     # What the function asks KMS to do with the Items key; None: it never uses the key.
     kms_operation: str | None = None
