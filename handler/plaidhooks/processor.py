@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from linktoken.problems import Problem
 from plaidhooks.health_rules import TERMINAL, decide, item_id_of, short_text
 from plaiditems.records import ItemRecord, utc_text
+from plaiditems.service import ALREADY_REMOVED
 from plaiditems.store import ItemStore
 
 # `ItemsService.recheck`: (owner, live Item, remaining seconds, log fields) -> the Item stored.
@@ -101,13 +103,24 @@ class WebhookProcessor:
     ) -> Applied:
         """Plaid's current health stored in place of the webhook's `claimed` one."""
         plaid: dict[str, Any] = {}  # a failure raises with Plaid's fields of its own
-        stored = self.recheck(owner, record, remaining, plaid)
+        try:
+            stored = self.recheck(owner, record, remaining, plaid)
+        except Problem as problem:
+            # Removed while this webhook was applied (Plaid no longer has it, and the table
+            # says so now): acknowledged, as a webhook for a removed Item is.
+            if problem.plaid_error_code in ALREADY_REMOVED and self._removed_now(owner, record):
+                return Applied("item_removed", log)
+            raise
         log.update(
             health=stored.health,
             claimed_health=claimed,
             plaid_request_id=plaid.get("plaid_request_id"),
         )
         return Applied("applied" if stored.health == claimed else "superseded", log)
+
+    def _removed_now(self, owner: str, record: ItemRecord) -> bool:
+        now = self.store.get_item(owner, record.item_id)
+        return now is None or now.removed
 
     def reset(self) -> None:
         self._reset()

@@ -48,7 +48,7 @@ _ANSWER_LOST_CAUSE = (
     "link_session_id in the Plaid Dashboard)"
 )
 # Plaid's codes that mean "this Item is already gone at Plaid": removing it again is done.
-_ALREADY_REMOVED: Final = frozenset({"ITEM_NOT_FOUND"})
+ALREADY_REMOVED: Final = frozenset({"ITEM_NOT_FOUND"})
 
 
 class ItemsOutcome(NamedTuple):
@@ -222,7 +222,7 @@ class ItemsService:
         try:
             self._plaid(REMOVE_PATH, {"access_token": access_token}, remaining, log)
         except Problem as problem:
-            if problem.plaid_error_code not in _ALREADY_REMOVED:
+            if problem.plaid_error_code not in ALREADY_REMOVED:
                 raise
             log["plaid"] = "already removed at Plaid"
         now = self._clock()
