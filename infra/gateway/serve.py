@@ -35,6 +35,7 @@ SERVE_REAL_KEYS_BEYOND_LOOPBACK=1.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import mimetypes
@@ -643,6 +644,9 @@ def main() -> int:
         )
         return 2
     serving = threading.Event()
+    # A stop that hangs can be read: SIGUSR1 prints every thread's stack to stderr (the tests'
+    # serve_process sends it before SIGKILL when Ctrl-C did not stop the server in time).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:

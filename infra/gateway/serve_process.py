@@ -164,7 +164,10 @@ def interrupt_and_check(server: ServeProcess, stop_within: float = 10.0) -> None
     while _group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
     left = _group_members(pgid)
-    if left:  # leave nothing behind even when failing
+    if left:  # say where it hangs (serve's faulthandler), then leave nothing behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGUSR1)
+        time.sleep(1.0)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
     server.process.wait(5)
