@@ -46,8 +46,8 @@ class PoisonMessage(Exception):
 
 @dataclass(slots=True)
 class Applied:
-    """`outcome`: applied, stale, superseded (Plaid's `/item/get` says otherwise now, and that
-    is stored), ignored, unknown_type, item_unknown or item_removed."""
+    """`outcome`: one of OUTCOMES (`superseded`: Plaid's `/item/get` says otherwise now, and
+    that is stored)."""
 
     outcome: str
     log: dict[str, Any] = field(default_factory=dict)

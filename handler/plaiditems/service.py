@@ -262,7 +262,7 @@ class ItemsService:
         if not is_item_answer(answer.doc):
             raise Problem("UPSTREAM_REJECTED", cause="/item/get answered without an item")
         health = health_from_item(answer.doc)
-        log.update(previous_health=record.health, plaid_health=health)
+        log.update(previous_health=record.health, health=health)
         if health is not None and self.store.set_health(
             owner, record.item_id, health, observed, {}, utc_text(observed)
         ):

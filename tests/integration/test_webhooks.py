@@ -20,6 +20,8 @@ from infra.doubles.lambda_runtime import LambdaContext
 from infra.doubles.plaid_standin import Scripted
 from infra.doubles.webhook_signer import SigningKey, hmac_with_public_key, unsigned
 from linktoken.plaid_client import RetryPolicy
+from plaidhooks.processor_container import build_processor_container
+from plaidhooks.processor_endpoint import handle_batch
 from plaidhooks.receiver_container import build_receiver_container
 from plaidhooks.receiver_endpoint import handle_webhook
 from plaiditems.endpoint import handle_items
@@ -159,7 +161,6 @@ def test_a_late_retry_of_a_login_error_leaves_the_item_healthy(
     world.plaid.repair_item(item_id)
     deliver(world, item_webhook(item_id, "LOGIN_REPAIRED"), iat=now - 10)
     world.drain_webhooks()
-    output.read()
     deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=now)  # the retry
     world.drain_webhooks()
     assert health(world, "user-late-error", item_id)["health"] == "healthy"
@@ -187,23 +188,51 @@ def test_a_late_retry_of_login_repaired_leaves_the_item_login_required(world: Wo
 
 
 def test_a_login_webhook_plaid_cannot_confirm_now_comes_back_and_nothing_changes(
-    world: World,
+    world: World, output: Output
 ) -> None:
     item_id = new_item(world, "user-plaid-down")
     world.plaid.reset_login_item(item_id)
+    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED))  # queued: then Plaid fails
     outage = Scripted(500, {"error_code": "INTERNAL_SERVER_ERROR", "error_type": "API_ERROR"})
     world.plaid.script(*[outage] * RetryPolicy().max_attempts)  # one message's every attempt
-    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED))
     try:
         (first,) = world.drain_webhooks()
     finally:
         world.plaid.server.scripted.clear()  # none left for the module's other tests
     assert (first.received, first.deleted) == (1, 0), first  # back to the queue, unapplied
     assert health(world, "user-plaid-down", item_id)["health"] == "healthy"
+    (failed,) = output.logs("webhook_failed")
+    assert (failed["plaid_status"], failed["plaid_error_code"]) == (500, "INTERNAL_SERVER_ERROR")
+    assert failed["error_code"] == "UPSTREAM_UNAVAILABLE"
     time.sleep(1.2)  # the queue's visibility timeout (queue_visibility_s=1)
     world.drain_webhooks()
     assert health(world, "user-plaid-down", item_id)["health"] == "login_required"
     assert world.dead_letters() == []
+
+
+def test_a_login_webhook_with_too_little_time_left_fails_without_calling_plaid(
+    world: World, output: Output
+) -> None:
+    """The processor keeps back WRITE_RESERVE_S for the write after Plaid's answer: with less
+    left than that, it does not start the call, and the webhook comes back."""
+    item_id = new_item(world, "user-no-time")
+    world.plaid.reset_login_item(item_id)
+    deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED))
+    container = build_processor_container(world.env)
+    asked = sum(1 for r in world.plaid.requests if r["path"] == "/item/get")
+    (first,) = world.drain_webhooks(
+        lambda event: handle_batch(event, container, LambdaContext(remaining_ms=7_000))
+    )
+    assert (first.received, first.deleted) == (1, 0), first
+    (failed,) = output.logs("webhook_failed")
+    assert (failed["error_code"], failed["cause"]) == (
+        "UPSTREAM_TIMEOUT",
+        "no time left in the invocation to call Plaid",
+    )
+    assert sum(1 for r in world.plaid.requests if r["path"] == "/item/get") == asked
+    time.sleep(1.2)  # the queue's visibility timeout (queue_visibility_s=1)
+    world.drain_webhooks()  # the processor's own timeout: time enough
+    assert health(world, "user-no-time", item_id)["health"] == "login_required"
 
 
 def test_the_same_webhook_twice_changes_nothing_the_second_time(world: World) -> None:
@@ -374,7 +403,7 @@ def refresh(world: World, sub: str, item_id: str) -> dict[str, Any]:
     return answer
 
 
-def test_refresh_after_update_mode_reads_item_get(world: World) -> None:
+def test_refresh_after_update_mode_reads_item_get(world: World, output: Output) -> None:
     item_id = new_item(world, "user-refresh")
     world.plaid.reset_login_item(item_id)
     answer = refresh(world, "user-refresh", item_id)
@@ -383,6 +412,13 @@ def test_refresh_after_update_mode_reads_item_get(world: World) -> None:
     world.plaid.repair_item(item_id)
     answer = refresh(world, "user-refresh", item_id)
     assert body_of(answer)["item"]["health"] == "healthy"
+    line = output.logs("item_refreshed")[-1]  # Plaid's health, the one before, the one stored
+    assert (line["health"], line["previous_health"], line["stored_health"]) == (
+        "healthy",
+        "login_required",
+        "healthy",
+    )
+    assert line["plaid_request_id"]
     assert health(world, "user-refresh", item_id)["health"] == "healthy"
     # A webhook signed before the refresh does not undo it.
     deliver(world, item_webhook(item_id, "ERROR", **LOGIN_REQUIRED), iat=int(time.time()) - 120)
